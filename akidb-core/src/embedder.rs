@@ -1,0 +1,226 @@
+//! Texts in, normalised sentence vectors out.
+
+use crate::batching::plan_chunks;
+use crate::bundle::{Bundle, FileRole, Manifest, Pooling};
+use crate::error::{Error, Result};
+use crate::model::{PaddedBatch, SentenceModel};
+use crate::tokenize::{TextTokenizer, Tokens};
+
+/// Tuning knobs of an [`Embedder`]; the defaults suit a CPU with a few cores.
+#[derive(Clone, Debug)]
+pub struct EmbedderOptions {
+    /// Most sentences in one model run.
+    pub max_batch: usize,
+    /// Most compiled shape plans kept; each costs tens of milliseconds to compile.
+    pub plan_cache: usize,
+}
+
+impl Default for EmbedderOptions {
+    fn default() -> Self {
+        EmbedderOptions {
+            max_batch: 32,
+            plan_cache: 48,
+        }
+    }
+}
+
+/// Row-major `n × dim` sentence vectors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Embeddings {
+    dim: usize,
+    data: Vec<f32>,
+}
+
+impl Embeddings {
+    /// Embedding dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+    /// Number of vectors.
+    pub fn len(&self) -> usize {
+        self.data.len() / self.dim
+    }
+    /// Whether there are no vectors.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+    /// Vector `i`.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.dim..(i + 1) * self.dim]
+    }
+    /// The vectors in input order.
+    pub fn rows(&self) -> impl ExactSizeIterator<Item = &[f32]> {
+        self.data.chunks_exact(self.dim)
+    }
+    /// The flat row-major buffer.
+    pub fn into_vec(self) -> Vec<f32> {
+        self.data
+    }
+}
+
+/// A loaded bundle ready to embed text. Cheap to share between threads (`&self` everywhere).
+///
+/// ```no_run
+/// # fn read(p: &str) -> Vec<u8> { std::fs::read(format!("models/all-MiniLM-L6-v2/int8/{p}")).unwrap() }
+/// use akidb_core::{Bundle, Embedder};
+/// let bundle = Bundle::from_files(&read("manifest.json"), |path| Some(read(path)))?;
+/// let embedder = Embedder::new(&bundle)?;
+/// let vectors = embedder.embed(&["A cat sits on the mat.", ""])?;
+/// assert_eq!(vectors.len(), 2);
+/// assert_eq!(vectors.row(0).len(), embedder.dim());
+/// # Ok::<(), akidb_core::Error>(())
+/// ```
+pub struct Embedder {
+    manifest: Manifest,
+    tokenizer: TextTokenizer,
+    model: SentenceModel,
+    options: EmbedderOptions,
+}
+
+impl Embedder {
+    /// Loads `bundle` with default options.
+    pub fn new(bundle: &Bundle) -> Result<Embedder> {
+        Self::with_options(bundle, EmbedderOptions::default())
+    }
+
+    /// Loads `bundle` with `options`.
+    pub fn with_options(bundle: &Bundle, options: EmbedderOptions) -> Result<Embedder> {
+        let manifest = bundle.manifest().clone();
+        let tokenizer = TextTokenizer::from_bytes(
+            bundle.tokenizer_bytes(),
+            &manifest.file(FileRole::Tokenizer).path,
+            manifest.max_seq_length,
+        )?;
+        let model = SentenceModel::load(bundle.model_bytes(), &manifest, options.plan_cache)?;
+        Ok(Embedder {
+            manifest,
+            tokenizer,
+            model,
+            options,
+        })
+    }
+
+    /// The bundle's manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Embedding dimension.
+    pub fn dim(&self) -> usize {
+        self.manifest.dim
+    }
+
+    /// Token ids of each text, truncated to the bundle's `max_seq_length`.
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Tokens>> {
+        self.tokenizer.encode(texts)
+    }
+
+    /// Embeds texts; row `i` of the result belongs to `texts[i]`, whatever the internal batching.
+    pub fn embed(&self, texts: &[&str]) -> Result<Embeddings> {
+        let tokens = self.tokenize(texts)?;
+        self.embed_tokens(&tokens)
+    }
+
+    /// Embeds already tokenized texts (as returned by [`Embedder::tokenize`]).
+    pub fn embed_tokens(&self, tokens: &[Tokens]) -> Result<Embeddings> {
+        let dim = self.manifest.dim;
+        let mut data = vec![0f32; tokens.len() * dim];
+        let lens: Vec<usize> = tokens.iter().map(|t| t.ids.len()).collect();
+        if let Some((i, len)) = lens
+            .iter()
+            .enumerate()
+            .find(|(_, l)| **l == 0 || **l > self.manifest.max_seq_length)
+        {
+            return Err(Error::Inference(format!(
+                "input {i} has {len} tokens; expected 1..={}",
+                self.manifest.max_seq_length
+            )));
+        }
+        for chunk in plan_chunks(&lens, self.manifest.max_seq_length, self.options.max_batch) {
+            let padded = pad(tokens, &chunk.members, chunk.seq);
+            let hidden = self.model.run(padded)?;
+            let hidden = hidden
+                .try_as_plain_ram()
+                .and_then(|view| view.as_slice::<f32>())
+                .map_err(|e| Error::Inference(e.to_string()))?;
+            for (row, &member) in chunk.members.iter().enumerate() {
+                let states = &hidden[row * chunk.seq * dim..(row + 1) * chunk.seq * dim];
+                let out = &mut data[member * dim..(member + 1) * dim];
+                pool(states, lens[member], self.manifest.pooling, out);
+                if self.manifest.normalize {
+                    l2_normalise(out);
+                }
+            }
+        }
+        Ok(Embeddings { dim, data })
+    }
+}
+
+fn pad(tokens: &[Tokens], members: &[usize], seq: usize) -> PaddedBatch {
+    let batch = members.len();
+    let mut ids = vec![0i64; batch * seq];
+    let mut mask = vec![0i64; batch * seq];
+    let mut type_ids = vec![0i64; batch * seq];
+    for (row, &m) in members.iter().enumerate() {
+        let t = &tokens[m];
+        for (j, (&id, &ty)) in t.ids.iter().zip(&t.type_ids).enumerate() {
+            ids[row * seq + j] = id as i64;
+            mask[row * seq + j] = 1;
+            type_ids[row * seq + j] = ty as i64;
+        }
+    }
+    PaddedBatch {
+        batch,
+        seq,
+        ids,
+        mask,
+        type_ids,
+    }
+}
+
+/// Pools the first `len` token vectors of `states` (`seq × dim`) into `out`.
+fn pool(states: &[f32], len: usize, pooling: Pooling, out: &mut [f32]) {
+    let dim = out.len();
+    match pooling {
+        Pooling::Cls => out.copy_from_slice(&states[..dim]),
+        Pooling::Mean => {
+            out.fill(0.0);
+            for token in states[..len * dim].chunks_exact(dim) {
+                out.iter_mut().zip(token).for_each(|(o, t)| *o += t);
+            }
+            let scale = 1.0 / len as f32;
+            out.iter_mut().for_each(|o| *o *= scale);
+        }
+    }
+}
+
+/// Scales `v` to unit length, as `torch.nn.functional.normalize` does (norm clamped at 1e-12).
+fn l2_normalise(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|x| *x /= norm);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_pooling_ignores_padding() {
+        let states = [1.0, 2.0, 3.0, 4.0, 100.0, 100.0];
+        let mut out = [0.0; 2];
+        pool(&states, 2, Pooling::Mean, &mut out);
+        assert_eq!(out, [2.0, 3.0]);
+        pool(&states, 2, Pooling::Cls, &mut out);
+        assert_eq!(out, [1.0, 2.0]);
+    }
+
+    #[test]
+    fn normalising_gives_unit_length_and_keeps_zero_finite() {
+        let mut v = [3.0, 4.0];
+        l2_normalise(&mut v);
+        assert_eq!(v, [0.6, 0.8]);
+        let mut z = [0.0, 0.0];
+        l2_normalise(&mut z);
+        assert_eq!(z, [0.0, 0.0]);
+    }
+}

@@ -1,0 +1,37 @@
+//! # akidb-core
+//!
+//! One pure-Rust inference core for sentence embeddings on every tier: browser (wasm32), edge, native.
+//! Bytes in, vectors out: this crate does no file or network I/O, so the same code runs everywhere.
+//!
+//! - [`Bundle`]: a versioned model bundle (`manifest.json` + ONNX model + `tokenizer.json`), every file
+//!   verified by size and sha256 before use.
+//! - [`Embedder`]: tokenizes with `tokenizers`, truncates as sentence-transformers does, runs the model
+//!   with `tract-onnx` in concrete-shape plans cached per length bucket, mean-pools and L2-normalises.
+//!
+//! ```no_run
+//! use akidb_core::{Bundle, Embedder};
+//! let dir = std::path::Path::new("models/all-MiniLM-L6-v2/int8");
+//! let manifest = std::fs::read(dir.join("manifest.json")).unwrap();
+//! let bundle = Bundle::from_files(&manifest, |path| std::fs::read(dir.join(path)).ok())?;
+//! let embedder = Embedder::new(&bundle)?;
+//! let v = embedder.embed(&["The quick brown fox."])?;
+//! let norm: f32 = v.row(0).iter().map(|x| x * x).sum::<f32>().sqrt();
+//! assert!((norm - 1.0).abs() < 1e-5);
+//! # Ok::<(), akidb_core::Error>(())
+//! ```
+
+mod batching;
+mod bundle;
+mod embedder;
+mod error;
+mod model;
+mod tokenize;
+
+pub use batching::{plan_chunks, seq_bucket, Chunk};
+pub use bundle::{
+    sha256_hex, Bundle, BundleSpec, FileEntry, FileRole, Manifest, OnnxIo, Pooling, Quantization,
+    FORMAT_VERSION, MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE,
+};
+pub use embedder::{Embedder, EmbedderOptions, Embeddings};
+pub use error::{Error, Result};
+pub use tokenize::Tokens;

@@ -1,0 +1,406 @@
+//! The ONNX sentence model under tract: graph rewrites at load, and concrete-shape plans cached per
+//! (batch, sequence) bucket.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::array::Gather;
+use tract_onnx::tract_core::ops::cast::Cast;
+use tract_onnx::tract_hir::internal::{DimLike, TractErrorContext};
+
+use crate::bundle::{Manifest, OnnxIo, Quantization};
+use crate::error::{Error, Result};
+
+/// What a bundle's manifest records about a model, read off the model itself.
+pub(crate) struct ModelFacts {
+    pub dim: usize,
+    pub quantization: Quantization,
+    pub io: OnnxIo,
+}
+
+fn model_error(path: &str, e: impl std::fmt::Display) -> Error {
+    Error::Model {
+        path: path.into(),
+        reason: e.to_string(),
+    }
+}
+
+fn parse(bytes: &[u8], path: &str) -> Result<InferenceModel> {
+    tract_onnx::onnx()
+        .model_for_read(&mut &bytes[..])
+        .map_err(|e| model_error(path, format!("{e:#}")))
+}
+
+/// Reads the embedding dimension, weight storage and input/output names off an ONNX model.
+pub(crate) fn inspect(bytes: &[u8], path: &str) -> Result<ModelFacts> {
+    let model = parse(bytes, path)?;
+    let names: Vec<String> = model
+        .input_outlets()
+        .map_err(|e| model_error(path, e))?
+        .iter()
+        .map(|o| model.node(o.node).name.clone())
+        .collect();
+    let find = |wanted: &str| names.iter().find(|n| n.as_str() == wanted).cloned();
+    let input_ids = find("input_ids")
+        .ok_or_else(|| model_error(path, format!("it has no `input_ids` input (inputs: {names:?})")))?;
+    let attention_mask = find("attention_mask").ok_or_else(|| {
+        model_error(
+            path,
+            format!("it has no `attention_mask` input (inputs: {names:?})"),
+        )
+    })?;
+    let token_type_ids = find("token_type_ids");
+    let outputs = model.output_outlets().map_err(|e| model_error(path, e))?;
+    let output_outlet = *outputs
+        .first()
+        .ok_or_else(|| model_error(path, "it has no output"))?;
+    let output = model.node(output_outlet.node).name.clone();
+    let output = model
+        .outlet_label(output_outlet)
+        .map(str::to_string)
+        .unwrap_or(output);
+    let quantization = if model.nodes().iter().any(|n| {
+        n.op_as::<tract_onnx::tract_hir::ops::konst::Const>()
+            .is_some_and(|k| k.val().datum_type() == i8::datum_type())
+    }) {
+        Quantization::Int8Weights
+    } else {
+        Quantization::None
+    };
+    let io = OnnxIo {
+        input_ids,
+        attention_mask,
+        token_type_ids,
+        output,
+    };
+    let named = parse_named(bytes, &io, path)?;
+    let typed = prepare(named, 1, &mut FoldedWeights::new(), path)?;
+    let fact = typed.output_fact(0).map_err(|e| model_error(path, e))?;
+    let dim = fact
+        .shape
+        .last()
+        .and_then(|d| d.to_usize().ok())
+        .filter(|_| fact.rank() == 3)
+        .ok_or_else(|| {
+            model_error(
+                path,
+                format!("output is {fact:?}, expected f32 [batch, sequence, dim]"),
+            )
+        })?;
+    Ok(ModelFacts {
+        dim,
+        quantization,
+        io,
+    })
+}
+
+/// Parses the model and names its inputs; typing waits until the batch size is known.
+fn parse_named(bytes: &[u8], io: &OnnxIo, path: &str) -> Result<InferenceModel> {
+    let mut model = parse(bytes, path)?;
+    let mut inputs = vec![io.input_ids.as_str(), io.attention_mask.as_str()];
+    inputs.extend(io.token_type_ids.as_deref());
+    model
+        .set_input_names(&inputs)
+        .map_err(|e| model_error(path, format!("{e:#}")))?;
+    // Shapes the exporter wrote on intermediate values name a symbolic batch, which would contradict
+    // the concrete batch sizes used here; tract infers them again from the inputs.
+    let inputs = model.input_outlets().map_err(|e| model_error(path, e))?.to_vec();
+    for node in model.nodes_mut() {
+        if inputs.iter().any(|o| o.node == node.id)
+            || node.op_is::<tract_onnx::tract_hir::ops::konst::Const>()
+        {
+            continue;
+        }
+        for output in &mut node.outputs {
+            output.fact = InferenceFact::default();
+        }
+    }
+    Ok(model)
+}
+
+/// Types the graph for a concrete `batch` and a symbolic `sequence`, moves the int8 dequantisation of
+/// embedding tables behind their Gather, folds the other dequantised weights to f32, and declutters.
+///
+/// The batch is concrete because some exports (the fp32 file's Flatten of the attention mask) cannot be
+/// typed with both axes symbolic in tract 0.23. Folded weights are shared between batch sizes through
+/// `folded`, keyed by node name, so each is materialised once.
+fn prepare(
+    mut model: InferenceModel,
+    batch: usize,
+    folded: &mut FoldedWeights,
+    path: &str,
+) -> Result<TypedModel> {
+    let sequence = model.symbols.sym("sequence");
+    let inputs = model.input_outlets().map_err(|e| model_error(path, e))?.len();
+    for ix in 0..inputs {
+        model
+            .set_input_fact(ix, i64::fact([batch.to_dim(), sequence.to_dim()]).into())
+            .map_err(|e| model_error(path, e))?;
+    }
+    let mut typed = model
+        .into_typed()
+        .map_err(|e| model_error(path, format!("{e:#}")))?;
+    gather_before_dequantise(&mut typed).map_err(|e| model_error(path, format!("{e:#}")))?;
+    fold_dequantised_weights(&mut typed, folded).map_err(|e| model_error(path, format!("{e:#}")))?;
+    typed
+        .into_decluttered()
+        .map_err(|e| model_error(path, format!("{e:#}")))
+}
+
+/// Dequantised weights already computed, by the name of their Mul node.
+type FoldedWeights = HashMap<String, Arc<Tensor>>;
+
+/// The const int8 tensor and f32 scale of a `Mul(Cast(q), scale)` node, if `outlet` is one.
+fn dequantise_parts(model: &TypedModel, outlet: OutletId) -> Option<(OutletId, OutletId, usize)> {
+    let mul = model.node(outlet.node);
+    if mul.op.name() != "Mul" || mul.inputs.len() != 2 {
+        return None;
+    }
+    let cast = model.node(mul.inputs[0].node);
+    let cast_op = cast.op_as::<Cast>()?;
+    let q = cast.inputs[0];
+    let scale = mul.inputs[1];
+    let q_fact = model.outlet_fact(q).ok()?;
+    (cast_op.to == f32::datum_type()
+        && q_fact.datum_type == i8::datum_type()
+        && q_fact.konst.is_some()
+        && model.outlet_fact(scale).ok()?.konst.is_some())
+    .then_some((q, scale, cast.id))
+}
+
+/// `Gather(Mul(Cast(q), scale), ids)` becomes `Mul(Cast(Gather(q, ids)), Gather(scale, ids))`.
+///
+/// Without it, every call dequantises the whole 30522×384 word-embedding table to look up a few rows.
+/// Only per-row (or scalar) scales commute with a gather along axis 0.
+fn gather_before_dequantise(model: &mut TypedModel) -> TractResult<()> {
+    let candidates: Vec<usize> = model
+        .nodes()
+        .iter()
+        .filter(|n| {
+            n.op_as::<Gather>()
+                .is_some_and(|g| g.axis == 0 && g.output_type.is_none())
+        })
+        .map(|n| n.id)
+        .collect();
+    for gather_id in candidates {
+        let gather = model.node(gather_id).clone();
+        let Some((q, scale, cast_id)) = dequantise_parts(model, gather.inputs[0]) else {
+            continue;
+        };
+        let scale_shape = model.outlet_fact(scale)?.shape.to_tvec();
+        let q_rank = model.outlet_fact(q)?.rank();
+        if scale_shape.len() != q_rank || scale_shape[1..].iter().any(|d| *d != 1.to_dim()) {
+            continue;
+        }
+        let scale_rows = scale_shape[0].clone();
+        let mut patch = TypedModelPatch::default();
+        let q = patch.tap_model(model, q)?;
+        let scale = patch.tap_model(model, scale)?;
+        let ids = patch.tap_model(model, gather.inputs[1])?;
+        let rows_q = patch.wire_node(format!("{}.gather_q", gather.name), gather.op.clone(), &[q, ids])?[0];
+        let rows_f = patch.wire_node(
+            format!("{}.dequant_cast", gather.name),
+            model.node(cast_id).op.clone(),
+            &[rows_q],
+        )?[0];
+        let scale_rows_wire = if scale_rows == 1.to_dim() {
+            // A scalar scale: the Mul broadcasts it as it did before the gather, after lifting its rank.
+            let mut wire = scale;
+            for _ in q_rank..q_rank + model.outlet_fact(ids)?.rank() - 1 {
+                wire = patch.wire_node(
+                    format!("{}.scale_axis", gather.name),
+                    tract_onnx::tract_core::ops::change_axes::AxisOp::Add(0),
+                    &[wire],
+                )?[0];
+            }
+            wire
+        } else {
+            patch.wire_node(
+                format!("{}.gather_scale", gather.name),
+                gather.op.clone(),
+                &[scale, ids],
+            )?[0]
+        };
+        let mul_op = model.node(gather.inputs[0].node).op.clone();
+        let out = patch.wire_node(
+            format!("{}.dequant_mul", gather.name),
+            mul_op,
+            &[rows_f, scale_rows_wire],
+        )?[0];
+        patch.shunt_outside(model, gather_id.into(), out)?;
+        patch.apply(model)?;
+    }
+    model.compact()?;
+    Ok(())
+}
+
+/// Folds every remaining `Mul(Cast(q), scale)` over constants into an f32 constant, once at load.
+///
+/// tract's own constant folding leaves them alone (the f32 result is 4× the int8 input), so they would
+/// be dequantised on every call; here memory is traded for latency, as onnxruntime does.
+fn fold_dequantised_weights(model: &mut TypedModel, cache: &mut FoldedWeights) -> TractResult<()> {
+    let muls: Vec<usize> = model.nodes().iter().map(|n| n.id).collect();
+    let mut folded = false;
+    for mul_id in muls {
+        let Some((q, scale, cast_id)) = dequantise_parts(model, mul_id.into()) else {
+            continue;
+        };
+        let name = model.node(mul_id).name.clone();
+        let weights = match cache.get(&name) {
+            Some(w) => w.clone(),
+            None => {
+                let q_val = model.outlet_fact(q)?.konst.clone().unwrap();
+                let scale_val = model.outlet_fact(scale)?.konst.clone().unwrap();
+                let cast = model.node(cast_id).op.clone();
+                let f = cast
+                    .eval_out_of_plan(tvec!(q_val.into_tvalue()))?
+                    .context("cast gave no output")?
+                    .remove(0);
+                let mul = model.node(mul_id).op.clone();
+                let out = mul
+                    .eval_out_of_plan(tvec!(f, scale_val.into_tvalue()))?
+                    .context("mul gave no output")?
+                    .remove(0)
+                    .into_arc_tensor();
+                cache.insert(name.clone(), out.clone());
+                out
+            }
+        };
+        let mut patch = TypedModelPatch::default();
+        let wire = patch.add_const(format!("{name}.folded"), weights)?;
+        patch.shunt_outside(model, mul_id.into(), wire)?;
+        patch.apply(model)?;
+        folded = true;
+    }
+    if folded {
+        model.compact()?;
+    }
+    Ok(())
+}
+
+type Plan = Arc<TypedRunnableModel>;
+
+/// Plans are compiled per (batch, padded sequence) shape; the cache keeps the most recently used.
+struct PlanCache {
+    plans: HashMap<(usize, usize), (Plan, u64)>,
+    clock: u64,
+    capacity: usize,
+}
+
+/// A loaded sentence model.
+pub(crate) struct SentenceModel {
+    source: InferenceModel,
+    /// Typed, decluttered graphs by batch size, with `sequence` still symbolic.
+    bases: Mutex<(HashMap<usize, Arc<TypedModel>>, FoldedWeights)>,
+    sequence: Symbol,
+    has_token_types: bool,
+    plans: Mutex<PlanCache>,
+    path: String,
+}
+
+/// Token ids and masks of a padded `[batch, seq]` block, row-major.
+pub(crate) struct PaddedBatch {
+    pub batch: usize,
+    pub seq: usize,
+    pub ids: Vec<i64>,
+    pub mask: Vec<i64>,
+    pub type_ids: Vec<i64>,
+}
+
+impl SentenceModel {
+    /// Parses and prepares the model named by `manifest`; `plan_capacity` bounds the cached shapes.
+    pub(crate) fn load(bytes: &[u8], manifest: &Manifest, plan_capacity: usize) -> Result<SentenceModel> {
+        let path = manifest.file(crate::bundle::FileRole::Model).path.clone();
+        let source = parse_named(bytes, &manifest.onnx, &path)?;
+        let mut folded = FoldedWeights::new();
+        let base = Arc::new(prepare(source.clone(), 1, &mut folded, &path)?);
+        let fact = base.output_fact(0).map_err(|e| model_error(&path, e))?;
+        if fact.rank() != 3 || fact.shape[2] != manifest.dim.to_dim() {
+            return Err(model_error(
+                &path,
+                format!(
+                    "output shape is {:?} but the manifest says dim {}",
+                    fact.shape, manifest.dim
+                ),
+            ));
+        }
+        let sequence = base.symbols.sym("sequence");
+        Ok(SentenceModel {
+            source,
+            bases: Mutex::new((HashMap::from([(1, base)]), folded)),
+            sequence,
+            has_token_types: manifest.onnx.token_type_ids.is_some(),
+            plans: Mutex::new(PlanCache {
+                plans: HashMap::new(),
+                clock: 0,
+                capacity: plan_capacity.max(1),
+            }),
+            path,
+        })
+    }
+
+    fn base(&self, batch: usize) -> Result<Arc<TypedModel>> {
+        let mut guard = self.bases.lock().unwrap_or_else(|p| p.into_inner());
+        let (bases, folded) = &mut *guard;
+        if let Some(base) = bases.get(&batch) {
+            return Ok(base.clone());
+        }
+        let base = Arc::new(prepare(self.source.clone(), batch, folded, &self.path)?);
+        bases.insert(batch, base.clone());
+        Ok(base)
+    }
+
+    fn plan(&self, batch: usize, seq: usize) -> Result<Plan> {
+        let mut cache = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        cache.clock += 1;
+        let now = cache.clock;
+        if let Some((plan, used)) = cache.plans.get_mut(&(batch, seq)) {
+            *used = now;
+            return Ok(plan.clone());
+        }
+        let subs = HashMap::from([(self.sequence.clone(), seq.to_dim())]);
+        let plan = self
+            .base(batch)?
+            .set_symbols(&subs)
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| model_error(&self.path, format!("planning shape [{batch}, {seq}]: {e:#}")))?;
+        if cache.plans.len() >= cache.capacity {
+            let oldest = cache
+                .plans
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| *k);
+            if let Some(key) = oldest {
+                cache.plans.remove(&key);
+            }
+        }
+        cache.plans.insert((batch, seq), (plan.clone(), now));
+        Ok(plan)
+    }
+
+    /// Runs one padded block and returns `last_hidden_state`, `[batch, seq, dim]` row-major.
+    pub(crate) fn run(&self, input: PaddedBatch) -> Result<Tensor> {
+        let PaddedBatch {
+            batch,
+            seq,
+            ids,
+            mask,
+            type_ids,
+        } = input;
+        let plan = self.plan(batch, seq)?;
+        let to_tensor = |v: Vec<i64>| -> Result<TValue> {
+            Ok(tract_ndarray::Array2::from_shape_vec((batch, seq), v)
+                .map_err(|e| Error::Inference(e.to_string()))?
+                .into_tensor()
+                .into_tvalue())
+        };
+        let mut inputs = tvec!(to_tensor(ids)?, to_tensor(mask)?);
+        if self.has_token_types {
+            inputs.push(to_tensor(type_ids)?);
+        }
+        let mut out = plan.run(inputs).map_err(|e| Error::Inference(format!("{e:#}")))?;
+        Ok(out.remove(0).into_tensor())
+    }
+}

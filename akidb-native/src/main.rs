@@ -1,0 +1,257 @@
+//! `akidb`: build and verify model bundles, embed and tokenize text, benchmark the core.
+
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use akidb_core::{Bundle, BundleSpec, Embedder, Pooling};
+use akidb_native::{bench, bundle_dir, jsonl};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Sentence embeddings from one pure-Rust core.
+#[derive(Parser)]
+#[command(name = "akidb", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build or verify a model bundle (manifest.json + model.onnx + tokenizer.json).
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+    /// Embed texts: the TEXT arguments, or JSON lines {"text": "…"} on stdin. Writes one
+    /// {"embedding": [...]} line per input, in order.
+    Embed {
+        /// Bundle directory.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Texts to embed; without any, stdin is read.
+        text: Vec<String>,
+    },
+    /// Tokenize texts like `embed` does, writing one {"ids": [...]} line per input.
+    Tokenize {
+        /// Bundle directory.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Texts to tokenize; without any, stdin is read.
+        text: Vec<String>,
+    },
+    /// Measure load time, warm single-sentence latency, batch-of-32 throughput and peak memory.
+    Bench {
+        /// Bundle directory.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Single-sentence calls to time.
+        #[arg(long, default_value_t = 200)]
+        single_runs: usize,
+        /// Batches of 32 to time.
+        #[arg(long, default_value_t = 10)]
+        batch_rounds: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum BundleCommand {
+    /// Build a bundle directory from an ONNX model and a tokenizer.json, atomically.
+    ///
+    /// The embedding dimension, input/output names and quantisation are read off the model. The
+    /// tokenizer's own truncation and padding settings are ignored: the bundle's --max-seq-length wins.
+    Build {
+        /// ONNX model file.
+        #[arg(long)]
+        onnx: PathBuf,
+        /// Hugging Face tokenizer.json.
+        #[arg(long)]
+        tokenizer: PathBuf,
+        /// Model name, e.g. all-MiniLM-L6-v2.
+        #[arg(long)]
+        name: String,
+        /// Bundle version, e.g. 1.0.0-int8.
+        #[arg(long)]
+        version: String,
+        /// Pooling of token vectors.
+        #[arg(long, value_enum, default_value_t = PoolingArg::Mean)]
+        pooling: PoolingArg,
+        /// Truncation length in tokens, special tokens included (sentence-transformers' max_seq_length).
+        #[arg(long, default_value_t = 256)]
+        max_seq_length: usize,
+        /// Do not L2-normalise embeddings.
+        #[arg(long)]
+        no_normalize: bool,
+        /// Output directory; must not exist, or hold this very bundle.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify every file of a bundle against its manifest and check that the model loads.
+    Verify {
+        /// Bundle directory.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PoolingArg {
+    Mean,
+    Cls,
+}
+
+fn spinner(message: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner().with_message(message.to_string());
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("static template"));
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+fn load_embedder(dir: &Path) -> Result<Embedder> {
+    let bar = spinner(&format!("loading {}", dir.display()));
+    let bundle = bundle_dir::load(dir)?;
+    let embedder =
+        Embedder::new(&bundle).with_context(|| format!("cannot load the model of {}", dir.display()))?;
+    bar.finish_and_clear();
+    Ok(embedder)
+}
+
+fn texts_or_stdin(text: Vec<String>) -> Result<Vec<String>> {
+    if !text.is_empty() {
+        return Ok(text);
+    }
+    if std::io::stdin().is_terminal() {
+        eprintln!("reading JSON lines {{\"text\": \"…\"}} from stdin; end with Ctrl-D");
+    }
+    jsonl::read_texts(std::io::stdin().lock())
+}
+
+/// Inputs per model call when streaming; bounds memory on large inputs.
+const EMBED_CHUNK: usize = 256;
+
+fn embed(bundle: &Path, text: Vec<String>) -> Result<()> {
+    let texts = texts_or_stdin(text)?;
+    let embedder = load_embedder(bundle)?;
+    let bar = if texts.len() > EMBED_CHUNK {
+        ProgressBar::new(texts.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    for chunk in texts.chunks(EMBED_CHUNK) {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let vectors = embedder.embed(&refs)?;
+        for row in vectors.rows() {
+            serde_json::to_writer(&mut out, &serde_json::json!({ "embedding": row }))?;
+            out.write_all(b"\n")?;
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    out.flush()?;
+    Ok(())
+}
+
+fn tokenize(bundle: &Path, text: Vec<String>) -> Result<()> {
+    let texts = texts_or_stdin(text)?;
+    let embedder = load_embedder(bundle)?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    for tokens in embedder.tokenize(&refs)? {
+        serde_json::to_writer(&mut out, &serde_json::json!({ "ids": tokens.ids }))?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Bundle(BundleCommand::Build {
+            onnx,
+            tokenizer,
+            name,
+            version,
+            pooling,
+            max_seq_length,
+            no_normalize,
+            out,
+        }) => {
+            let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+            let (model, tok) = (read(&onnx)?, read(&tokenizer)?);
+            let bar = spinner("checking model and tokenizer");
+            let pooling = match pooling {
+                PoolingArg::Mean => Pooling::Mean,
+                PoolingArg::Cls => Pooling::Cls,
+            };
+            let spec = BundleSpec {
+                name,
+                version,
+                pooling,
+                max_seq_length,
+                normalize: !no_normalize,
+            };
+            let bundle = Bundle::create(spec, model, tok)?;
+            bar.finish_and_clear();
+            match bundle_dir::write(&bundle, &out)? {
+                bundle_dir::Written::Created => eprintln!("wrote bundle {}", out.display()),
+                bundle_dir::Written::Unchanged => eprintln!("bundle {} is already up to date", out.display()),
+            }
+            Ok(())
+        }
+        Command::Bundle(BundleCommand::Verify { dir }) => {
+            let embedder = load_embedder(&dir)?;
+            let m = embedder.manifest();
+            println!(
+                "ok: {}@{} ({} files, {} bytes, dim {})",
+                m.name,
+                m.version,
+                m.files.len(),
+                m.total_size(),
+                m.dim
+            );
+            Ok(())
+        }
+        Command::Embed { bundle, text } => embed(&bundle, text),
+        Command::Tokenize { bundle, text } => tokenize(&bundle, text),
+        Command::Bench {
+            bundle,
+            json,
+            single_runs,
+            batch_rounds,
+        } => {
+            let bar = spinner("benchmarking");
+            let report = bench::run(&bundle, single_runs, batch_rounds)?;
+            bar.finish_and_clear();
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("model            {}", report.model);
+                println!("load             {:.2} s", report.load_s);
+                println!("first embedding  {:.1} ms", report.first_ms);
+                println!(
+                    "single ({} tok)   p50 {:.2} ms  p95 {:.2} ms",
+                    report.single_tokens, report.single_p50_ms, report.single_p95_ms
+                );
+                println!(
+                    "batch of 32      {:.1} ms  ({:.1} sentences/s, {} tokens)",
+                    report.batch32_ms, report.sentences_per_s, report.batch_tokens
+                );
+                println!("peak RSS         {:.0} MB", report.peak_rss_mb);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! The `akidb` binary as a user runs it: real bundles from `models/`, real processes, bad inputs.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn int8_bundle() -> PathBuf {
+    let dir = workspace().join("models/all-MiniLM-L6-v2/int8");
+    assert!(
+        dir.join("manifest.json").exists(),
+        "{} missing: run scripts/fetch-models.sh",
+        dir.display()
+    );
+    dir
+}
+
+fn akidb(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_akidb"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("akidb runs");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Fails with a message containing every one of `needles`, and writes nothing to stdout.
+fn assert_fails_with(out: &Output, needles: &[&str]) {
+    assert!(
+        !out.status.success(),
+        "expected failure, got success; stderr: {}",
+        stderr(out)
+    );
+    let err = stderr(out);
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
+    }
+    assert!(out.stdout.is_empty(), "wrote to stdout despite failing");
+}
+
+fn copy_bundle(to: &Path) -> PathBuf {
+    let dst = to.join("bundle");
+    std::fs::create_dir_all(&dst).unwrap();
+    for f in ["manifest.json", "model.onnx", "tokenizer.json"] {
+        std::fs::copy(int8_bundle().join(f), dst.join(f)).unwrap();
+    }
+    dst
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn embed_writes_one_line_per_input_in_order() {
+    let bundle = int8_bundle();
+    let stdin = "{\"text\": \"first\"}\n\n{\"text\": \"\"}\n{\"text\": \"A much longer third sentence about embeddings.\"}\n";
+    let out = akidb(&["embed", "--bundle", path_str(&bundle)], Some(stdin));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for line in &lines {
+        assert_eq!(line["embedding"].as_array().unwrap().len(), 384);
+    }
+    // Each line is the embedding of its own input: compare with embedding that text alone.
+    let alone = akidb(
+        &[
+            "embed",
+            "--bundle",
+            path_str(&bundle),
+            "A much longer third sentence about embeddings.",
+        ],
+        None,
+    );
+    let alone: serde_json::Value = serde_json::from_slice(&alone.stdout).unwrap();
+    let (a, b) = (
+        alone["embedding"].as_array().unwrap(),
+        lines[2]["embedding"].as_array().unwrap(),
+    );
+    let diff = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x.as_f64().unwrap() - y.as_f64().unwrap()).abs())
+        .fold(0.0, f64::max);
+    assert!(diff < 1e-5, "max diff {diff}");
+}
+
+#[test]
+fn tokenize_writes_ids() {
+    let out = akidb(
+        &["tokenize", "--bundle", path_str(&int8_bundle())],
+        Some("{\"text\": \"hello world\"}\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "{\"ids\":[101,7592,2088,102]}\n"
+    );
+}
+
+#[test]
+fn invalid_json_on_stdin_names_the_line_and_writes_nothing() {
+    let out = akidb(
+        &["embed", "--bundle", path_str(&int8_bundle())],
+        Some("{\"text\": \"ok\"}\n{\"text\": \"ok\"}\n{\"txt\": oops}\n"),
+    );
+    assert_fails_with(&out, &["stdin line 3"]);
+}
+
+#[test]
+fn a_flipped_byte_in_the_model_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = copy_bundle(tmp.path());
+    let model = bundle.join("model.onnx");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&model, bytes).unwrap();
+    assert_fails_with(
+        &akidb(&["bundle", "verify", path_str(&bundle)], None),
+        &["model.onnx", "corrupt", "sha256"],
+    );
+    assert_fails_with(
+        &akidb(&["embed", "--bundle", path_str(&bundle), "x"], None),
+        &["model.onnx", "corrupt"],
+    );
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = copy_bundle(tmp.path());
+    std::fs::remove_file(bundle.join("tokenizer.json")).unwrap();
+    assert_fails_with(
+        &akidb(&["bundle", "verify", path_str(&bundle)], None),
+        &["tokenizer.json", "missing"],
+    );
+}
+
+#[test]
+fn an_unknown_manifest_format_is_reported_as_such() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = copy_bundle(tmp.path());
+    let path = bundle.join("manifest.json");
+    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    manifest["format_version"] = 99.into();
+    std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    assert_fails_with(
+        &akidb(&["bundle", "verify", path_str(&bundle)], None),
+        &["format_version 99", "reads format_version 1"],
+    );
+}
+
+#[test]
+fn a_truncated_tokenizer_is_refused_at_build_and_at_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = copy_bundle(tmp.path());
+    let tok = std::fs::read(bundle.join("tokenizer.json")).unwrap();
+    let truncated = tmp.path().join("tokenizer.json");
+    std::fs::write(&truncated, &tok[..tok.len() / 2]).unwrap();
+    let out_dir = tmp.path().join("out");
+    let out = akidb(
+        &[
+            "bundle",
+            "build",
+            "--onnx",
+            path_str(&bundle.join("model.onnx")),
+            "--tokenizer",
+            path_str(&truncated),
+            "--name",
+            "m",
+            "--version",
+            "1",
+            "--out",
+            path_str(&out_dir),
+        ],
+        None,
+    );
+    assert_fails_with(&out, &["tokenizer.json", "not a usable tokenizer.json"]);
+    assert!(!out_dir.exists(), "nothing may be written");
+    // In a bundle, the manifest's size catches it before parsing.
+    std::fs::write(bundle.join("tokenizer.json"), &tok[..tok.len() / 2]).unwrap();
+    assert_fails_with(
+        &akidb(&["bundle", "verify", path_str(&bundle)], None),
+        &["tokenizer.json", "truncated"],
+    );
+}
+
+#[test]
+fn a_file_that_is_not_onnx_is_refused_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = tmp.path().join("model.onnx");
+    std::fs::write(&fake, b"this is not a protobuf model at all").unwrap();
+    let out_dir = tmp.path().join("out");
+    let out = akidb(
+        &[
+            "bundle",
+            "build",
+            "--onnx",
+            path_str(&fake),
+            "--tokenizer",
+            path_str(&int8_bundle().join("tokenizer.json")),
+            "--name",
+            "m",
+            "--version",
+            "1",
+            "--out",
+            path_str(&out_dir),
+        ],
+        None,
+    );
+    assert_fails_with(&out, &["model.onnx", "not a usable ONNX"]);
+    assert!(!out_dir.exists(), "nothing may be written");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        1,
+        "no temporary directory left behind"
+    );
+}
+
+#[test]
+fn build_is_idempotent_and_refuses_to_overwrite_a_different_bundle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = int8_bundle();
+    let out_dir = tmp.path().join("b");
+    let build = |version: &str| {
+        akidb(
+            &[
+                "bundle",
+                "build",
+                "--onnx",
+                path_str(&src.join("model.onnx")),
+                "--tokenizer",
+                path_str(&src.join("tokenizer.json")),
+                "--name",
+                "m",
+                "--version",
+                version,
+                "--out",
+                path_str(&out_dir),
+            ],
+            None,
+        )
+    };
+    assert!(build("1").status.success());
+    let manifest = std::fs::read(out_dir.join("manifest.json")).unwrap();
+    let again = build("1");
+    assert!(
+        again.status.success() && stderr(&again).contains("already up to date"),
+        "{}",
+        stderr(&again)
+    );
+    assert_fails_with(&build("2"), &["already exists", "different bundle"]);
+    assert_eq!(
+        std::fs::read(out_dir.join("manifest.json")).unwrap(),
+        manifest,
+        "the existing bundle is untouched"
+    );
+    let verify = akidb(&["bundle", "verify", path_str(&out_dir)], None);
+    assert!(verify.status.success(), "{}", stderr(&verify));
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what it needs, fetches the model, checks
+# formatting and lints, builds the core for wasm32, and runs every test. `make test` runs this.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "toolchain"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+rustup target add wasm32-unknown-unknown >/dev/null
+
+step "models"
+bash scripts/fetch-models.sh
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --release --workspace --all-targets -- -D warnings
+
+step "akidb-core for wasm32"
+cargo build --release -p akidb-core --target wasm32-unknown-unknown
+
+step "native tests"
+cargo test --release --workspace
