@@ -1,1 +1,108 @@
-//! Placeholder; filled in by issue 3.
+//! # akidb-wasm
+//!
+//! wasm-bindgen bindings over [`akidb_core`] for browsers and Node: the low-level `Embedder` that the
+//! npm package `@akidb/wasm` wraps (its JS loader adds fetching, caching, workers and the server
+//! fallback). Nothing here re-implements the core: bundles are verified by `Bundle::from_files`, text is
+//! tokenized, embedded, pooled and normalised by `akidb_core::Embedder`.
+
+use akidb_core::{Bundle, MANIFEST_FILE};
+use js_sys::{Array, Float32Array, Map, Reflect, Uint32Array, Uint8Array};
+use wasm_bindgen::prelude::*;
+
+/// A loaded bundle ready to embed text (JS: `Embedder`).
+#[wasm_bindgen]
+pub struct Embedder {
+    inner: akidb_core::Embedder,
+}
+
+fn js_err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// Reads `path` from a `Map` or a plain object of `Uint8Array`s.
+fn file_bytes(files: &JsValue, path: &str) -> Option<Vec<u8>> {
+    let value = match files.dyn_ref::<Map>() {
+        Some(map) => map.get(&JsValue::from_str(path)),
+        None => Reflect::get(files, &JsValue::from_str(path)).ok()?,
+    };
+    if value.is_undefined() || value.is_null() {
+        return None;
+    }
+    if let Some(bytes) = value.dyn_ref::<Uint8Array>() {
+        return Some(bytes.to_vec());
+    }
+    if value.is_instance_of::<js_sys::ArrayBuffer>() {
+        return Some(Uint8Array::new(&value).to_vec());
+    }
+    None
+}
+
+fn texts_of(texts: &Array) -> Result<Vec<String>, JsError> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            t.as_string()
+                .ok_or_else(|| JsError::new(&format!("texts[{i}] is not a string")))
+        })
+        .collect()
+}
+
+#[wasm_bindgen]
+impl Embedder {
+    /// Loads a bundle: `files` maps `"manifest.json"` and every path the manifest lists to its bytes
+    /// (`Map` or plain object of `Uint8Array`). Every file's size and sha256 are verified before use; a
+    /// mismatch or a missing file throws an error naming the file.
+    #[wasm_bindgen(js_name = fromBundle)]
+    pub fn from_bundle(files: JsValue) -> Result<Embedder, JsError> {
+        let manifest = file_bytes(&files, MANIFEST_FILE)
+            .ok_or_else(|| JsError::new(&format!("{MANIFEST_FILE}: missing from the bundle files")))?;
+        let bundle = Bundle::from_files(&manifest, |path| file_bytes(&files, path)).map_err(js_err)?;
+        let inner = akidb_core::Embedder::new(&bundle).map_err(js_err)?;
+        Ok(Embedder { inner })
+    }
+
+    /// Embeds `texts`: a row-major `texts.length × dim` `Float32Array` of L2-normalised vectors.
+    pub fn embed(&self, texts: Array) -> Result<Float32Array, JsError> {
+        let texts = texts_of(&texts)?;
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let vectors = self.inner.embed(&refs).map_err(js_err)?;
+        Ok(Float32Array::from(vectors.into_vec().as_slice()))
+    }
+
+    /// Token ids of each text (special tokens included, truncated to `maxSeqLength`): `Uint32Array[]`.
+    pub fn tokenize(&self, texts: Array) -> Result<Array, JsError> {
+        let texts = texts_of(&texts)?;
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let tokens = self.inner.tokenize(&refs).map_err(js_err)?;
+        Ok(tokens
+            .iter()
+            .map(|t| JsValue::from(Uint32Array::from(t.ids.as_slice())))
+            .collect())
+    }
+
+    /// Embedding dimension.
+    #[wasm_bindgen(getter)]
+    pub fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    /// Truncation length in tokens, special tokens included.
+    #[wasm_bindgen(getter, js_name = maxSeqLength)]
+    pub fn max_seq_length(&self) -> usize {
+        self.inner.manifest().max_seq_length
+    }
+
+    /// The bundle's `name@version`.
+    #[wasm_bindgen(getter)]
+    pub fn model(&self) -> String {
+        let m = self.inner.manifest();
+        format!("{}@{}", m.name, m.version)
+    }
+}
+
+/// Lower-case hex sha256 of `bytes` (the core's hash, for callers without WebCrypto).
+#[wasm_bindgen(js_name = sha256Hex)]
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    akidb_core::sha256_hex(bytes)
+}

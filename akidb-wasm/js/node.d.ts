@@ -1,0 +1,1 @@
+export { Embedder, sha256Hex } from './index.js';

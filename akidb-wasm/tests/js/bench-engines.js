@@ -1,0 +1,83 @@
+// Engines and timing shared by the Node and Chromium halves of the benchmark (bench.mjs, bench.html).
+// Both engines run end to end: tokenize (the akidb tokenizer, for both) + model + mean pooling + L2.
+
+export const now = () => performance.now();
+
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+export async function time(fn, runs) {
+  const ts = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = now();
+    await fn();
+    ts.push(now() - t0);
+  }
+  return median(ts);
+}
+
+/** onnxruntime-web on the same model file: pads the batch to its longest sentence, as it must. */
+export async function ortEngine(ort, modelBytes, tokenizer, dim) {
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.simd = true;
+  const t0 = now();
+  const session = await ort.InferenceSession.create(modelBytes, {
+    executionProviders: ['wasm'],
+    graphOptimizationLevel: 'all',
+  });
+  const createMs = now() - t0;
+  const embed = async (texts) => {
+    const ids = tokenizer.tokenize(texts);
+    const n = ids.length;
+    const len = Math.max(...ids.map((x) => x.length));
+    const inputIds = new BigInt64Array(n * len);
+    const mask = new BigInt64Array(n * len);
+    ids.forEach((row, i) => row.forEach((id, j) => ((inputIds[i * len + j] = BigInt(id)), (mask[i * len + j] = 1n))));
+    const feeds = {
+      input_ids: new ort.Tensor('int64', inputIds, [n, len]),
+      attention_mask: new ort.Tensor('int64', mask, [n, len]),
+      token_type_ids: new ort.Tensor('int64', new BigInt64Array(n * len), [n, len]),
+    };
+    const out = await session.run(feeds);
+    const h = out.last_hidden_state.data;
+    const res = new Float32Array(n * dim);
+    for (let i = 0; i < n; i++) {
+      const L = ids[i].length;
+      const v = res.subarray(i * dim, (i + 1) * dim);
+      for (let t = 0; t < L; t++) {
+        const off = (i * len + t) * dim;
+        for (let d = 0; d < dim; d++) v[d] += h[off + d];
+      }
+      let norm = 0;
+      for (let d = 0; d < dim; d++) norm += (v[d] /= L) ** 2;
+      norm = Math.sqrt(norm) || 1;
+      for (let d = 0; d < dim; d++) v[d] /= norm;
+    }
+    return res;
+  };
+  return { createMs, embed, release: () => session.release() };
+}
+
+/** Warm single latency and batch-32 time of `embed`. */
+export async function measure(embed, sentences, { singleRuns = 30, batchRuns = 3 } = {}) {
+  await embed([sentences.single]);
+  await embed(sentences.batch);
+  const singleMs = await time(() => embed([sentences.single]), singleRuns);
+  const batchMs = await time(() => embed(sentences.batch), batchRuns);
+  return { singleMs, batchMs, sentPerS: sentences.batch.length / (batchMs / 1e3) };
+}
+
+export function minCosine(a, b, dim) {
+  let worst = 1;
+  for (let i = 0; i < a.length / dim; i++) {
+    let dot = 0, na = 0, nb = 0;
+    for (let d = 0; d < dim; d++) {
+      const x = a[i * dim + d], y = b[i * dim + d];
+      dot += x * y; na += x * x; nb += y * y;
+    }
+    worst = Math.min(worst, dot / Math.sqrt(na * nb));
+  }
+  return worst;
+}

@@ -1,0 +1,210 @@
+// The loader in real headless Chromium against a real local HTTP server: progress to 100% (with a
+// transfer cut half-way and resumed by Range), the IndexedDB cache across a reload with zero model-file
+// requests, a corrupted cache entry detected and re-fetched, the server fallback, and worker mode.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startServer, repo } from './server.mjs';
+import { launch, openPage } from './browser.mjs';
+
+const SENTENCE = 'AkiDB Edge runs the same core everywhere.';
+let server, browser, page;
+const logs = [];
+
+// The reference vector: the nodejs build of the same core.
+const { Embedder } = await import(path.join(repo, 'akidb-wasm/pkg/node.mjs'));
+const dir = path.join(repo, 'models/all-MiniLM-L6-v2/int8');
+const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json')));
+const files = { 'manifest.json': fs.readFileSync(path.join(dir, 'manifest.json')) };
+for (const f of manifest.files) files[f.path] = fs.readFileSync(path.join(dir, f.path));
+const reference = Embedder.fromBundle(files).embed([SENTENCE]);
+
+const modelFileRequests = () =>
+  server.requests().filter((r) => manifest.files.some((f) => r.path.endsWith(`/${f.path}`) || r.path.endsWith(f.sha256)));
+
+function maxAbsDiff(a, b) {
+  assert.equal(a.length, b.length);
+  return Math.max(...Array.from(a, (x, i) => Math.abs(x - b[i])));
+}
+
+/** Runs loadEmbedder in the page; returns what it saw. */
+async function load(options) {
+  return page.evaluate(
+    async ({ options, sentence }) => {
+      const progress = [];
+      const warnings = [];
+      const t0 = performance.now();
+      const e = await window.akidb.loadEmbedder({
+        ...options,
+        onProgress: (p) => progress.push(p),
+        onWarning: (w) => warnings.push(w),
+      });
+      const v = await e.embed([sentence]);
+      const out = {
+        backend: e.backend,
+        dim: e.dim,
+        worker: !!e.worker,
+        stats: e.stats,
+        progress,
+        warnings,
+        ms: performance.now() - t0,
+        vector: Array.from(v),
+      };
+      e.free();
+      return out;
+    },
+    { options, sentence: SENTENCE },
+  );
+}
+
+before(async () => {
+  server = await startServer();
+  browser = await launch();
+  page = await openPage(browser.context, server.base, logs);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+  if (process.env.AKIDB_TEST_VERBOSE) console.log(logs.join('\n'));
+});
+
+const url = () => `${server.base}/models/int8/manifest.json`;
+
+test('first load: progress reaches 100%, a broken transfer resumes with Range, files are cached', async () => {
+  assert.equal(await page.evaluate(() => window.akidb.wasmSimdSupported()), true);
+  server.reset();
+  await fetch(`${server.base}/control/cut?path=model.onnx`, { method: 'POST' });
+  const r = await load({ url: url(), cache: 'indexeddb' });
+  assert.equal(r.backend, 'wasm-simd');
+  assert.equal(r.dim, 384);
+  const last = r.progress.at(-1);
+  assert.equal(last.loaded, last.total);
+  assert.equal(last.fraction, 1);
+  assert.equal(last.total, manifest.files.reduce((n, f) => n + f.size, 0));
+  for (let i = 1; i < r.progress.length; i++) assert.ok(r.progress[i].loaded >= r.progress[i - 1].loaded, 'progress is monotonic');
+  assert.ok(r.progress.length > 10, `${r.progress.length} progress events`);
+  const resumed = server.requests().filter((q) => q.path.endsWith('/model.onnx') && q.range);
+  assert.equal(resumed.length, 1, 'the cut transfer is resumed with one Range request');
+  assert.match(resumed[0].range, /^bytes=\d+-$/);
+  assert.deepEqual(r.stats.fetched.sort(), ['model.onnx', 'tokenizer.json']);
+  assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6, 'browser wasm equals Node wasm');
+});
+
+test('reload: the cache answers, zero model-file requests', async () => {
+  await page.reload();
+  await page.waitForFunction(() => window.ready === true);
+  server.reset();
+  const r = await load({ url: url(), cache: 'indexeddb' });
+  assert.deepEqual(modelFileRequests(), [], 'no model file fetched');
+  assert.deepEqual(r.stats.fetched, []);
+  assert.deepEqual(r.stats.fromCache.sort(), ['model.onnx', 'tokenizer.json']);
+  assert.equal(r.progress.at(-1).fraction, 1);
+  assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
+});
+
+test('a corrupted IndexedDB entry is detected, dropped and fetched again', async () => {
+  const sha = manifest.files.find((f) => f.path === 'model.onnx').sha256;
+  await page.evaluate(async (sha) => {
+    const db = await new Promise((res, rej) => {
+      const r = indexedDB.open('akidb-cache');
+      r.onsuccess = () => res(r.result);
+      r.onerror = () => rej(r.error);
+    });
+    const tx = db.transaction('files', 'readwrite');
+    const store = tx.objectStore('files');
+    const rec = await new Promise((res) => (store.get(sha).onsuccess = (ev) => res(ev.target.result)));
+    new Uint8Array(rec.bytes)[12345] ^= 0xff;
+    store.put(rec);
+    await new Promise((res) => (tx.oncomplete = res));
+    db.close();
+  }, sha);
+  await page.reload();
+  await page.waitForFunction(() => window.ready === true);
+  server.reset();
+  const r = await load({ url: url(), cache: 'indexeddb' });
+  assert.deepEqual(r.stats.corrupt, ['model.onnx']);
+  assert.equal(modelFileRequests().length, 1, 'model.onnx fetched again, once');
+  assert.ok(r.warnings.some((w) => /corrupt/.test(w)), r.warnings.join('\n'));
+  assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
+  // The repaired entry serves the next load.
+  server.reset();
+  const again = await load({ url: url(), cache: 'indexeddb' });
+  assert.deepEqual(modelFileRequests(), []);
+  assert.equal(again.stats.corrupt, undefined);
+});
+
+test('an older version of the model is evicted', async () => {
+  await page.evaluate(async () => {
+    const db = await new Promise((res) => (indexedDB.open('akidb-cache').onsuccess = (ev) => res(ev.target.result)));
+    const tx = db.transaction('files', 'readwrite');
+    tx.objectStore('files').put({ sha256: 'old', path: 'model.onnx', name: 'all-MiniLM-L6-v2', version: '0.9.0', bytes: new ArrayBuffer(8) });
+    tx.objectStore('files').put({ sha256: 'other', path: 'model.onnx', name: 'another-model', version: '1.0.0', bytes: new ArrayBuffer(8) });
+    await new Promise((res) => (tx.oncomplete = res));
+    db.close();
+  });
+  const r = await load({ url: url(), cache: 'indexeddb' });
+  assert.deepEqual(r.stats.evicted, ['0.9.0:model.onnx']);
+  const keys = await page.evaluate(async () => {
+    const db = await new Promise((res) => (indexedDB.open('akidb-cache').onsuccess = (ev) => res(ev.target.result)));
+    const keys = await new Promise((res) => (db.transaction('files').objectStore('files').getAllKeys().onsuccess = (ev) => res(ev.target.result)));
+    db.close();
+    return keys;
+  });
+  assert.ok(keys.includes('other') && !keys.includes('old'));
+});
+
+test('without SIMD the loader falls back to the server behind the same API', async () => {
+  server.reset();
+  const r = await load({ url: url(), pretendNoSimd: true, fallbackUrl: `${server.base}/embed` });
+  assert.equal(r.backend, 'server');
+  assert.equal(r.dim, 384);
+  assert.deepEqual(modelFileRequests(), [], 'the fallback fetches no model file');
+  assert.equal(server.requests().filter((q) => q.method === 'POST' && q.path === '/embed').length, 1);
+  assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
+});
+
+test('a wasm load failure falls back too; without fallbackUrl it throws', async () => {
+  const r = await load({ url: `${server.base}/models/nope/manifest.json`, cache: 'none', retries: 0, fallbackUrl: `${server.base}/embed` });
+  assert.equal(r.backend, 'server');
+  const err = await page.evaluate(async (u) => {
+    try {
+      await window.akidb.loadEmbedder({ url: u, pretendNoSimd: true });
+      return null;
+    } catch (e) {
+      return String(e.message);
+    }
+  }, url());
+  assert.match(err, /fallbackUrl/);
+});
+
+test('worker mode: the core runs in a Web Worker from the cache', async () => {
+  await page.reload();
+  await page.waitForFunction(() => window.ready === true);
+  server.reset();
+  const r = await load({ url: url(), cache: 'indexeddb', worker: true });
+  assert.equal(r.worker, true);
+  assert.equal(r.backend, 'wasm-simd');
+  assert.equal(r.dim, 384);
+  assert.deepEqual(modelFileRequests(), []);
+  assert.equal(server.requests().filter((q) => q.path === '/pkg/worker.js').length, 1, 'worker.js was loaded');
+  assert.equal(r.progress.at(-1).fraction, 1, 'progress is forwarded from the worker');
+  assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
+});
+
+test('worker mode, uncached, from the model server URL scheme (/v1/models → /v1/blobs/sha256)', async () => {
+  server.reset();
+  const r = await load({ url: `${server.base}/v1/models/all-MiniLM-L6-v2/1.0.0-int8/manifest.json`, cache: 'none', worker: true });
+  assert.equal(r.stats.cache, 'none');
+  assert.deepEqual(r.stats.fetched.sort(), ['model.onnx', 'tokenizer.json']);
+  const blobs = server.requests().filter((q) => q.path.startsWith('/v1/blobs/sha256/')).map((q) => q.path.split('/').pop());
+  assert.deepEqual(blobs.sort(), manifest.files.map((f) => f.sha256).sort());
+  assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
+});
+
+test('blobUrlTemplate locates files anywhere', async () => {
+  const r = await load({ url: url(), cache: 'none', blobUrlTemplate: `${server.base}/models/int8/{path}?h={sha256}` });
+  assert.equal(r.backend, 'wasm-simd');
+  assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
+});

@@ -1,0 +1,106 @@
+// The golden suite in Node on the nodejs build of @akidb/wasm, plus wasm vs native (the `akidb` CLI)
+// on all 200 golden sentences, for the int8 and (when present) fp32 bundles.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { repo } from './server.mjs';
+
+const { Embedder } = await import(path.join(repo, 'akidb-wasm/pkg/node.mjs'));
+
+const goldenDir = process.env.AKIDB_GOLDEN ?? path.join(repo, '../shared/golden');
+const sentences = JSON.parse(fs.readFileSync(path.join(goldenDir, 'sentences.json'), 'utf8'));
+const goldenIds = JSON.parse(fs.readFileSync(path.join(goldenDir, 'token_ids.json'), 'utf8')).token_ids;
+const goldenBuf = fs.readFileSync(path.join(goldenDir, 'embeddings.f32'));
+const golden = new Float32Array(goldenBuf.buffer, goldenBuf.byteOffset, goldenBuf.byteLength / 4);
+const dim = golden.length / sentences.length;
+
+const bundleDir = (variant) => path.join(repo, 'models/all-MiniLM-L6-v2', variant);
+function readBundle(variant) {
+  const dir = bundleDir(variant);
+  const manifest = fs.readFileSync(path.join(dir, 'manifest.json'));
+  const files = new Map([['manifest.json', manifest]]);
+  for (const f of JSON.parse(manifest).files) files.set(f.path, fs.readFileSync(path.join(dir, f.path)));
+  return files;
+}
+
+function cosine(a, b) {
+  let dot = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  return dot / Math.sqrt(na * nb);
+}
+
+function cosines(flat) {
+  const cs = sentences.map((_, i) => cosine(flat.subarray(i * dim, (i + 1) * dim), golden.subarray(i * dim, (i + 1) * dim)));
+  return { min: Math.min(...cs), mean: cs.reduce((a, b) => a + b, 0) / cs.length };
+}
+
+/** The native CLI's vectors for all golden sentences (JSON lines in, JSON lines out). */
+function native(variant) {
+  const bin = path.join(repo, 'target/release/akidb');
+  const input = sentences.map((text) => JSON.stringify({ text })).join('\n') + '\n';
+  const r = spawnSync(bin, ['embed', '--bundle', bundleDir(variant)], { input, maxBuffer: 1 << 28, encoding: 'utf8' });
+  assert.equal(r.status, 0, `akidb embed failed: ${r.stderr}`);
+  const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l).embedding);
+  assert.equal(rows.length, sentences.length);
+  return Float32Array.from(rows.flat());
+}
+
+function maxAbsDiff(a, b) {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  return worst;
+}
+
+const int8 = Embedder.fromBundle(readBundle('int8'));
+
+test('token ids equal the reference for every sentence', () => {
+  const ids = int8.tokenize(sentences);
+  assert.equal(ids.length, sentences.length);
+  const bad = sentences.map((_, i) => i).filter((i) => JSON.stringify(Array.from(ids[i])) !== JSON.stringify(goldenIds[i]));
+  assert.deepEqual(bad, [], `sentences tokenized differently: ${bad.slice(0, 5)}`);
+});
+
+test('int8: cosine bars and wasm vs native max abs diff <= 1e-4 on all 200 sentences', () => {
+  const flat = int8.embed(sentences);
+  assert.equal(flat.length, sentences.length * dim);
+  assert.equal(int8.dim, dim);
+  const { min, mean } = cosines(flat);
+  const diff = maxAbsDiff(flat, native('int8'));
+  console.log(`wasm int8 in Node: min cosine ${min.toFixed(6)}, mean ${mean.toFixed(6)}; wasm vs native max abs diff ${diff.toExponential(2)}`);
+  assert.ok(min >= 0.995, `min cosine ${min}`);
+  assert.ok(mean >= 0.999, `mean cosine ${mean}`);
+  assert.ok(diff <= 1e-4, `wasm vs native max abs diff ${diff}`);
+});
+
+test('fp32: cosine >= 0.99999 for every sentence and wasm vs native <= 1e-4', { skip: !fs.existsSync(path.join(bundleDir('fp32'), 'manifest.json')) && 'no fp32 bundle' }, () => {
+  const fp32 = Embedder.fromBundle(readBundle('fp32'));
+  const flat = fp32.embed(sentences);
+  fp32.free();
+  const { min, mean } = cosines(flat);
+  const diff = maxAbsDiff(flat, native('fp32'));
+  console.log(`wasm fp32 in Node: min cosine ${min.toFixed(7)}, mean ${mean.toFixed(7)}; wasm vs native max abs diff ${diff.toExponential(2)}`);
+  assert.ok(min >= 0.99999, `min cosine ${min}`);
+  assert.ok(diff <= 1e-4, `wasm vs native max abs diff ${diff}`);
+});
+
+test('a corrupt or missing bundle file is named', () => {
+  const files = readBundle('int8');
+  const tok = Uint8Array.from(files.get('tokenizer.json'));
+  tok[10] ^= 1;
+  files.set('tokenizer.json', tok);
+  assert.throws(() => Embedder.fromBundle(files), /tokenizer\.json/);
+  const plain = Object.fromEntries(readBundle('int8'));
+  delete plain['model.onnx'];
+  assert.throws(() => Embedder.fromBundle(plain), /model\.onnx/);
+});
+
+test('embed rejects non-strings and handles an empty list', () => {
+  assert.throws(() => int8.embed(['ok', 3]), /texts\[1\]/);
+  assert.equal(int8.embed([]).length, 0);
+});

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Every akidb-wasm test, from a fresh machine: installs Chromium + chromedriver (Debian) if missing, builds
+# the npm package (akidb-wasm/build.sh installs wasm-bindgen-cli), installs the test's npm deps (npm ci),
+# then runs
+#   1. the golden suite in Node (token ids, cosine bars, wasm vs native on all 200 sentences, int8 + fp32),
+#   2. the loader in headless Chromium (progress, Range resume, cache across reload, corruption, eviction,
+#      server fallback, worker mode),
+#   3. the core's golden suite inside headless Chromium through wasm-bindgen-test.
+# Needs the bundles (scripts/fetch-models.sh) and ../shared/golden.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+step() { printf '\n== akidb-wasm: %s\n' "$*" >&2; }
+export PATH="$root/target/tools/bin:$PATH"
+
+step "chromium"
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+step "build the npm package"
+bash akidb-wasm/build.sh
+
+step "native CLI (reference vectors)"
+# Always the default target dir (tests/js/node.test.mjs runs target/release/akidb), even when
+# CARGO_TARGET_DIR points the wasm builds elsewhere.
+env -u CARGO_TARGET_DIR cargo build --release -p akidb-native --bin akidb
+
+step "npm deps"
+(cd akidb-wasm/tests/js && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+
+step "golden suite in Node"
+node --test --test-reporter=spec akidb-wasm/tests/js/node.test.mjs
+
+step "loader in headless Chromium"
+node --test --test-reporter=spec akidb-wasm/tests/js/browser.test.mjs
+
+step "golden suite in headless Chromium (wasm-bindgen-test)"
+(
+  cd akidb-wasm
+  CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)} WASM_BINDGEN_TEST_TIMEOUT=900 \
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+    cargo test --release -p akidb-wasm --target wasm32-unknown-unknown
+)

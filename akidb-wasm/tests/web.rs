@@ -1,0 +1,67 @@
+//! The core's golden suite (`akidb-core/tests/support/golden.rs`, the same file the native tests use)
+//! inside headless Chromium through wasm-bindgen-test, on the int8 bundle embedded in the test module.
+//! Run by `akidb-wasm/tests/run.sh`; fp32 (90 MB) and the wasm-vs-native comparison run in Node
+//! (`tests/js/node.test.mjs`).
+#![cfg(target_arch = "wasm32")]
+
+#[path = "../../akidb-core/tests/support/golden.rs"]
+mod golden;
+
+use akidb_core::{Bundle, Embedder};
+use golden::Golden;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+macro_rules! int8 {
+    ($f:literal) => {
+        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/all-MiniLM-L6-v2/int8/", $f))
+    };
+}
+macro_rules! golden {
+    ($f:literal) => {
+        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/golden/", $f))
+    };
+}
+
+fn golden_data() -> Golden {
+    Golden::parse(
+        golden!("sentences.json"),
+        golden!("embeddings.f32"),
+        golden!("token_ids.json"),
+    )
+}
+
+fn int8() -> Embedder {
+    let bundle = Bundle::from_files(int8!("manifest.json"), |path| match path {
+        "model.onnx" => Some(int8!("model.onnx").to_vec()),
+        "tokenizer.json" => Some(int8!("tokenizer.json").to_vec()),
+        _ => None,
+    })
+    .expect("bundle verifies");
+    Embedder::new(&bundle).expect("model loads")
+}
+
+#[wasm_bindgen_test]
+fn golden_suite_in_the_browser() {
+    let golden = golden_data();
+    let embedder = int8();
+    golden::check_token_ids(&embedder, &golden);
+    let (min, mean) = golden::check_embeddings(&embedder, &golden, 0.995, 0.999);
+    console_log!("wasm int8 in the browser: min cosine {min:.6}, mean {mean:.6}");
+    let texts: Vec<&str> = golden.texts().into_iter().take(40).collect();
+    golden::check_batch_matches_single(&embedder, &texts, 1e-5);
+}
+
+#[wasm_bindgen_test]
+fn a_corrupt_file_is_named() {
+    let mut model = int8!("model.onnx").to_vec();
+    model[1000] ^= 1;
+    let err = Bundle::from_files(int8!("manifest.json"), |path| match path {
+        "model.onnx" => Some(model.clone()),
+        "tokenizer.json" => Some(int8!("tokenizer.json").to_vec()),
+        _ => None,
+    })
+    .expect_err("a flipped byte fails verification");
+    assert!(err.to_string().contains("model.onnx"), "{err}");
+}
