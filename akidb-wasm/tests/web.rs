@@ -15,7 +15,11 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 macro_rules! int8 {
     ($f:literal) => {
-        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/all-MiniLM-L6-v2/int8/", $f))
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../models/all-MiniLM-L6-v2/int8/",
+            $f
+        ))
     };
 }
 macro_rules! golden {
