@@ -22,3 +22,6 @@ cargo build --release -p akidb-core --target wasm32-unknown-unknown
 
 step "native tests"
 cargo test --release --workspace
+
+step "akidb-wasm: npm package, golden suite in Node and headless Chromium, loader browser tests"
+bash akidb-wasm/tests/run.sh
