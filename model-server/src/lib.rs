@@ -1,1 +1,22 @@
-//! Placeholder; filled in by issue 4.
+//! `model-server`: serves versioned, content-addressed model bundles (the offline model download API).
+//!
+//! Clients fetch `GET /v1/models/{name}/{version}/manifest.json` (a version or an alias such as `latest`),
+//! then every file the manifest lists from `GET /v1/blobs/sha256/{sha256}`, and verify each file against the
+//! manifest. Blobs are immutable and cached forever; listings and alias-resolved manifests live 60 s.
+//!
+//! - [`store`]: the [`store::BlobStore`] trait and the local content-addressed directory backend.
+//! - [`registry`]: SQLite metadata (models, versions, files, aliases).
+//! - [`publish`]: verify a bundle, store its blobs durably, then record the version in one transaction.
+//! - [`server`]: the axum [`server::router`].
+//! - [`metrics`]: Prometheus counters and histograms.
+
+pub mod metrics;
+pub mod publish;
+pub mod registry;
+pub mod server;
+pub mod store;
+
+pub use publish::{open_data_dir, publish_dir, publish_manifest, PublishError};
+pub use registry::{Recorded, Registry, RegistryError};
+pub use server::{router, ApiDoc, AppState, Config};
+pub use store::{BlobHash, BlobStore, LocalBlobStore, PutError};

@@ -1,0 +1,123 @@
+//! Publishing: verify a bundle, make its blobs durable, then record the version in one transaction.
+
+use std::path::{Path, PathBuf};
+
+use akidb_core::{Manifest, MANIFEST_FILE};
+
+use crate::registry::{Recorded, Registry, RegistryError};
+use crate::store::{test_pause, BlobHash, BlobStore, LocalBlobStore, PutError};
+
+/// Why a publish failed. When it fails, the registry is unchanged (blobs already stored stay, unreferenced;
+/// they are content-addressed, so a rerun reuses them).
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The manifest does not parse or validate, or a file does not match it (the error names the file).
+    #[error("{0}")]
+    Bundle(#[from] akidb_core::Error),
+    /// The manifest's name or version differs from the URL it was published to.
+    #[error("{0}")]
+    Mismatch(String),
+    /// Files the manifest lists are not in the blob store (HTTP publish: upload them first).
+    #[error("blobs missing from the store (upload them first): {}", .0.join(", "))]
+    MissingBlobs(Vec<String>),
+    /// Storing a blob failed.
+    #[error("storing a blob: {0}")]
+    Put(#[from] PutError),
+    /// The registry refused or failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// Reading the bundle directory failed.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// The on-disk layout of a data directory: `DIR/registry.sqlite` (+ WAL files) and `DIR/blobs/`.
+pub fn open_data_dir(dir: &Path) -> anyhow::Result<(Registry, LocalBlobStore)> {
+    std::fs::create_dir_all(dir)?;
+    let registry = Registry::open(&dir.join("registry.sqlite"))?;
+    let store = LocalBlobStore::open(dir.join("blobs"))?;
+    Ok((registry, store))
+}
+
+fn refuse_conflict(
+    registry: &Registry,
+    manifest: &Manifest,
+    manifest_bytes: &[u8],
+) -> Result<(), PublishError> {
+    if let Some((existing, false)) = registry.resolve(&manifest.name, &manifest.version)? {
+        if existing.manifest_sha256 != akidb_core::sha256_hex(manifest_bytes) {
+            return Err(RegistryError::Conflict {
+                name: manifest.name.clone(),
+                version: manifest.version.clone(),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Publishes the bundle in directory `bundle`: checks every file against the manifest, stores the files and
+/// the manifest as blobs (each durable before the next step), then records the version and `aliases`.
+pub fn publish_dir(
+    registry: &Registry,
+    store: &dyn BlobStore,
+    bundle: &Path,
+    aliases: &[String],
+) -> Result<(Manifest, Recorded), PublishError> {
+    let read = |path: PathBuf| std::fs::read(&path).map_err(|source| PublishError::Read { path, source });
+    let manifest_bytes = read(bundle.join(MANIFEST_FILE))?;
+    let manifest = Manifest::from_json(&manifest_bytes)?;
+    refuse_conflict(registry, &manifest, &manifest_bytes)?;
+    for entry in &manifest.files {
+        let bytes = read(bundle.join(&entry.path))?;
+        manifest.verify_file(entry, &bytes)?;
+        let hash = BlobHash::parse(&entry.sha256).expect("validated manifests have well-formed hashes");
+        store.put(&hash, &mut &bytes[..], entry.size)?;
+    }
+    store.put(
+        &BlobHash::of(&manifest_bytes),
+        &mut &manifest_bytes[..],
+        manifest_bytes.len() as u64,
+    )?;
+    test_pause("after-blobs");
+    let recorded = registry.record_version(&manifest, &manifest_bytes, aliases)?;
+    Ok((manifest, recorded))
+}
+
+/// Publishes a manifest whose files were uploaded to the blob store already (the HTTP protocol): checks every
+/// listed blob is present with the listed size, stores the manifest as a blob, and records the version.
+pub fn publish_manifest(
+    registry: &Registry,
+    store: &dyn BlobStore,
+    manifest_bytes: &[u8],
+    aliases: &[String],
+) -> Result<(Manifest, Recorded), PublishError> {
+    let manifest = Manifest::from_json(manifest_bytes)?;
+    refuse_conflict(registry, &manifest, manifest_bytes)?;
+    let mut missing = Vec::new();
+    for entry in &manifest.files {
+        let hash = BlobHash::parse(&entry.sha256).expect("validated manifests have well-formed hashes");
+        let size = store.size(&hash).map_err(PutError::Io)?;
+        if size != Some(entry.size) {
+            missing.push(format!(
+                "{} ({} bytes, sha256 {})",
+                entry.path, entry.size, entry.sha256
+            ));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(PublishError::MissingBlobs(missing));
+    }
+    store.put(
+        &BlobHash::of(manifest_bytes),
+        &mut &manifest_bytes[..],
+        manifest_bytes.len() as u64,
+    )?;
+    let recorded = registry.record_version(&manifest, manifest_bytes, aliases)?;
+    Ok((manifest, recorded))
+}

@@ -1,0 +1,802 @@
+//! In-process tests of every route, header and status of the router.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::*;
+use model_server::{publish_dir, Config};
+
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+const SHORT: &str = "public, max-age=60, stale-while-revalidate=300";
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    data: std::path::PathBuf,
+    v1: std::path::PathBuf,
+    v2: std::path::PathBuf,
+    model1: Vec<u8>,
+}
+
+/// A data dir with `m@1.0.0` and `m@2.0.0` published, `latest` -> 1.0.0.
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let model1 = bytes(1, 100_000);
+    let v1 = write_bundle(tmp.path(), "m", "1.0.0", &model1, b"{\"tok\": 1}");
+    let v2 = write_bundle(tmp.path(), "m", "2.0.0", &bytes(2, 50_000), b"{\"tok\": 2}");
+    let (registry, store) = model_server::open_data_dir(&data).unwrap();
+    publish_dir(&registry, &store, &v1, &["latest".into()]).unwrap();
+    publish_dir(&registry, &store, &v2, &[]).unwrap();
+    Fixture {
+        _tmp: tmp,
+        data,
+        v1,
+        v2,
+        model1,
+    }
+}
+
+fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body).unwrap()
+}
+
+fn hash(b: &[u8]) -> String {
+    akidb_core::sha256_hex(b)
+}
+
+#[tokio::test]
+async fn listing_and_model_detail() {
+    let f = fixture();
+    let app = app(&f.data, Config::default());
+    let (res, body) = get(&app, "/v1/models").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(header(&res, "cache-control"), Some(SHORT));
+    assert_eq!(header(&res, "cross-origin-resource-policy"), Some("cross-origin"));
+    assert!(header(&res, "content-type")
+        .unwrap()
+        .starts_with("application/json"));
+    let v = json(&body);
+    assert_eq!(v["models"][0]["name"], "m");
+    assert_eq!(v["models"][0]["versions"], serde_json::json!(["1.0.0", "2.0.0"]));
+    assert_eq!(v["models"][0]["aliases"]["latest"], "1.0.0");
+
+    let (res, body) = get(&app, "/v1/models/m").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(header(&res, "cache-control"), Some(SHORT));
+    let v = json(&body);
+    let files = &v["versions"][0]["files"];
+    assert_eq!(files[0]["path"], "model.onnx");
+    assert_eq!(files[0]["url"], format!("/v1/blobs/sha256/{}", hash(&f.model1)));
+    assert_eq!(
+        v["versions"][1]["manifest_url"],
+        "/v1/models/m/2.0.0/manifest.json"
+    );
+
+    let (res, body) = get(&app, "/v1/models/nope").await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(header(&res, "cache-control"), Some("no-store"));
+    assert!(json(&body)["error"].as_str().unwrap().contains("nope"));
+    let (res, _) = get(&app, "/v1/models/..").await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let (res, _) = get(&app, "/v1/nothing-here").await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn manifest_by_version_is_immutable_and_exact() {
+    let f = fixture();
+    let app = app(&f.data, Config::default());
+    let file = std::fs::read(f.v2.join("manifest.json")).unwrap();
+    let (res, body) = get(&app, "/v1/models/m/2.0.0/manifest.json").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(body, file, "the manifest is served byte for byte");
+    assert_eq!(header(&res, "cache-control"), Some(IMMUTABLE));
+    let etag = format!("\"{}\"", hash(&file));
+    assert_eq!(header(&res, "etag"), Some(etag.as_str()));
+    assert_eq!(header(&res, "content-type"), Some("application/json"));
+
+    // If-None-Match (also in a list, and weak) -> 304 with the validators, no body.
+    for inm in [
+        etag.clone(),
+        format!("\"x\", {etag}"),
+        format!("W/{etag}"),
+        "*".into(),
+    ] {
+        let (res, body) = send(
+            &app,
+            Request::get("/v1/models/m/2.0.0/manifest.json")
+                .header("if-none-match", inm)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+        assert!(body.is_empty());
+        assert_eq!(header(&res, "etag"), Some(etag.as_str()));
+        assert_eq!(header(&res, "cache-control"), Some(IMMUTABLE));
+    }
+    let (res, _) = send(
+        &app,
+        Request::get("/v1/models/m/2.0.0/manifest.json")
+            .header("if-none-match", "\"other\"")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // HEAD: headers, no body.
+    let (res, body) = send(
+        &app,
+        Request::head("/v1/models/m/2.0.0/manifest.json")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(body.is_empty());
+    assert_eq!(header(&res, "etag"), Some(etag.as_str()));
+
+    // Never compressed: clients verify these bytes and the ETag names them.
+    let (res, body) = send(
+        &app,
+        Request::get("/v1/models/m/2.0.0/manifest.json")
+            .header("accept-encoding", "gzip, br")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(header(&res, "content-encoding"), None);
+    assert_eq!(body, file);
+
+    for (uri, status) in [
+        ("/v1/models/m/9.9.9/manifest.json", StatusCode::NOT_FOUND),
+        ("/v1/models/zz/1.0.0/manifest.json", StatusCode::NOT_FOUND),
+        ("/v1/models/m/%2e%2e/manifest.json", StatusCode::BAD_REQUEST),
+        ("/v1/models/m/a%00b/manifest.json", StatusCode::BAD_REQUEST),
+        ("/v1/models/m/%ff/manifest.json", StatusCode::BAD_REQUEST),
+    ] {
+        let (res, body) = get(&app, uri).await;
+        assert_eq!(res.status(), status, "{uri}");
+        assert!(json(&body)["error"].is_string(), "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn manifest_by_alias_is_short_lived_and_alias_moves_show_at_once() {
+    let f = fixture();
+    let app = app(&f.data, writable());
+    let v1 = std::fs::read(f.v1.join("manifest.json")).unwrap();
+    let v2 = std::fs::read(f.v2.join("manifest.json")).unwrap();
+    let (res, body) = get(&app, "/v1/models/m/latest/manifest.json").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(body, v1);
+    assert_eq!(header(&res, "cache-control"), Some(SHORT));
+    assert_eq!(
+        header(&res, "content-location"),
+        Some("/v1/models/m/1.0.0/manifest.json")
+    );
+    assert_eq!(header(&res, "x-model-version"), Some("1.0.0"));
+
+    // Move the alias over HTTP; the listing and the alias-resolved manifest follow immediately.
+    let (res, body) = send(
+        &app,
+        Request::put("/v1/models/m/aliases/latest")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"version": "2.0.0"}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let (_, body) = get(&app, "/v1/models").await;
+    assert_eq!(json(&body)["models"][0]["aliases"]["latest"], "2.0.0");
+    let (res, body) = get(&app, "/v1/models/m/latest/manifest.json").await;
+    assert_eq!(body, v2);
+    assert_eq!(header(&res, "x-model-version"), Some("2.0.0"));
+
+    // Aliases to missing versions, or named like a version, are refused.
+    let put_alias = |alias: &str, body: &'static str| {
+        Request::put(format!("/v1/models/m/aliases/{alias}"))
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Body::from(body))
+            .unwrap()
+    };
+    assert_eq!(
+        send(&app, put_alias("stable", r#"{"version": "7"}"#))
+            .await
+            .0
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(&app, put_alias("1.0.0", r#"{"version": "2.0.0"}"#))
+            .await
+            .0
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        send(&app, put_alias("stable", "not json")).await.0.status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        send(&app, put_alias("stable", r#"{"version": "../x"}"#))
+            .await
+            .0
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn blobs_etag_range_head() {
+    let f = fixture();
+    let app = app(&f.data, Config::default());
+    let h = hash(&f.model1);
+    let uri = format!("/v1/blobs/sha256/{h}");
+    let etag = format!("\"{h}\"");
+    let len = f.model1.len();
+
+    let (res, body) = get(&app, &uri).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(body, f.model1);
+    assert_eq!(header(&res, "etag"), Some(etag.as_str()));
+    assert_eq!(header(&res, "cache-control"), Some(IMMUTABLE));
+    assert_eq!(header(&res, "accept-ranges"), Some("bytes"));
+    assert_eq!(header(&res, "content-type"), Some("application/octet-stream"));
+    assert_eq!(header(&res, "content-length"), Some(len.to_string().as_str()));
+    assert_eq!(header(&res, "cross-origin-resource-policy"), Some("cross-origin"));
+
+    // Model bytes are never compressed.
+    let (res, body) = send(
+        &app,
+        Request::get(&uri)
+            .header("accept-encoding", "gzip, br")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(header(&res, "content-encoding"), None);
+    assert_eq!(body.len(), len);
+
+    let (res, body) = send(
+        &app,
+        Request::get(&uri)
+            .header("if-none-match", &etag)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+    assert!(body.is_empty());
+    assert_eq!(header(&res, "etag"), Some(etag.as_str()));
+
+    let range = |r: &str| Request::get(&uri).header("range", r).body(Body::empty()).unwrap();
+    for (r, start, end) in [
+        ("bytes=0-9", 0, 9),
+        ("bytes=99990-", 99_990, len - 1),
+        ("bytes=-5", len - 5, len - 1),
+        ("bytes=10-99999999", 10, len - 1),
+    ] {
+        let (res, body) = send(&app, range(r)).await;
+        assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT, "{r}");
+        assert_eq!(body, &f.model1[start..=end], "{r}");
+        assert_eq!(
+            header(&res, "content-range"),
+            Some(format!("bytes {start}-{end}/{len}").as_str())
+        );
+        assert_eq!(
+            header(&res, "content-length"),
+            Some((end - start + 1).to_string().as_str())
+        );
+        assert_eq!(header(&res, "cache-control"), Some(IMMUTABLE));
+    }
+    for r in [
+        format!("bytes={len}-"),
+        "bytes=200000-300000".into(),
+        "bytes=-0".into(),
+    ] {
+        let (res, _) = send(&app, range(&r)).await;
+        assert_eq!(res.status(), StatusCode::RANGE_NOT_SATISFIABLE, "{r}");
+        assert_eq!(
+            header(&res, "content-range"),
+            Some(format!("bytes */{len}").as_str())
+        );
+    }
+    // Malformed or multiple ranges: the whole blob.
+    for r in ["bytes=5-2", "items=0-1", "bytes=0-1,4-5", "bytes=x-"] {
+        let (res, body) = send(&app, range(r)).await;
+        assert_eq!(res.status(), StatusCode::OK, "{r}");
+        assert_eq!(body.len(), len);
+    }
+    // If-Range: the range only applies to the same entity.
+    let (res, _) = send(
+        &app,
+        Request::get(&uri)
+            .header("range", "bytes=0-9")
+            .header("if-range", &etag)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    let (res, body) = send(
+        &app,
+        Request::get(&uri)
+            .header("range", "bytes=0-9")
+            .header("if-range", "\"stale\"")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(body.len(), len);
+
+    // HEAD: the full headers, no body.
+    let (res, body) = send(&app, Request::head(&uri).body(Body::empty()).unwrap()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(body.is_empty());
+    assert_eq!(header(&res, "content-length"), Some(len.to_string().as_str()));
+    assert_eq!(header(&res, "etag"), Some(etag.as_str()));
+
+    // The manifest itself is a blob too.
+    let mf = std::fs::read(f.v1.join("manifest.json")).unwrap();
+    let (res, body) = get(&app, &format!("/v1/blobs/sha256/{}", hash(&mf))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(body, mf);
+
+    let (res, _) = get(&app, &format!("/v1/blobs/sha256/{}", "0".repeat(64))).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(header(&res, "cache-control"), Some("no-store"));
+    let (res, _) = get(&app, &format!("/v1/blobs/sha256/{}", h.to_uppercase())).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn cors_preflight_and_simple_requests() {
+    let f = fixture();
+    let app = app(&f.data, Config::default());
+    let h = hash(&f.model1);
+    let (res, _) = send(
+        &app,
+        Request::options(format!("/v1/blobs/sha256/{h}"))
+            .header("origin", "https://demo.example")
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "range, if-none-match")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(header(&res, "access-control-allow-origin"), Some("*"));
+    let methods = header(&res, "access-control-allow-methods")
+        .unwrap()
+        .to_ascii_uppercase();
+    assert!(methods.contains("GET") && methods.contains("HEAD"), "{methods}");
+    let allowed = header(&res, "access-control-allow-headers")
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        allowed.contains("range") && allowed.contains("if-none-match"),
+        "{allowed}"
+    );
+    assert_eq!(header(&res, "access-control-max-age"), Some("86400"));
+
+    let (res, _) = send(
+        &app,
+        Request::get(format!("/v1/blobs/sha256/{h}"))
+            .header("origin", "https://demo.example")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(header(&res, "access-control-allow-origin"), Some("*"));
+    let exposed = header(&res, "access-control-expose-headers")
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("etag") && exposed.contains("content-range"),
+        "{exposed}"
+    );
+    assert_eq!(header(&res, "cross-origin-resource-policy"), Some("cross-origin"));
+}
+
+#[tokio::test]
+async fn json_is_compressed_with_gzip_and_br() {
+    let f = fixture();
+    let app = app(&f.data, Config::default());
+    for enc in ["gzip", "br"] {
+        let (res, body) = send(
+            &app,
+            Request::get("/v1/models/m")
+                .header("accept-encoding", enc)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(header(&res, "content-encoding"), Some(enc));
+        assert!(
+            serde_json::from_slice::<serde_json::Value>(&body).is_err(),
+            "compressed bytes are not JSON"
+        );
+    }
+    let (res, _) = get(&app, "/v1/models/m").await;
+    assert_eq!(header(&res, "content-encoding"), None);
+}
+
+fn authed(req: axum::http::request::Builder) -> axum::http::request::Builder {
+    req.header("authorization", format!("Bearer {TOKEN}"))
+}
+
+#[tokio::test]
+async fn http_publish_protocol() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let config = Config {
+        max_blob_bytes: 200_000,
+        ..writable()
+    };
+    let app = app(&data, config);
+    let model = bytes(9, 150_000);
+    let tok = b"{\"t\": 9}".to_vec();
+    let manifest = manifest_for("web", "0.1.0", &model, &tok).to_json();
+    let put_blob = |b: &[u8], auth: Option<&str>| {
+        let mut r = Request::put(format!("/v1/blobs/sha256/{}", hash(b)));
+        if let Some(t) = auth {
+            r = r.header("authorization", format!("Bearer {t}"));
+        }
+        r.body(Body::from(b.to_vec())).unwrap()
+    };
+    let blob_absent = |b: Vec<u8>| {
+        let app = app.clone();
+        async move {
+            get(&app, &format!("/v1/blobs/sha256/{}", hash(&b)))
+                .await
+                .0
+                .status()
+                == StatusCode::NOT_FOUND
+        }
+    };
+
+    // No token, wrong token: 401, nothing stored.
+    let (res, _) = send(&app, put_blob(&model, None)).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(header(&res, "www-authenticate"), Some("Bearer"));
+    assert_eq!(
+        send(&app, put_blob(&model, Some("wrong"))).await.0.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(&app, put_blob(&model, Some(""))).await.0.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(blob_absent(model.clone()).await);
+
+    // Bytes that do not match the name: 400, nothing stored.
+    let (res, _) = send(
+        &app,
+        authed(Request::put(format!(
+            "/v1/blobs/sha256/{}",
+            hash(b"something else")
+        )))
+        .body(Body::from(model.clone()))
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(blob_absent(b"something else".to_vec()).await);
+    assert!(blob_absent(model.clone()).await);
+
+    // Oversized: 413, nothing stored — with a Content-Length and when streamed without one.
+    let big = bytes(3, 200_001);
+    assert_eq!(
+        send(&app, put_blob(&big, Some(TOKEN))).await.0.status(),
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    let stream = futures_util::stream::iter(
+        big.chunks(10_000)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let (res, _) = send(
+        &app,
+        authed(Request::put(format!("/v1/blobs/sha256/{}", hash(&big))))
+            .body(Body::from_stream(stream))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(blob_absent(big.clone()).await);
+    assert_eq!(
+        std::fs::read_dir(data.join("blobs/tmp")).unwrap().count(),
+        0,
+        "no temp files left"
+    );
+
+    // The manifest before its blobs: 422, nothing recorded.
+    let put_manifest = |uri: &str, body: Vec<u8>| authed(Request::put(uri)).body(Body::from(body)).unwrap();
+    let (res, body) = send(
+        &app,
+        put_manifest("/v1/models/web/0.1.0/manifest.json", manifest.clone()),
+    )
+    .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(String::from_utf8_lossy(&body).contains("model.onnx"));
+    assert_eq!(
+        get(&app, "/v1/models/web").await.0.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Upload the blobs (201, then 200 when repeated).
+    assert_eq!(
+        send(&app, put_blob(&model, Some(TOKEN))).await.0.status(),
+        StatusCode::CREATED
+    );
+    let (res, body) = send(&app, put_blob(&model, Some(TOKEN))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(json(&body)["size"], 150_000);
+    assert_eq!(
+        send(&app, put_blob(&tok, Some(TOKEN))).await.0.status(),
+        StatusCode::CREATED
+    );
+
+    // Malformed manifests, and a manifest under the wrong URL: 400.
+    for (uri, body) in [
+        ("/v1/models/web/0.1.0/manifest.json", b"{not json".to_vec()),
+        (
+            "/v1/models/web/0.1.0/manifest.json",
+            br#"{"format_version": 99}"#.to_vec(),
+        ),
+        ("/v1/models/web/0.2.0/manifest.json", manifest.clone()),
+    ] {
+        assert_eq!(
+            send(&app, put_manifest(uri, body)).await.0.status(),
+            StatusCode::BAD_REQUEST,
+            "{uri}"
+        );
+    }
+    // Oversized manifest: 413.
+    let (res, _) = send(
+        &app,
+        put_manifest("/v1/models/web/0.1.0/manifest.json", vec![b' '; 2 << 20]),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Without the token: 401.
+    let (res, _) = send(
+        &app,
+        Request::put("/v1/models/web/0.1.0/manifest.json")
+            .body(Body::from(manifest.clone()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get(&app, "/v1/models/web").await.0.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Publish: 201; again with the same bytes: 200; with other bytes: 409.
+    let (res, body) = send(
+        &app,
+        put_manifest("/v1/models/web/0.1.0/manifest.json", manifest.clone()),
+    )
+    .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(json(&body)["manifest_sha256"], hash(&manifest));
+    assert_eq!(
+        send(
+            &app,
+            put_manifest("/v1/models/web/0.1.0/manifest.json", manifest.clone())
+        )
+        .await
+        .0
+        .status(),
+        StatusCode::OK
+    );
+    let mut other = manifest_for("web", "0.1.0", &model, &tok);
+    other.dim = 8;
+    let (res, _) = send(
+        &app,
+        put_manifest("/v1/models/web/0.1.0/manifest.json", other.to_json()),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+
+    let (_, body) = get(&app, "/v1/models/web/0.1.0/manifest.json").await;
+    assert_eq!(body, manifest);
+    let (_, body) = get(&app, &format!("/v1/blobs/sha256/{}", hash(&model))).await;
+    assert_eq!(body, model);
+}
+
+#[tokio::test]
+async fn read_only_refuses_writes_and_serves_reads() {
+    let f = fixture();
+    let app = app(
+        &f.data,
+        Config {
+            read_only: true,
+            ..writable()
+        },
+    );
+    let (res, _) = send(
+        &app,
+        authed(Request::put(format!("/v1/blobs/sha256/{}", hash(b"x"))))
+            .body(Body::from("x"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let (res, _) = send(
+        &app,
+        authed(Request::put("/v1/models/m/aliases/latest"))
+            .body(Body::from(r#"{"version":"2.0.0"}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let (_, body) = get(&app, "/v1/models").await;
+    assert_eq!(json(&body)["models"][0]["aliases"]["latest"], "1.0.0");
+    assert_eq!(
+        get(&app, &format!("/v1/blobs/sha256/{}", hash(&f.model1)))
+            .await
+            .0
+            .status(),
+        StatusCode::OK
+    );
+
+    // And a server without a token refuses writes with 401.
+    let app = common::app(&f.data, Config::default());
+    let (res, _) = send(
+        &app,
+        authed(Request::put(format!("/v1/blobs/sha256/{}", hash(b"x"))))
+            .body(Body::from("x"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn health_ready_metrics_openapi() {
+    let f = fixture();
+    let app = app(&f.data, Config::default());
+    let (res, body) = get(&app, "/healthz").await;
+    assert_eq!((res.status(), body.as_slice()), (StatusCode::OK, &b"ok\n"[..]));
+    let (res, body) = get(&app, "/readyz").await;
+    assert_eq!((res.status(), body.as_slice()), (StatusCode::OK, &b"ready\n"[..]));
+
+    let h = hash(&f.model1);
+    get(&app, &format!("/v1/blobs/sha256/{h}")).await;
+    send(
+        &app,
+        Request::get(format!("/v1/blobs/sha256/{h}"))
+            .header("range", "bytes=0-9")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    get(&app, "/v1/models/nope").await;
+    let (res, body) = get(&app, "/metrics").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(header(&res, "content-type").unwrap().starts_with("text/plain"));
+    let text = String::from_utf8(body).unwrap();
+    let blob = r#"route="/v1/blobs/sha256/{sha256}",method="GET""#;
+    assert!(
+        text.contains(&format!("model_server_requests_total{{{blob},status=\"200\"}} 1")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("model_server_requests_total{{{blob},status=\"206\"}} 1")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "model_server_response_bytes_total{{{blob},status=\"200\"}} 100000"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "model_server_response_bytes_total{{{blob},status=\"206\"}} 10"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"model_server_requests_total{route="/v1/models/{name}",method="GET",status="404"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(&format!(
+        "model_server_request_duration_seconds_bucket{{{blob},status=\"200\",le=\"+Inf\"}} 1"
+    )));
+    assert!(text.contains("# TYPE model_server_request_duration_seconds histogram"));
+
+    let (res, body) = get(&app, "/openapi.json").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let doc = json(&body);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for p in [
+        "/v1/models",
+        "/v1/models/{name}",
+        "/v1/models/{name}/{version}/manifest.json",
+        "/v1/models/{name}/aliases/{alias}",
+        "/v1/blobs/sha256/{sha256}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    ] {
+        assert!(
+            doc["paths"][p].is_object(),
+            "{p} missing from the OpenAPI document"
+        );
+    }
+    assert!(doc["paths"]["/v1/blobs/sha256/{sha256}"]["put"].is_object());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[tokio::test]
+async fn static_directory_with_mime_types() {
+    let f = fixture();
+    let site = f.data.parent().unwrap().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), "<h1>demo</h1>").unwrap();
+    std::fs::write(site.join("akidb_wasm_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    std::fs::write(site.join("app.js"), "export {}").unwrap();
+    let app = app(
+        &f.data,
+        Config {
+            static_dir: Some(site),
+            ..Config::default()
+        },
+    );
+    let (res, body) = get(&app, "/").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(body, b"<h1>demo</h1>");
+    assert!(header(&res, "content-type").unwrap().starts_with("text/html"));
+    let (res, _) = get(&app, "/akidb_wasm_bg.wasm").await;
+    assert_eq!(header(&res, "content-type"), Some("application/wasm"));
+    let (res, _) = get(&app, "/app.js").await;
+    assert!(header(&res, "content-type").unwrap().contains("javascript"));
+    assert_eq!(get(&app, "/missing.html").await.0.status(), StatusCode::NOT_FOUND);
+    // The API still wins over the static site.
+    assert_eq!(get(&app, "/v1/models").await.0.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn real_int8_bundle_round_trips() {
+    let bundle = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2/int8");
+    assert!(
+        bundle.join("manifest.json").exists(),
+        "run scripts/fetch-models.sh first"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let (registry, store) = model_server::open_data_dir(tmp.path()).unwrap();
+    publish_dir(&registry, &store, &bundle, &["latest".into()]).unwrap();
+    let app = app(tmp.path(), Config::default());
+    let (res, body) = get(&app, "/v1/models/all-MiniLM-L6-v2/latest/manifest.json").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let manifest = akidb_core::Manifest::from_json(&body).unwrap();
+    assert_eq!(manifest.version, "1.0.0-int8");
+    // A client's view: every file by hash, verified against the manifest.
+    for entry in &manifest.files {
+        let (res, bytes) = get(&app, &format!("/v1/blobs/sha256/{}", entry.sha256)).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        manifest.verify_file(entry, &bytes).unwrap();
+    }
+}

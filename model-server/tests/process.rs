@@ -1,0 +1,281 @@
+//! The real binary: CLI publish and alias, `serve` over TCP with graceful shutdown, and SIGKILL in the
+//! middle of a publish.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use common::*;
+use model_server::Config;
+
+const BIN: &str = env!("CARGO_BIN_EXE_model-server");
+
+fn int8_bundle() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2/int8");
+    assert!(
+        p.join("manifest.json").exists(),
+        "run scripts/fetch-models.sh first"
+    );
+    p
+}
+
+fn cli(args: &[&str]) -> std::process::Output {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "model-server {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// One HTTP/1.1 request over a plain socket; returns (status, headers, body).
+fn http(addr: &str, method: &str, path: &str) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head.to_ascii_lowercase(), raw[split + 4..].to_vec())
+}
+
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+#[test]
+fn publish_alias_serve_and_shut_down_gracefully() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = data.to_str().unwrap();
+    let out = cli(&[
+        "publish",
+        "--data",
+        d,
+        int8_bundle().to_str().unwrap(),
+        "--alias",
+        "latest",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("published all-MiniLM-L6-v2@1.0.0-int8"));
+    // Publishing the same bundle again changes nothing.
+    let out = cli(&["publish", "--data", d, int8_bundle().to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already published"));
+    let other = write_bundle(
+        tmp.path(),
+        "all-MiniLM-L6-v2",
+        "2.0.0-test",
+        &bytes(5, 1000),
+        b"{}",
+    );
+    cli(&["publish", "--data", d, other.to_str().unwrap()]);
+    cli(&[
+        "alias",
+        "set",
+        "--data",
+        d,
+        "all-MiniLM-L6-v2",
+        "stable",
+        "1.0.0-int8",
+    ]);
+
+    // Same name@version with different content: refused, exit code non-zero.
+    let clash = write_bundle(
+        &tmp.path().join("clash"),
+        "all-MiniLM-L6-v2",
+        "2.0.0-test",
+        &bytes(6, 1000),
+        b"{}",
+    );
+    let out = Command::new(BIN)
+        .args(["publish", "--data", d, clash.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("different content"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let addr = free_addr();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--data", d, "--addr", &addr, "--read-only"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while TcpStream::connect(&addr).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(20), "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, _, body) = http(&addr, "GET", "/v1/models/all-MiniLM-L6-v2/stable/manifest.json");
+    assert_eq!(status, 200);
+    assert_eq!(body, std::fs::read(int8_bundle().join("manifest.json")).unwrap());
+    let manifest = akidb_core::Manifest::from_json(&body).unwrap();
+    let model = manifest.file(akidb_core::FileRole::Model);
+    let (status, head, body) = http(&addr, "GET", &format!("/v1/blobs/sha256/{}", model.sha256));
+    assert_eq!(status, 200);
+    assert!(head.contains("cache-control: public, max-age=31536000, immutable"));
+    manifest.verify_file(model, &body).unwrap();
+    // HEAD over real hyper keeps Content-Length and sends no body.
+    let (status, head, body) = http(&addr, "HEAD", &format!("/v1/blobs/sha256/{}", model.sha256));
+    assert_eq!(status, 200);
+    assert!(
+        head.contains(&format!("content-length: {}", model.size)),
+        "{head}"
+    );
+    assert!(body.is_empty());
+    let (status, _, _) = http(&addr, "GET", "/readyz");
+    assert_eq!(status, 200);
+
+    // SIGTERM: graceful shutdown, exit 0.
+    unsafe_sigterm(child.id());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no shutdown after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Runs `publish` with the test pause hook at `point`, waits until it pauses, and SIGKILLs it.
+fn publish_and_kill(data: &Path, bundle: &Path, point: &str) {
+    let mut child = Command::new(BIN)
+        .args([
+            "publish",
+            "--data",
+            data.to_str().unwrap(),
+            bundle.to_str().unwrap(),
+            "--alias",
+            "latest",
+        ])
+        .env("MODEL_SERVER_TEST_PAUSE", point)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = lines.next().expect("publish printed nothing").unwrap();
+    assert_eq!(line, format!("paused at {point}"));
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_publish_leaves_the_registry_consistent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let v1 = int8_bundle();
+    cli(&[
+        "publish",
+        "--data",
+        data.to_str().unwrap(),
+        v1.to_str().unwrap(),
+        "--alias",
+        "latest",
+    ]);
+    let v1_manifest = std::fs::read(v1.join("manifest.json")).unwrap();
+    let v2_model = bytes(7, 3_000_000);
+    let v2 = write_bundle(
+        tmp.path(),
+        "all-MiniLM-L6-v2",
+        "1.1.0-test",
+        &v2_model,
+        b"{\"v\": 2}",
+    );
+    let v2_hash = akidb_core::sha256_hex(&v2_model);
+
+    for point in ["mid-blob", "after-blobs"] {
+        publish_and_kill(&data, &v2, point);
+        if point == "mid-blob" {
+            let parts: Vec<_> = std::fs::read_dir(data.join("blobs/tmp")).unwrap().collect();
+            assert_eq!(
+                parts.len(),
+                1,
+                "the killed publish left its half-written temporary file"
+            );
+        }
+        // A fresh server over the same data: the old version unchanged, the new one absent.
+        let app = app(&data, Config::default());
+        let (res, body) = get(&app, "/v1/models/all-MiniLM-L6-v2/latest/manifest.json").await;
+        assert_eq!(res.status(), StatusCode::OK, "{point}");
+        assert_eq!(body, v1_manifest, "{point}");
+        let (res, _) = get(&app, "/v1/models/all-MiniLM-L6-v2/1.1.0-test/manifest.json").await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{point}");
+        let (_, body) = get(&app, "/v1/models").await;
+        let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            list["models"][0]["versions"],
+            serde_json::json!(["1.0.0-int8"]),
+            "{point}"
+        );
+        let m = akidb_core::Manifest::from_json(&v1_manifest).unwrap();
+        for entry in &m.files {
+            let (res, bytes) = get(&app, &format!("/v1/blobs/sha256/{}", entry.sha256)).await;
+            assert_eq!(res.status(), StatusCode::OK);
+            m.verify_file(entry, &bytes).unwrap();
+        }
+        // No half-written blob is ever served: the model blob is either absent or complete.
+        let (res, bytes) = get(&app, &format!("/v1/blobs/sha256/{v2_hash}")).await;
+        match point {
+            "mid-blob" => assert_eq!(res.status(), StatusCode::NOT_FOUND),
+            _ => assert_eq!(bytes, v2_model),
+        }
+        assert_eq!(
+            std::fs::read_dir(data.join("blobs/tmp")).unwrap().count(),
+            0,
+            "opening the store clears temp files"
+        );
+        let db = rusqlite_check(&data);
+        assert_eq!(db, "ok", "{point}");
+    }
+
+    // The publish can be rerun and completes.
+    cli(&[
+        "publish",
+        "--data",
+        data.to_str().unwrap(),
+        v2.to_str().unwrap(),
+        "--alias",
+        "latest",
+    ]);
+    let app = app(&data, Config::default());
+    let (_, body) = get(&app, "/v1/models/all-MiniLM-L6-v2/latest/manifest.json").await;
+    assert_eq!(body, std::fs::read(v2.join("manifest.json")).unwrap());
+    let (_, bytes) = get(&app, &format!("/v1/blobs/sha256/{v2_hash}")).await;
+    assert_eq!(bytes, v2_model);
+}
+
+/// SQLite's own integrity check of the registry, through the registry's connection settings.
+fn rusqlite_check(data: &Path) -> String {
+    let reg = model_server::Registry::open(&data.join("registry.sqlite")).unwrap();
+    reg.integrity_check().unwrap()
+}
