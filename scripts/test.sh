@@ -25,3 +25,6 @@ cargo test --release --workspace
 
 step "akidb-wasm: npm package, golden suite in Node and headless Chromium, loader browser tests"
 bash akidb-wasm/tests/run.sh
+
+step "model-server: schemathesis against /openapi.json on a live server"
+bash model-server/tests/schemathesis.sh
