@@ -946,7 +946,18 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi_json));
     app = match &state.0.config.static_dir {
-        Some(dir) => app.fallback_service(ServeDir::new(dir).append_index_html_on_directories(true)),
+        Some(dir) => {
+            let site = ServeDir::new(dir).append_index_html_on_directories(true);
+            // ServeDir answers 500 for odd names the OS refuses (too long, NUL, ...): those are 404s here.
+            app.fallback(move |req: Request| async move {
+                use tower::ServiceExt;
+                let Ok(res) = site.oneshot(req).await;
+                if res.status().is_server_error() {
+                    return not_found().await.into_response();
+                }
+                res.map(Body::new)
+            })
+        }
         None => app.fallback(not_found),
     };
     app.layer(TraceLayer::new_for_http())
