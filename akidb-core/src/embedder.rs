@@ -32,6 +32,19 @@ pub struct Embeddings {
 }
 
 impl Embeddings {
+    /// Wraps a row-major buffer of `data.len() / dim` vectors.
+    ///
+    /// # Panics
+    /// If `dim` is zero or does not divide `data.len()`.
+    pub fn from_vec(dim: usize, data: Vec<f32>) -> Embeddings {
+        assert!(
+            dim > 0 && data.len().is_multiple_of(dim),
+            "{} values are not rows of {dim}",
+            data.len()
+        );
+        Embeddings { dim, data }
+    }
+
     /// Embedding dimension.
     pub fn dim(&self) -> usize {
         self.dim

@@ -55,6 +55,76 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         batch_rounds: usize,
     },
+    /// Serve embeddings over HTTP: POST /v1/embed {"texts": [...]}, OpenAI-compatible POST /v1/embeddings,
+    /// /healthz, /readyz, /metrics, /openapi.json.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Bundle directory.
+    #[arg(long, conflicts_with = "bundle_url", required_unless_present = "bundle_url")]
+    bundle: Option<PathBuf>,
+    /// Manifest URL on a model-server (…/v1/models/NAME/VERSION/manifest.json) or a static host.
+    #[arg(long)]
+    bundle_url: Option<String>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// Most texts per model call.
+    #[arg(long, default_value_t = 32)]
+    max_batch: usize,
+    /// Longest wait, in milliseconds, for more texts to fill a batch.
+    #[arg(long, default_value_t = 2)]
+    max_wait_ms: u64,
+    /// Most texts waiting in the queue; beyond it requests get 429.
+    #[arg(long, default_value_t = 2048)]
+    queue: usize,
+    /// Worker threads running the model (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Most texts per request.
+    #[arg(long, default_value_t = 256)]
+    max_texts: usize,
+    /// Most characters per text.
+    #[arg(long, default_value_t = 20_000)]
+    max_chars: usize,
+    /// Largest request body, bytes.
+    #[arg(long, default_value_t = 2 << 20)]
+    max_body_bytes: usize,
+    /// Request timeout, seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout_s: u64,
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    use akidb_native::serve::{BundleSource, ServeConfig};
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut config = ServeConfig::default();
+    config.limits.max_texts = args.max_texts;
+    config.limits.max_chars = args.max_chars;
+    config.limits.max_body_bytes = args.max_body_bytes;
+    config.limits.request_timeout = Duration::from_secs(args.timeout_s);
+    config.batching.max_batch = args.max_batch.max(1);
+    config.batching.max_wait = Duration::from_millis(args.max_wait_ms);
+    config.batching.queue_capacity = args.queue;
+    if let Some(w) = args.workers {
+        config.batching.workers = w.max(1);
+    }
+    let source = match (args.bundle, args.bundle_url) {
+        (Some(dir), _) => BundleSource::Dir(dir),
+        (None, Some(url)) => BundleSource::Url(url),
+        (None, None) => anyhow::bail!("give --bundle DIR or --bundle-url URL"),
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(akidb_native::serve::run(config, source, args.addr))
 }
 
 #[derive(Subcommand)]
@@ -214,6 +284,7 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Serve(args) => serve(args),
         Command::Embed { bundle, text } => embed(&bundle, text),
         Command::Tokenize { bundle, text } => tokenize(&bundle, text),
         Command::Bench {

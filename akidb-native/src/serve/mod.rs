@@ -1,0 +1,267 @@
+//! `akidb serve`: the HTTP embedding service. Concurrent requests are micro-batched onto a pool of
+//! worker threads running the core; the queue is bounded, and overload answers `429` at once.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use akidb_native::serve::{self, BundleSource, ServeConfig};
+//! let config = ServeConfig::default();
+//! serve::run(config, BundleSource::Dir("models/all-MiniLM-L6-v2/int8".into()), "127.0.0.1:8080".parse()?).await
+//! # }
+//! ```
+
+mod api;
+mod batcher;
+mod metrics;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use akidb_core::{Bundle, Embedder};
+use anyhow::{Context, Result};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tower_http::cors::CorsLayer;
+use utoipa::OpenApi;
+
+pub use api::{EmbedRequest, EmbedResponse, ErrorBody, OpenAiResponse};
+pub use batcher::BatchOptions;
+pub use metrics::Metrics;
+
+use batcher::Batcher;
+
+/// Per-request limits.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Most texts in one request (`413` beyond).
+    pub max_texts: usize,
+    /// Most characters in one text (`413` beyond).
+    pub max_chars: usize,
+    /// Largest request body in bytes (`413` beyond).
+    pub max_body_bytes: usize,
+    /// Longest a request waits for its vectors (`503` beyond).
+    pub request_timeout: Duration,
+}
+
+/// Everything `akidb serve` can be told.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Request limits.
+    pub limits: Limits,
+    /// Batching and queue.
+    pub batching: BatchOptions,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ServeConfig {
+            limits: Limits {
+                max_texts: 256,
+                max_chars: 20_000,
+                max_body_bytes: 2 << 20,
+                request_timeout: Duration::from_secs(30),
+            },
+            batching: BatchOptions {
+                max_batch: 32,
+                max_wait: Duration::from_millis(2),
+                queue_capacity: 2048,
+                workers: cores,
+            },
+        }
+    }
+}
+
+/// Where the bundle comes from.
+#[derive(Clone, Debug)]
+pub enum BundleSource {
+    /// A bundle directory.
+    Dir(PathBuf),
+    /// A manifest URL on a model-server (`…/v1/models/{name}/{version}/manifest.json`) or any static host.
+    Url(String),
+}
+
+/// The loaded model and its batcher.
+pub struct Ready {
+    /// The core.
+    pub embedder: Arc<Embedder>,
+    batcher: Batcher,
+    /// `name@version`.
+    pub model: String,
+}
+
+/// Shared state of the handlers.
+pub struct AppState {
+    ready: OnceLock<Ready>,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// A state with no model yet: `/readyz` says loading and the embed routes answer `503`.
+    pub fn new(limits: Limits) -> Arc<AppState> {
+        Arc::new(AppState {
+            ready: OnceLock::new(),
+            limits,
+            metrics: Arc::new(Metrics::new()),
+        })
+    }
+
+    /// Installs the loaded model and starts its workers.
+    pub fn set_ready(&self, embedder: Arc<Embedder>, batching: BatchOptions) {
+        let m = embedder.manifest();
+        let model = format!("{}@{}", m.name, m.version);
+        let batcher = Batcher::start(embedder.clone(), batching, self.metrics.clone());
+        let _ = self.ready.set(Ready {
+            embedder,
+            batcher,
+            model,
+        });
+    }
+
+    fn ready(&self) -> Option<&Ready> {
+        self.ready.get()
+    }
+}
+
+async fn record_metrics(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .requests
+        .with_label_values(&[route.as_str(), response.status().as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The service's routes over `state`. CORS is open (any origin, no credentials): browsers call the
+/// service as the fallback of the wasm package from pages on other origins.
+pub fn router(state: Arc<AppState>) -> Router {
+    let body_limit = state.limits.max_body_bytes;
+    Router::new()
+        .route("/v1/embed", post(api::embed))
+        .route("/v1/embeddings", post(api::embeddings))
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
+        .route("/openapi.json", get(|| async { Json(api::ApiDoc::openapi()) }))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
+        .layer(CorsLayer::permissive())
+        .with_state(state)
+}
+
+/// Loads the bundle, verifying every file.
+pub async fn load_bundle(source: &BundleSource) -> Result<Bundle> {
+    match source {
+        BundleSource::Dir(dir) => {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || crate::bundle_dir::load(&dir)).await?
+        }
+        BundleSource::Url(url) => crate::remote::fetch_bundle(url).await,
+    }
+}
+
+/// Compiles the plans that single-sentence traffic and its batches use, so the first requests after
+/// `/readyz` turns green do not pay for compilation.
+pub fn warm_up(embedder: &Embedder, max_batch: usize) -> Result<()> {
+    let mut batch = 1;
+    while batch <= max_batch {
+        let texts = vec!["a warm-up sentence of about twelve tokens, give or take."; batch];
+        embedder.embed(&texts)?;
+        batch *= 2;
+    }
+    for words in [1, 4, 8, 12, 16, 20, 24, 28] {
+        embedder.embed(&[vec!["word"; words].join(" ").as_str()])?;
+    }
+    Ok(())
+}
+
+/// Serves on `addr` until SIGINT or SIGTERM, then finishes in-flight requests and returns.
+///
+/// The port opens at once (`/healthz` answers); the model loads and warms in the background and
+/// `/readyz` turns 200 when it is done. A model that fails to load stops the service with its error.
+pub async fn run(config: ServeConfig, source: BundleSource, addr: SocketAddr) -> Result<()> {
+    let state = AppState::new(config.limits.clone());
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    let (fatal_tx, fatal_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
+    let loader_state = state.clone();
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let loaded = async {
+            let bundle = load_bundle(&source).await?;
+            let max_batch = config.batching.max_batch;
+            let embedder = tokio::task::spawn_blocking(move || -> Result<Embedder> {
+                let embedder = Embedder::new(&bundle)?;
+                warm_up(&embedder, max_batch)?;
+                Ok(embedder)
+            })
+            .await??;
+            anyhow::Ok(embedder)
+        };
+        match loaded.await {
+            Ok(embedder) => {
+                let m = embedder.manifest();
+                tracing::info!(model = %m.name, version = %m.version, secs = started.elapsed().as_secs_f64(), "ready");
+                loader_state.set_ready(Arc::new(embedder), config.batching.clone());
+            }
+            Err(e) => {
+                let _ = fatal_tx.send(e);
+            }
+        }
+    });
+    let fatal = Arc::new(tokio::sync::Mutex::new(None));
+    let fatal_slot = fatal.clone();
+    let shutdown = async move {
+        tokio::select! {
+            () = shutdown_signal() => tracing::info!("shutting down: finishing in-flight requests"),
+            Ok(e) = fatal_rx => {
+                *fatal_slot.lock().await = Some(e);
+            }
+        }
+    };
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    let failure = fatal.lock().await.take();
+    match failure {
+        Some(e) => Err(e.context("the model could not be loaded")),
+        None => Ok(()),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
