@@ -1,10 +1,8 @@
 # The two set-up commands: `make demo` (the main job) and `make test` (every test).
-.PHONY: demo test bench-core models
+.PHONY: demo test models bench-core bench-serve bench-model-server bench-wasm
 
-demo: models
-	@echo "Embedding a sentence with the int8 bundle:"
-	./target/release/akidb embed --bundle models/all-MiniLM-L6-v2/int8 "AkiDB Edge runs the same core everywhere." | cut -c1-120
-	@echo "..."
+demo:
+	bash scripts/demo.sh
 
 test:
 	bash scripts/test.sh
@@ -14,3 +12,12 @@ models:
 
 bench-core:
 	bash scripts/bench-core.sh
+
+bench-serve:
+	bash scripts/bench-serve.sh
+
+bench-model-server:
+	bash scripts/bench-model-server.sh
+
+bench-wasm:
+	bash akidb-wasm/tests/bench.sh

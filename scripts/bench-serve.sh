@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Load benchmark of `akidb serve` on loopback (not a test): single-sentence POST /v1/embed at concurrency
+# 1, 8 and 64 with wrk (Debian), beside the core's offline batch throughput (`akidb bench`) measured in
+# the same run. Prints a markdown table and the ratios the service is held to.
+#   scripts/bench-serve.sh [SECONDS_PER_LEVEL]   (default 10)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+secs=${1:-10}
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+bash scripts/fetch-models.sh >&2
+bundle=models/all-MiniLM-L6-v2/int8
+work=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+target/release/akidb serve --bundle "$bundle" --addr "127.0.0.1:$port" 2>"$work/serve.log" &
+server=$!
+trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 300); do
+  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fs "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$work/serve.log" >&2; exit 1; }
+sentence=$(python3 -c 'import json; print(json.dumps({"texts": [json.load(open("akidb-native/src/bench_sentences.json"))["single"]]}))')
+cat >"$work/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [[$sentence]]
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %.1f %.2f %.2f %.2f %d %d\n", summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1e3, latency:percentile(95) / 1e3, latency:percentile(99) / 1e3,
+    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+LUA
+echo "| concurrency | QPS | p50 ms | p95 ms | p99 ms | non-2xx | socket errors |"
+echo "|---|---|---|---|---|---|---|"
+declare -A qps p50 p95
+for c in 1 8 64; do
+  threads=$(( c < 2 ? 1 : 2 ))
+  read -r q a b d e f < <(wrk -t"$threads" -c"$c" -d"${secs}s" --timeout 10s -s "$work/post.lua" "http://127.0.0.1:$port/v1/embed" | grep ^RESULT | cut -d' ' -f2-)
+  qps[$c]=$q; p50[$c]=$a; p95[$c]=$b
+  echo "| $c | $q | $a | $b | $d | $e | $f |"
+done
+kill $server; wait $server 2>/dev/null || true
+offline=$(target/release/akidb bench --bundle "$bundle" --json --single-runs 50 --batch-rounds 10)
+python3 - "$offline" "${qps[64]}" "${p95[8]}" "${p50[1]}" <<'PY'
+import json, sys
+o = json.loads(sys.argv[1]); q64, p95_8, p50_1 = map(float, sys.argv[2:])
+print()
+print(f"offline core (akidb bench, same run): batch of 32 {o['sentences_per_s']:.1f} sentences/s, single p50 {o['single_p50_ms']:.2f} ms")
+print(f"QPS at concurrency 64 / offline batch throughput = {q64 / o['sentences_per_s']:.2f}x (target >= 0.85x)")
+print(f"p95 at concurrency 8 / single-request latency (p50 at concurrency 1) = {p95_8 / p50_1:.2f}x (target <= 3x)")
+PY
