@@ -26,7 +26,7 @@ bash akidb-wasm/build.sh
 step "native CLI (reference vectors)"
 # Always the default target dir (tests/js/node.test.mjs runs target/release/akidb), even when
 # CARGO_TARGET_DIR points the wasm builds elsewhere.
-env -u CARGO_TARGET_DIR cargo build --release -p akidb-native --bin akidb
+env -u CARGO_TARGET_DIR cargo build --release --workspace --all-targets
 
 step "npm deps"
 (cd akidb-wasm/tests/js && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
