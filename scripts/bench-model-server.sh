@@ -66,6 +66,8 @@ http {
   }
 }
 CONF
+# nginx's workers run as www-data: let them read the files (mktemp makes a private directory).
+chmod -R a+rX "$work"
 nginx -c "$work/nginx.conf"
 RUST_LOG=warn "$bin" serve --data "$work/data" --addr "127.0.0.1:$ms_port" --read-only 2>"$work/ms.log" &
 pids+=($!)
