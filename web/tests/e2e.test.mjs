@@ -1,0 +1,407 @@
+// The demo page end to end in real headless Chromium (Debian's /usr/bin/chromium through playwright-core;
+// never a downloaded browser) against the real servers on free loopback ports: model-server serving the
+// bundle and web/dist, and `akidb serve` as the fallback. One browser profile goes through a user's story,
+// in order:
+//   1. first visit online: the model downloads with progress, is cached in IndexedDB, the corpus is
+//      embedded and saved, the service worker precaches the app shell and the .wasm;
+//   2. the example queries (held out of the corpus) find the top result the golden embeddings predict;
+//   3. screenshots at desktop width and at 375 px (no horizontal scrolling);
+//   4. both servers stopped and the context offline: a reload still loads the page, the model and the
+//      corpus vectors, and search gives the same results;
+//   5. servers up again, the forced fallback: the same top results through `akidb serve` (backend
+//      "server"), and ?fallback= overrides config.json;
+//   6. clear cache: IndexedDB, the Cache Storage and the service worker registration are really gone.
+// Needs web/dist (web/build.sh), target/release/{model-server,akidb}, the int8 bundle and ../shared/golden.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import { startServers, listening, freePort, repo } from './servers.mjs';
+
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const DIST = path.join(repo, 'web/dist');
+const OUT = path.join(repo, 'web/tests/out');
+const GOLDEN = process.env.AKIDB_GOLDEN ?? path.join(repo, '../shared/golden');
+const READY_MS = 600_000; // first visit: download, model load, 188 sentences embedded on two shared cores
+
+// ---------------------------------------------------------------------------------------------------
+// Expected results, from the golden embeddings (sentence-transformers, fp32).
+
+const goldenSentences = JSON.parse(fs.readFileSync(path.join(GOLDEN, 'sentences.json'), 'utf8'));
+const goldenBytes = fs.readFileSync(path.join(GOLDEN, 'embeddings.f32'));
+const DIM = 384;
+const golden = new Float32Array(goldenBytes.buffer, goldenBytes.byteOffset, goldenBytes.length / 4);
+assert.equal(golden.length, goldenSentences.length * DIM);
+const goldenRow = (i) => golden.subarray(i * DIM, (i + 1) * DIM);
+const dot = (a, b) => a.reduce((s, x, j) => s + x * b[j], 0);
+
+const corpus = JSON.parse(fs.readFileSync(path.join(DIST, 'corpus.json'), 'utf8'));
+const goldenIndex = (s) => {
+  const i = goldenSentences.indexOf(s);
+  assert.ok(i >= 0, `not a golden sentence: ${JSON.stringify(s)}`);
+  return i;
+};
+const corpusGolden = corpus.sentences.map(goldenIndex);
+
+/** For each example query: the corpus sentence golden cosine ranks first, its score and the margin. */
+const EXPECTED = corpus.examples.map((query) => {
+  assert.ok(!corpus.sentences.includes(query), `example held out of the corpus: ${query}`);
+  const q = goldenRow(goldenIndex(query));
+  const scores = corpusGolden.map((g) => dot(q, goldenRow(g)));
+  const order = scores.map((s, i) => [s, i]).sort((a, b) => b[0] - a[0]);
+  return { query, top: corpus.sentences[order[0][1]], score: order[0][0], margin: order[0][0] - order[1][0] };
+});
+
+// ---------------------------------------------------------------------------------------------------
+
+let servers;
+let site;
+let context;
+let page;
+let userDataDir;
+const logs = [];
+const online = {}; // query -> results of the first, online run
+
+before(async () => {
+  fs.mkdirSync(OUT, { recursive: true });
+  // The page as scripts/demo.sh deploys it: web/dist with a config.json naming the fallback.
+  site = fs.mkdtempSync(path.join(os.tmpdir(), 'akidb-demo-site-'));
+  fs.cpSync(DIST, site, { recursive: true });
+  servers = await startServers(site);
+  fs.writeFileSync(
+    path.join(site, 'config.json'),
+    JSON.stringify({ modelUrl: '/v1/models/all-MiniLM-L6-v2/latest/manifest.json', fallbackUrl: servers.embedUrl }),
+  );
+  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'akidb-demo-chromium-'));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 900 },
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+  page = context.pages()[0] ?? (await context.newPage());
+  page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`[pageerror] ${e.message}`));
+  // Every value the download progress bar shows, from the page's first script on.
+  await page.addInitScript(() => {
+    window.__progress = [];
+    document.addEventListener('DOMContentLoaded', () => {
+      const bar = document.getElementById('dl');
+      new MutationObserver(() => window.__progress.push(Number(bar.value))).observe(bar, { attributes: true });
+    });
+  });
+});
+
+after(async () => {
+  await context?.close();
+  await servers?.close();
+  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+  if (site) fs.rmSync(site, { recursive: true, force: true });
+  if (process.env.AKIDB_TEST_VERBOSE) console.log(logs.join('\n'));
+});
+
+const diag = () => page.evaluate(() => JSON.parse(JSON.stringify(window.akidbDemo)));
+
+/** Waits for the page's data-state to become `state` (fails at once on "error"). */
+async function waitState(state, timeout = READY_MS) {
+  await page.waitForFunction(
+    (s) => document.body.dataset.state === s || document.body.dataset.state === 'error',
+    state,
+    { timeout, polling: 100 },
+  );
+  const d = await diag();
+  assert.equal(
+    d.state,
+    state,
+    `page state ${d.state}: ${await page.locator('#status').textContent()}\n${logs.join('\n')}`,
+  );
+  return d;
+}
+
+/** Types `query` into the search box with the keyboard, presses Enter, returns the rendered results. */
+async function search(query) {
+  const box = page.getByRole('searchbox', { name: /query/i });
+  await box.focus();
+  await box.fill('');
+  await page.keyboard.type(query);
+  await page.keyboard.press('Enter');
+  await page.waitForFunction((q) => document.getElementById('results').dataset.query === q, query, {
+    timeout: 60_000,
+  });
+  return page.evaluate(() => ({
+    backend: document.getElementById('results').dataset.backend,
+    meta: document.getElementById('meta').textContent,
+    hits: [...document.querySelectorAll('#results li')].map((li) => ({
+      text: li.querySelector('.text').textContent,
+      score: Number(li.dataset.score),
+    })),
+  }));
+}
+
+/** What this origin holds in IndexedDB and the Cache Storage, seen from the page. */
+const storage = () =>
+  page.evaluate(async () => {
+    const dbs = (await indexedDB.databases()).map((d) => d.name).sort();
+    const count = (name, store) =>
+      new Promise((resolve, reject) => {
+        const r = indexedDB.open(name);
+        r.onsuccess = () => {
+          const db = r.result;
+          if (!db.objectStoreNames.contains(store)) {
+            db.close();
+            return resolve(0);
+          }
+          const c = db.transaction(store).objectStore(store).count();
+          c.onsuccess = () => {
+            db.close();
+            resolve(c.result);
+          };
+          c.onerror = () => reject(c.error);
+        };
+        r.onerror = () => reject(r.error);
+      });
+    const files = dbs.includes('akidb-cache') ? await count('akidb-cache', 'files') : 0;
+    const vectors = dbs.includes('akidb-demo') ? await count('akidb-demo', 'vectors') : 0;
+    const cached = [];
+    for (const k of await caches.keys()) {
+      for (const r of await (await caches.open(k)).keys()) cached.push(new URL(r.url).pathname);
+    }
+    const regs = await navigator.serviceWorker.getRegistrations();
+    return { dbs, files, vectors, cached: cached.sort(), registrations: regs.map((r) => r.scope) };
+  });
+
+// ---------------------------------------------------------------------------------------------------
+
+test('the example queries have a clear golden top-1 (the expectations below are meaningful)', () => {
+  assert.ok(corpus.sentences.length >= 150, `corpus of ${corpus.sentences.length}`);
+  assert.ok(EXPECTED.length >= 5);
+  for (const e of EXPECTED) assert.ok(e.margin >= 0.1, `${e.query}: golden top-1 margin ${e.margin.toFixed(3)}`);
+});
+
+test('model-server serves the page with the right content types', async () => {
+  const types = {
+    '/': 'text/html',
+    '/app.js': 'text/javascript',
+    '/sw.js': 'text/javascript',
+    '/lib/akidb-wasm/index.js': 'text/javascript',
+    '/lib/akidb-wasm/worker.js': 'text/javascript',
+    '/lib/akidb-wasm/web/akidb_wasm_bg.wasm': 'application/wasm',
+    '/corpus.json': 'application/json',
+    '/style.css': 'text/css',
+    '/manifest.webmanifest': 'application/manifest+json',
+  };
+  for (const [p, type] of Object.entries(types)) {
+    const res = await fetch(`${servers.base}${p}`, { method: 'HEAD' });
+    assert.equal(res.status, 200, p);
+    assert.equal(res.headers.get('content-type')?.split(';')[0], type, p);
+  }
+  // The service worker at the root may control the whole origin without Service-Worker-Allowed.
+  const sw = await fetch(`${servers.base}/sw.js`).then((r) => r.text());
+  assert.doesNotMatch(sw, /__BUILD_ID__|__PRECACHE__/);
+});
+
+test('first visit online: progress to 100%, model cached in IndexedDB, corpus embedded, shell precached', async () => {
+  const t0 = Date.now();
+  await page.goto(`${servers.base}/`);
+  const d = await waitState('ready');
+  console.log(`# first visit ready in ${Date.now() - t0} ms (${d.backend}, model ${d.stats.loadMs?.toFixed(0)} ms)`);
+  assert.equal(d.backend, 'wasm-simd');
+  assert.equal(d.model, 'all-MiniLM-L6-v2@1.0.0-int8');
+  assert.deepEqual([...d.stats.fetched].sort(), ['model.onnx', 'tokenizer.json']);
+  assert.deepEqual(d.stats.fromCache, []);
+  assert.equal(d.corpusSource, 'embedded');
+  assert.equal(d.corpusSize, corpus.sentences.length);
+
+  // A real progress bar: many intermediate values, never going back, ending at 1.
+  const progress = await page.evaluate(() => window.__progress);
+  const between = progress.filter((v) => v > 0 && v < 1);
+  assert.ok(between.length >= 5, `progress values: ${progress.slice(0, 20)}`);
+  for (let i = 1; i < progress.length; i++)
+    assert.ok(progress[i] >= progress[i - 1], `progress went back: ${progress}`);
+  assert.equal(progress.at(-1), 1);
+  assert.match(await page.locator('#dl-text').textContent(), /23\.4 MB \/ 23\.4 MB/);
+  assert.equal(await page.locator('#ix').evaluate((b) => b.value), 1);
+
+  // The cache panel.
+  assert.match(await page.locator('#m-name').textContent(), /all-MiniLM-L6-v2/);
+  assert.match(await page.locator('#m-version').textContent(), /1\.0\.0-int8/);
+  assert.match(await page.locator('#m-size').textContent(), /23\.4 MB in 2 files/);
+  assert.match(await page.locator('#m-files').textContent(), /2 downloaded/);
+  assert.equal(await page.locator('#m-fallback').textContent(), servers.embedUrl);
+  assert.equal(await page.locator('#backend-pill').textContent(), 'backend: wasm-simd');
+
+  // The service worker is active and has the app shell, the loader, the worker and the .wasm.
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  await page.waitForFunction(() => /^ready: \d+ files/.test(document.getElementById('m-shell').textContent));
+  const s = await storage();
+  assert.deepEqual(s.dbs, ['akidb-cache', 'akidb-demo']);
+  assert.equal(s.files, 2, 'model.onnx and tokenizer.json in IndexedDB');
+  assert.equal(s.vectors, 1, 'the corpus vectors in IndexedDB');
+  for (const p of [
+    '/index.html',
+    '/app.js',
+    '/config.json',
+    '/corpus.json',
+    '/lib/akidb-wasm/index.js',
+    '/lib/akidb-wasm/worker.js',
+    '/lib/akidb-wasm/web/akidb_wasm.js',
+    '/lib/akidb-wasm/web/akidb_wasm_bg.wasm',
+  ]) {
+    assert.ok(s.cached.includes(p), `${p} in the service worker cache: ${s.cached}`);
+  }
+  assert.ok(!s.cached.some((p) => p.startsWith('/v1/')), 'the model API is not in the service worker cache');
+  assert.deepEqual(s.registrations, [`${servers.base}/`]);
+});
+
+test('search: each held-out example query finds the golden top-1 (wasm-simd, in a worker)', async () => {
+  for (const e of EXPECTED) {
+    const r = await search(e.query);
+    assert.equal(r.backend, 'wasm-simd');
+    assert.equal(r.hits.length, 5);
+    assert.equal(r.hits[0].text, e.top, `top-1 for ${JSON.stringify(e.query)}`);
+    // int8 weights against the fp32 golden: the score itself is close.
+    assert.ok(Math.abs(r.hits[0].score - e.score) < 0.03, `${e.query}: score ${r.hits[0].score} vs golden ${e.score}`);
+    for (let i = 1; i < r.hits.length; i++) assert.ok(r.hits[i].score <= r.hits[i - 1].score);
+    assert.match(r.meta, /in [\d.]+ m?s .*backend wasm-simd/);
+    online[e.query] = r;
+  }
+  const last = (await diag()).lastSearch;
+  assert.ok(last.embedMs > 0 && last.rankMs >= 0);
+  console.log(`# query latency (last query): embed ${last.embedMs.toFixed(1)} ms, rank ${last.rankMs.toFixed(2)} ms`);
+});
+
+test('screenshots: desktop and 375 px wide, no horizontal scrolling', async () => {
+  await search(EXPECTED[0].query);
+  await page.screenshot({ path: path.join(OUT, 'desktop.png'), fullPage: true });
+  await page.setViewportSize({ width: 375, height: 812 });
+  await page.waitForTimeout(100);
+  const widths = await page.evaluate(() => ({
+    doc: document.documentElement.scrollWidth,
+    win: window.innerWidth,
+    widest: Math.max(...[...document.querySelectorAll('body *')].map((el) => el.getBoundingClientRect().right)),
+  }));
+  assert.ok(widths.doc <= widths.win, `page is ${widths.doc} px wide at ${widths.win}`);
+  assert.ok(widths.widest <= widths.win + 0.5, `an element reaches ${widths.widest} px at ${widths.win}`);
+  // The controls are on screen and big enough to tap.
+  for (const loc of [
+    page.getByRole('searchbox', { name: /query/i }),
+    page.getByRole('button', { name: 'Search', exact: true }),
+    page.getByRole('switch', { name: /force the server fallback/i }),
+    page.getByRole('button', { name: /clear cache/i }),
+  ]) {
+    const box = await loc.boundingBox();
+    assert.ok(box && box.x >= 0 && box.x + box.width <= 375 && box.height >= 24, `control box ${JSON.stringify(box)}`);
+  }
+  await page.screenshot({ path: path.join(OUT, 'mobile-375.png'), fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 900 });
+  assert.ok(fs.statSync(path.join(OUT, 'desktop.png')).size > 10_000);
+  assert.ok(fs.statSync(path.join(OUT, 'mobile-375.png')).size > 10_000);
+});
+
+test('offline: servers stopped and the context offline, a reload still loads and searches', async () => {
+  await servers.stop();
+  assert.equal(await listening(servers.msPort), false, 'model-server stopped');
+  assert.equal(await listening(servers.embedPort), false, 'akidb serve stopped');
+  await context.setOffline(true);
+  try {
+    const t0 = Date.now();
+    const res = await page.reload();
+    assert.ok(res === null || res.fromServiceWorker(), 'the page came from the service worker');
+    const d = await waitState('ready', 300_000);
+    console.log(`# offline reload ready in ${Date.now() - t0} ms`);
+    assert.equal(d.backend, 'wasm-simd');
+    assert.deepEqual(d.stats.fetched, []);
+    assert.deepEqual([...d.stats.fromCache].sort(), ['model.onnx', 'tokenizer.json']);
+    assert.equal(d.corpusSource, 'indexeddb');
+    assert.ok(
+      d.warnings.some((w) => /manifest unreachable/.test(w)),
+      `warnings: ${d.warnings}`,
+    );
+    assert.equal(await page.locator('#net').textContent(), 'offline');
+    assert.match(await page.locator('#m-version').textContent(), /1\.0\.0-int8/, 'cache panel from the saved manifest');
+    for (const e of EXPECTED) {
+      const r = await search(e.query);
+      assert.equal(r.backend, 'wasm-simd');
+      assert.equal(r.hits[0].text, e.top, `offline top-1 for ${JSON.stringify(e.query)}`);
+      assert.deepEqual(
+        r.hits.map((h) => h.text),
+        online[e.query].hits.map((h) => h.text),
+      );
+      for (let i = 0; i < r.hits.length; i++)
+        assert.ok(Math.abs(r.hits[i].score - online[e.query].hits[i].score) < 1e-5);
+    }
+  } finally {
+    await context.setOffline(false);
+  }
+});
+
+const tokensEmbedded = async () => {
+  const text = await fetch(`http://127.0.0.1:${servers.embedPort}/metrics`).then((r) => r.text());
+  const line = text.split('\n').find((l) => l.startsWith('akidb_tokens_total'));
+  assert.ok(line, 'akidb_tokens_total in /metrics');
+  return Number(line.split(/\s+/).at(-1));
+};
+
+test('forced server fallback: same top results from akidb serve, backend "server"; ?fallback= overrides', async () => {
+  await servers.start();
+  // A dead fallback URL in the query beats config.json: with the switch on, nothing can be embedded.
+  const dead = `http://127.0.0.1:${await freePort()}/v1/embed`;
+  await page.goto(`${servers.base}/?fallback=${encodeURIComponent(dead)}`);
+  await waitState('ready');
+  assert.equal(await page.locator('#m-fallback').textContent(), dead);
+  const toggle = page.getByRole('switch', { name: /force the server fallback/i });
+  await toggle.focus();
+  await page.keyboard.press('Space');
+  assert.equal(await toggle.isChecked(), true);
+  await waitState('error', 60_000); // a dead fallback URL is an error, not a silent success
+  assert.match(await page.locator('#status').textContent(), /Could not embed the corpus/);
+
+  // config.json's fallback (the live akidb serve); the switch is remembered across loads.
+  const before = await tokensEmbedded();
+  await page.goto(`${servers.base}/`);
+  const d = await waitState('ready');
+  assert.equal(await page.getByRole('switch', { name: /force the server fallback/i }).isChecked(), true);
+  assert.equal(d.backend, 'server');
+  assert.equal(d.corpusSource, 'server');
+  assert.equal(await page.locator('#backend-pill').textContent(), 'backend: server');
+  for (const e of EXPECTED) {
+    const r = await search(e.query);
+    assert.equal(r.backend, 'server');
+    assert.equal(r.hits[0].text, e.top, `server top-1 for ${JSON.stringify(e.query)}`);
+    // The native core and the wasm core agree to ~1e-4 per component.
+    assert.ok(Math.abs(r.hits[0].score - online[e.query].hits[0].score) < 2e-3, `${e.query}: ${r.hits[0].score}`);
+  }
+  const after = await tokensEmbedded();
+  assert.ok(after > before + 1000, `akidb serve embedded the corpus and the queries (${before} -> ${after} tokens)`);
+
+  // Back to the browser: wasm again, model and corpus from IndexedDB.
+  await page.getByRole('switch', { name: /force the server fallback/i }).press('Space');
+  const w = await waitState('ready');
+  assert.equal(w.backend, 'wasm-simd');
+  assert.deepEqual(w.stats.fetched, []);
+  assert.equal(w.corpusSource, 'indexeddb');
+});
+
+test('clear cache empties IndexedDB, the Cache Storage and the service worker registration', async () => {
+  const before = await storage();
+  assert.ok(before.files > 0 && before.vectors > 0 && before.cached.length > 0 && before.registrations.length > 0);
+  const clear = page.getByRole('button', { name: /clear cache/i });
+  await clear.focus();
+  await page.keyboard.press('Enter');
+  await waitState('cleared', 60_000);
+  const s = await storage();
+  assert.deepEqual(s.dbs, [], `IndexedDB databases left: ${s.dbs}`);
+  assert.deepEqual(s.cached, [], 'Cache Storage empty');
+  assert.deepEqual(s.registrations, [], 'no service worker');
+  assert.equal(await page.getByRole('searchbox', { name: /query/i }).isDisabled(), true);
+  assert.equal(await page.getByRole('button', { name: 'Reload' }).isVisible(), true);
+});
