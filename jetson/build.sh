@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds `akidb` for NVIDIA Jetson (aarch64-unknown-linux-gnu) against glibc 2.31, the glibc of JetPack 5
+# (Ubuntu 20.04), with cargo-zigbuild: zig links against 2.31's symbol versions, where a plain cross-gcc
+# build would need the host's (2.34+). Installs what it needs: the rustup target, `ziglang` from PyPI (user
+# site) and cargo-zigbuild from crates.io into target/tools. Writes target/jetson/akidb and checks it is an
+# AArch64 ELF needing no glibc symbol newer than 2.31.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+glibc=2.31
+target=aarch64-unknown-linux-gnu
+tools="$root/target/tools"
+export PATH="$tools/bin:$PATH"
+step() { printf '\n== jetson build: %s\n' "$*" >&2; }
+
+step "tools"
+rustup target add "$target" >/dev/null 2>&1 || rustup target add "$target"
+python3 -m ziglang version >/dev/null 2>&1 ||
+  python3 -m pip install --quiet --user ziglang 2>/dev/null ||
+  python3 -m pip install --quiet --user --break-system-packages ziglang
+command -v cargo-zigbuild >/dev/null || cargo install cargo-zigbuild --root "$tools"
+
+step "cargo zigbuild --target $target.$glibc"
+cargo zigbuild --release --target "$target.$glibc" -p akidb-native --bin akidb
+built="${CARGO_TARGET_DIR:-$root/target}/$target/release/akidb"
+
+step "check the binary"
+readelf -h "$built" | grep -q 'Machine:.*AArch64' || { echo "$built is not an AArch64 ELF" >&2; exit 1; }
+newest=$(readelf -W --version-info "$built" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)
+if [ "$(printf '%s\n%s\n' "$newest" "$glibc" | sort -V | tail -1)" != "$glibc" ]; then
+  echo "$built needs glibc $newest, newer than JetPack's $glibc" >&2
+  exit 1
+fi
+mkdir -p target/jetson
+cp "$built" target/jetson/akidb.tmp && mv target/jetson/akidb.tmp target/jetson/akidb
+echo "target/jetson/akidb: aarch64, needs glibc >= $newest (JetPack 5 has $glibc), $(du -h target/jetson/akidb | cut -f1)" >&2
