@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what it needs, fetches the model, checks
-# formatting and lints, builds the core for wasm32, and runs every test. `make test` runs this.
+# formatting and lints, and runs every test: native, wasm (Node, headless Chromium), the demo page end to
+# end, model-server's schemathesis run, and the Jetson (aarch64) build under qemu. `make test` runs this.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -23,5 +24,12 @@ cargo test --release --workspace
 step "akidb-wasm: npm package, golden suite in Node and headless Chromium, loader browser tests"
 bash akidb-wasm/tests/run.sh
 
+step "demo page: end to end in headless Chromium (online, offline with the servers stopped, fallback)"
+bash web/tests/run.sh
+
 step "model-server: schemathesis against /openapi.json on a live server"
 bash model-server/tests/schemathesis.sh
+
+step "Jetson: aarch64 build for glibc 2.31, smoke test under qemu against the reference"
+bash jetson/build.sh
+bash jetson/smoke-test.sh
