@@ -24,6 +24,9 @@ cargo test --release --workspace
 step "akidb-wasm: npm package, golden suite in Node and headless Chromium, loader browser tests"
 bash akidb-wasm/tests/run.sh
 
+step "npm package from outside: a Vite app (bundler target) and a plain-ESM page embed in headless Chromium"
+bash tests/npm-consumers/run.sh
+
 step "demo page: end to end in headless Chromium (online, offline with the servers stopped, fallback)"
 bash web/tests/run.sh
 
