@@ -14,16 +14,15 @@
 // run.sh installs and builds first; AKIDB_GOLDEN, AKIDB_BUNDLE and CHROMIUM override the defaults.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { CHROMIUM, launchChromium } from '../support/chromium.mjs';
 import { APPS, BUNDLE, repo, serve } from './server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const GOLDEN = process.env.AKIDB_GOLDEN ?? path.join(repo, '../shared/golden');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const DIM = 384;
 const MIN_COSINE = 0.995;
 const PAGE_TIMEOUT_MS = 120_000;
@@ -97,25 +96,12 @@ test("the installed package keeps the bundler glue's side effects (else bundlers
 });
 
 let browser;
-let userDataDir;
+let closeBrowser;
 before(async () => {
-  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'akidb-npm-consumers-'));
-  browser = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  ({ context: browser, close: closeBrowser } = await launchChromium(chromium));
 });
 after(async () => {
-  await browser?.close();
-  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+  await closeBrowser?.();
 });
 
 /** Serves `app`, opens `query` on it, waits for window.result; returns it with the server's request log. */

@@ -18,9 +18,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { launchChromium } from '../../tests/support/chromium.mjs';
 import { startServers, listening, freePort, repo } from './servers.mjs';
 
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const DIST = path.join(repo, 'web/dist');
 const OUT = path.join(repo, 'web/tests/out');
 const GOLDEN = process.env.AKIDB_GOLDEN ?? path.join(repo, '../shared/golden');
@@ -60,7 +60,7 @@ let servers;
 let site;
 let context;
 let page;
-let userDataDir;
+let closeBrowser;
 const logs = [];
 const online = {}; // query -> results of the first, online run
 
@@ -74,20 +74,7 @@ before(async () => {
     path.join(site, 'config.json'),
     JSON.stringify({ modelUrl: '/v1/models/all-MiniLM-L6-v2/latest/manifest.json', fallbackUrl: servers.embedUrl }),
   );
-  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'akidb-demo-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 900 },
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  ({ context, close: closeBrowser } = await launchChromium(chromium, { viewport: { width: 1280, height: 900 } }));
   page = context.pages()[0] ?? (await context.newPage());
   page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => logs.push(`[pageerror] ${e.message}`));
@@ -102,9 +89,8 @@ before(async () => {
 });
 
 after(async () => {
-  await context?.close();
+  await closeBrowser?.();
   await servers?.close();
-  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
   if (site) fs.rmSync(site, { recursive: true, force: true });
   if (process.env.AKIDB_TEST_VERBOSE) console.log(logs.join('\n'));
 });

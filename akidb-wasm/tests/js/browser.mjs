@@ -1,30 +1,11 @@
 // Headless Chromium (Debian's /usr/bin/chromium) through playwright-core; never downloads a browser.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { launchChromium } from '../../../tests/support/chromium.mjs';
 
-export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+export { CHROMIUM } from '../../../tests/support/chromium.mjs';
 
-export async function launch() {
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'akidb-chromium-'));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
-  const close = async () => {
-    await context.close();
-    fs.rmSync(userDataDir, { recursive: true, force: true });
-  };
-  return { context, close };
+export function launch() {
+  return launchChromium(chromium);
 }
 
 export async function openPage(context, base, logs = []) {
