@@ -74,8 +74,9 @@ struct ServeArgs {
     /// Most texts per model call.
     #[arg(long, default_value_t = 32)]
     max_batch: usize,
-    /// Longest wait, in milliseconds, for more texts to fill a batch.
-    #[arg(long, default_value_t = 2)]
+    /// Longest wait, in milliseconds, for more texts to fill a batch (0: none; batches still form from
+    /// what queues while the workers are busy).
+    #[arg(long, default_value_t = 0)]
     max_wait_ms: u64,
     /// Most texts waiting in the queue; beyond it requests get 429.
     #[arg(long, default_value_t = 2048)]
@@ -311,6 +312,7 @@ fn run(cli: Cli) -> Result<()> {
                     report.batch32_ms, report.sentences_per_s, report.batch_tokens
                 );
                 println!("peak RSS         {:.0} MB", report.peak_rss_mb);
+                println!("matmul kernels   {}", report.matmul_kernels.join(", "));
             }
             Ok(())
         }

@@ -1,6 +1,11 @@
 //! Dynamic micro-batching: concurrent requests' texts are queued, and each worker thread takes what is
-//! waiting (up to `max_batch` texts, waiting at most `max_wait` for more) into one core call, which groups
-//! them by length. The queue is bounded in texts: a full queue refuses new work at once.
+//! waiting into one core call, which groups them by length. The queue is bounded in texts: a full queue
+//! refuses new work at once.
+//!
+//! A free worker takes its share of the queue at once — the queued texts split evenly over the idle
+//! workers, at most `max_batch` — rather than all of it: a burst of 8 on two idle workers runs as two
+//! batches of 4 on two cores instead of one batch of 8 on one. Batches grow by themselves under load,
+//! from what queues while the workers are busy; `max_wait` (default 0) makes a worker also wait for more.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -17,7 +22,7 @@ use super::metrics::Metrics;
 pub struct BatchOptions {
     /// Most texts in one core call.
     pub max_batch: usize,
-    /// Longest a worker waits for more texts once it holds some.
+    /// Longest a worker waits for more texts once it has taken its share of the queue (zero: never).
     pub max_wait: Duration,
     /// Most texts queued and not yet taken by a worker.
     pub queue_capacity: usize,
@@ -39,8 +44,17 @@ pub struct Overloaded;
 #[derive(Clone)]
 pub struct Batcher {
     queue: Sender<Job>,
-    queued_texts: Arc<AtomicUsize>,
+    counts: Arc<Counts>,
     capacity: usize,
+}
+
+/// What the workers share besides the queue.
+#[derive(Default)]
+struct Counts {
+    /// Texts submitted and not yet taken by a worker.
+    queued_texts: AtomicUsize,
+    /// Workers waiting for work.
+    idle_workers: AtomicUsize,
 }
 
 impl Batcher {
@@ -48,23 +62,19 @@ impl Batcher {
     pub fn start(embedder: Arc<Embedder>, options: BatchOptions, metrics: Arc<Metrics>) -> Batcher {
         let (queue, jobs) = mpsc::channel::<Job>();
         let jobs = Arc::new(Mutex::new(jobs));
-        let queued_texts = Arc::new(AtomicUsize::new(0));
+        let counts = Arc::new(Counts::default());
         for i in 0..options.workers.max(1) {
-            let (jobs, embedder, metrics, queued) = (
-                jobs.clone(),
-                embedder.clone(),
-                metrics.clone(),
-                queued_texts.clone(),
-            );
+            let (jobs, embedder, metrics, counts) =
+                (jobs.clone(), embedder.clone(), metrics.clone(), counts.clone());
             let options = options.clone();
             std::thread::Builder::new()
                 .name(format!("akidb-embed-{i}"))
-                .spawn(move || worker(&jobs, &embedder, &options, &metrics, &queued))
+                .spawn(move || worker(&jobs, &embedder, &options, &metrics, &counts))
                 .expect("spawn embedding worker");
         }
         Batcher {
             queue,
-            queued_texts,
+            counts,
             capacity: options.queue_capacity,
         }
     }
@@ -76,6 +86,7 @@ impl Batcher {
     ) -> Result<oneshot::Receiver<Result<Embeddings, String>>, Overloaded> {
         let n = tokens.len();
         let admitted = self
+            .counts
             .queued_texts
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
                 (q + n <= self.capacity).then_some(q + n)
@@ -90,22 +101,41 @@ impl Batcher {
             reply,
         };
         if self.queue.send(job).is_err() {
-            self.queued_texts.fetch_sub(n, Ordering::AcqRel);
+            self.counts.queued_texts.fetch_sub(n, Ordering::AcqRel);
             return Err(Overloaded);
         }
         Ok(receiver)
     }
 }
 
-/// Takes the next batch off the queue: blocks for a first job, then gathers more until `max_batch`
-/// texts or `max_wait`. `None` once the queue is closed and empty.
-fn next_batch(jobs: &Mutex<Receiver<Job>>, options: &BatchOptions) -> Option<Vec<Job>> {
+/// Takes the next batch off the queue: blocks for a first job, then takes its share of what is queued
+/// (see the module doc) and, with a `max_wait`, waits up to that long for more, up to `max_batch` texts.
+/// `None` once the queue is closed and empty.
+fn next_batch(jobs: &Mutex<Receiver<Job>>, options: &BatchOptions, counts: &Counts) -> Option<Vec<Job>> {
+    counts.idle_workers.fetch_add(1, Ordering::AcqRel);
     let jobs = jobs.lock().unwrap_or_else(|p| p.into_inner());
-    let first = jobs.recv().ok()?;
+    let first = jobs.recv();
+    // This worker and those still waiting for the lock.
+    let idle = counts.idle_workers.fetch_sub(1, Ordering::AcqRel).max(1);
+    let first = first.ok()?;
+    let share = counts
+        .queued_texts
+        .load(Ordering::Acquire)
+        .div_ceil(idle)
+        .clamp(1, options.max_batch);
     let mut texts = first.tokens.len();
     let mut batch = vec![first];
+    while texts < share {
+        match jobs.try_recv() {
+            Ok(job) => {
+                texts += job.tokens.len();
+                batch.push(job);
+            }
+            Err(_) => break,
+        }
+    }
     let deadline = Instant::now() + options.max_wait;
-    while texts < options.max_batch {
+    while texts < options.max_batch && !options.max_wait.is_zero() {
         let left = deadline.saturating_duration_since(Instant::now());
         match jobs.recv_timeout(left) {
             Ok(job) => {
@@ -115,6 +145,8 @@ fn next_batch(jobs: &Mutex<Receiver<Job>>, options: &BatchOptions) -> Option<Vec
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
         }
     }
+    // Under the lock, so the next worker's share counts only what is really left.
+    counts.queued_texts.fetch_sub(texts, Ordering::AcqRel);
     Some(batch)
 }
 
@@ -123,12 +155,10 @@ fn worker(
     embedder: &Embedder,
     options: &BatchOptions,
     metrics: &Metrics,
-    queued: &AtomicUsize,
+    counts: &Counts,
 ) {
-    while let Some(batch) = next_batch(jobs, options) {
+    while let Some(batch) = next_batch(jobs, options, counts) {
         let started = Instant::now();
-        let texts: usize = batch.iter().map(|j| j.tokens.len()).sum();
-        queued.fetch_sub(texts, Ordering::AcqRel);
         for job in &batch {
             metrics
                 .queue_wait
@@ -162,5 +192,84 @@ fn worker(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(max_batch: usize, max_wait: Duration) -> BatchOptions {
+        BatchOptions {
+            max_batch,
+            max_wait,
+            queue_capacity: 1024,
+            workers: 2,
+        }
+    }
+
+    /// Queues `n` one-text jobs the way `Batcher::submit` does.
+    fn queue_jobs(queue: &Sender<Job>, counts: &Counts, n: usize) {
+        for _ in 0..n {
+            let (reply, _) = oneshot::channel();
+            let tokens = vec![Tokens {
+                ids: vec![101, 102],
+                type_ids: vec![0, 0],
+            }];
+            counts.queued_texts.fetch_add(1, Ordering::AcqRel);
+            queue
+                .send(Job {
+                    tokens,
+                    queued_at: Instant::now(),
+                    reply,
+                })
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_worker_takes_its_share_when_another_is_idle() {
+        let (queue, jobs) = mpsc::channel();
+        let jobs = Mutex::new(jobs);
+        let counts = Counts::default();
+        queue_jobs(&queue, &counts, 8);
+        counts.idle_workers.store(1, Ordering::Release); // the other worker, waiting for the lock
+        let batch = next_batch(&jobs, &options(32, Duration::ZERO), &counts).unwrap();
+        assert_eq!(batch.len(), 4);
+        assert_eq!(counts.queued_texts.load(Ordering::Acquire), 4);
+    }
+
+    #[test]
+    fn a_lone_worker_takes_the_queue_up_to_max_batch() {
+        let (queue, jobs) = mpsc::channel();
+        let jobs = Mutex::new(jobs);
+        let counts = Counts::default();
+        queue_jobs(&queue, &counts, 40);
+        let batch = next_batch(&jobs, &options(32, Duration::ZERO), &counts).unwrap();
+        assert_eq!(batch.len(), 32);
+        let batch = next_batch(&jobs, &options(32, Duration::ZERO), &counts).unwrap();
+        assert_eq!(batch.len(), 8);
+    }
+
+    #[test]
+    fn with_max_wait_a_worker_waits_for_later_texts() {
+        let (queue, jobs) = mpsc::channel();
+        let jobs = Mutex::new(jobs);
+        let counts = Arc::new(Counts::default());
+        queue_jobs(&queue, &counts, 1);
+        let later = {
+            let (queue, counts) = (queue.clone(), counts.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                queue_jobs(&queue, &counts, 2);
+            })
+        };
+        let batch = next_batch(&jobs, &options(3, Duration::from_secs(30)), &counts).unwrap();
+        later.join().unwrap();
+        assert_eq!(batch.len(), 3, "stops at max_batch, long before max_wait");
+        // Without a wait, a lone text goes at once.
+        queue_jobs(&queue, &counts, 1);
+        let batch = next_batch(&jobs, &options(3, Duration::ZERO), &counts).unwrap();
+        assert_eq!(batch.len(), 1);
     }
 }

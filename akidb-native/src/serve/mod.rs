@@ -68,7 +68,7 @@ impl Default for ServeConfig {
             },
             batching: BatchOptions {
                 max_batch: 32,
-                max_wait: Duration::from_millis(2),
+                max_wait: Duration::ZERO,
                 queue_capacity: 2048,
                 workers: cores,
             },
