@@ -134,6 +134,24 @@ impl Embedder {
         self.embed_tokens(&tokens)
     }
 
+    /// Names of the matrix-multiply kernels that the plans compiled so far run (tract's names, e.g.
+    /// `wasm_f32_8x8`, or `generic_f32_4x4` for the portable scalar one), sorted, each once.
+    ///
+    /// A build that lost its SIMD kernels still gives the right vectors, only about twice as slowly;
+    /// this is how the tests and benchmarks see which kernels a target really runs.
+    ///
+    /// ```no_run
+    /// # fn read(p: &str) -> Vec<u8> { std::fs::read(format!("models/all-MiniLM-L6-v2/int8/{p}")).unwrap() }
+    /// # let bundle = akidb_core::Bundle::from_files(&read("manifest.json"), |path| Some(read(path)))?;
+    /// let embedder = akidb_core::Embedder::new(&bundle)?;
+    /// embedder.embed(&["A cat sits on the mat."])?;
+    /// assert!(!embedder.matmul_kernels().is_empty());
+    /// # Ok::<(), akidb_core::Error>(())
+    /// ```
+    pub fn matmul_kernels(&self) -> Vec<String> {
+        self.model.matmul_kernels()
+    }
+
     /// Embeds already tokenized texts (as returned by [`Embedder::tokenize`]).
     pub fn embed_tokens(&self, tokens: &[Tokens]) -> Result<Embeddings> {
         let dim = self.manifest.dim;

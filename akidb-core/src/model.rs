@@ -367,11 +367,40 @@ fn release_freed_memory() {
 
 type Plan = Arc<TypedRunnableModel>;
 
+/// A cached plan, or the place one is being compiled. Each shape has its own lock, so a compile holds up
+/// only the callers waiting for that same shape, never the runs of plans already cached.
+type PlanSlot = Arc<Mutex<Option<Plan>>>;
+
 /// Plans are compiled per (batch, padded sequence) shape; the cache keeps the most recently used.
 struct PlanCache {
-    plans: HashMap<(usize, usize), (Plan, u64)>,
+    plans: HashMap<(usize, usize), (PlanSlot, u64)>,
     clock: u64,
     capacity: usize,
+}
+
+impl PlanCache {
+    /// The slot for `shape`, made (evicting the least recently used) if the cache has none.
+    fn slot(&mut self, shape: (usize, usize)) -> PlanSlot {
+        self.clock += 1;
+        let now = self.clock;
+        if let Some((slot, used)) = self.plans.get_mut(&shape) {
+            *used = now;
+            return slot.clone();
+        }
+        if self.plans.len() >= self.capacity {
+            let oldest = self
+                .plans
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| *k);
+            if let Some(key) = oldest {
+                self.plans.remove(&key);
+            }
+        }
+        let slot = PlanSlot::default();
+        self.plans.insert(shape, (slot.clone(), now));
+        slot
+    }
 }
 
 /// A loaded sentence model.
@@ -450,11 +479,13 @@ impl SentenceModel {
     }
 
     fn plan(&self, batch: usize, seq: usize) -> Result<Plan> {
-        let mut cache = self.plans.lock().unwrap_or_else(|p| p.into_inner());
-        cache.clock += 1;
-        let now = cache.clock;
-        if let Some((plan, used)) = cache.plans.get_mut(&(batch, seq)) {
-            *used = now;
+        let slot = self
+            .plans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .slot((batch, seq));
+        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(plan) = &*slot {
             return Ok(plan.clone());
         }
         let subs = HashMap::from([(self.sequence.clone(), seq.to_dim())]);
@@ -466,20 +497,29 @@ impl SentenceModel {
             .and_then(|m| m.into_optimized())
             .map_err(planning_error)?;
         self.share_consts(&mut optimized)?;
-        let plan = optimized.into_runnable().map_err(planning_error)?;
+        let plan: Plan = optimized.into_runnable().map_err(planning_error)?;
         release_freed_memory();
-        if cache.plans.len() >= cache.capacity {
-            let oldest = cache
-                .plans
-                .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(k, _)| *k);
-            if let Some(key) = oldest {
-                cache.plans.remove(&key);
+        *slot = Some(plan.clone());
+        Ok(plan)
+    }
+
+    /// Names of the matmul kernels of the cached plans, sorted and deduplicated; a plan being compiled
+    /// is skipped rather than waited for.
+    pub(crate) fn matmul_kernels(&self) -> Vec<String> {
+        let slots: Vec<PlanSlot> = {
+            let cache = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+            cache.plans.values().map(|(slot, _)| slot.clone()).collect()
+        };
+        let mut names = std::collections::BTreeSet::new();
+        for slot in slots {
+            let Ok(slot) = slot.try_lock() else { continue };
+            for node in slot.iter().flat_map(|plan| plan.model().nodes()) {
+                if let Some(matmul) = node.op_as::<OptMatMul>() {
+                    names.extend(matmul.mmm.iter().map(|k| k.name().to_string()));
+                }
             }
         }
-        cache.plans.insert((batch, seq), (plan.clone(), now));
-        Ok(plan)
+        names.into_iter().collect()
     }
 
     /// Runs one padded block and returns `last_hidden_state`, `[batch, seq, dim]` row-major.

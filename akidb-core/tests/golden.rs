@@ -71,6 +71,11 @@ fn a_batch_gives_the_same_vectors_as_one_by_one() {
 }
 
 #[test]
+fn plans_run_simd_kernels() {
+    golden::check_simd_kernels(&embedder("int8"));
+}
+
+#[test]
 fn empty_and_whitespace_texts_get_normal_embeddings() {
     let v = int8().embed(&["", "   ", "\n\t"]).unwrap();
     for row in v.rows() {

@@ -42,6 +42,8 @@ pub struct BenchReport {
     pub sentences_per_s: f64,
     /// Peak resident set size of the process, MB.
     pub peak_rss_mb: f64,
+    /// tract's matmul kernels in the plans the run compiled.
+    pub matmul_kernels: Vec<String>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -108,5 +110,6 @@ pub fn run(dir: &std::path::Path, single_runs: usize, batch_rounds: usize) -> Re
         batch32_ms,
         sentences_per_s: batch.len() as f64 / (batch32_ms / 1e3),
         peak_rss_mb: peak_rss_mb(),
+        matmul_kernels: embedder.matmul_kernels(),
     })
 }

@@ -99,6 +99,17 @@ impl Embedder {
         let m = self.inner.manifest();
         format!("{}@{}", m.name, m.version)
     }
+
+    /// Names of the matrix-multiply kernels the shapes embedded so far run (`wasm_f32_8x8`, …): a
+    /// diagnostic for benchmarks; `generic_*` names mean tract's portable scalar code.
+    #[wasm_bindgen(js_name = matmulKernels)]
+    pub fn matmul_kernels(&self) -> Array {
+        self.inner
+            .matmul_kernels()
+            .into_iter()
+            .map(JsValue::from)
+            .collect()
+    }
 }
 
 /// Lower-case hex sha256 of `bytes` (the core's hash, for callers without WebCrypto).

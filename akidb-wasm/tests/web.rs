@@ -58,6 +58,15 @@ fn golden_suite_in_the_browser() {
 }
 
 #[wasm_bindgen_test]
+fn plans_run_wasm_simd_kernels() {
+    let embedder = int8();
+    golden::check_simd_kernels(&embedder);
+    let kernels = embedder.matmul_kernels();
+    console_log!("wasm matmul kernels: {kernels:?}");
+    assert!(kernels.iter().all(|k| k.starts_with("wasm_")), "{kernels:?}");
+}
+
+#[wasm_bindgen_test]
 fn a_corrupt_file_is_named() {
     let mut model = int8!("model.onnx").to_vec();
     model[1000] ^= 1;

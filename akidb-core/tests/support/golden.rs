@@ -116,3 +116,20 @@ pub fn check_batch_matches_single(embedder: &Embedder, texts: &[&str], tol: f32)
         "batch vs one-by-one max abs diff {worst:e} > {tol:e}"
     );
 }
+
+/// The plans run this target's SIMD matmul kernels, not tract's portable scalar ones: those give the
+/// same vectors about twice as slowly, so no accuracy check would notice the loss (a kernel registry
+/// the linker dropped, a build without `+simd128`).
+pub fn check_simd_kernels(embedder: &Embedder) {
+    embedder.embed(&["one sentence"]).expect("embed one");
+    embedder
+        .embed(&["a batch of", "two sentences of a few words"])
+        .expect("embed two");
+    let kernels = embedder.matmul_kernels();
+    assert!(!kernels.is_empty(), "no matmul kernel in the compiled plans");
+    let portable: Vec<&String> = kernels.iter().filter(|k| k.starts_with("generic")).collect();
+    assert!(
+        portable.is_empty(),
+        "portable scalar kernels in use: {portable:?} (all: {kernels:?})"
+    );
+}
