@@ -5,7 +5,9 @@
 #   1. the golden suite in Node (token ids, cosine bars, wasm vs native on all 200 sentences, int8 + fp32),
 #   2. the loader in headless Chromium (progress, Range resume, cache across reload, corruption, eviction,
 #      server fallback, worker mode),
-#   3. the core's golden suite inside headless Chromium through wasm-bindgen-test.
+#   3. the core's golden suite inside headless Chromium through wasm-bindgen-test,
+#   4. the same suite inside headless Firefox ESR (Debian `firefox-esr`; geckodriver from crates.io,
+#      installed into target/tools).
 # Needs the bundles (scripts/fetch-models.sh) and ../shared/golden.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -13,11 +15,15 @@ cd "$root"
 step() { printf '\n== akidb-wasm: %s\n' "$*" >&2; }
 export PATH="$root/target/tools/bin:$PATH"
 
-step "chromium"
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+step "browsers: chromium, firefox-esr, geckodriver"
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! command -v firefox-esr >/dev/null; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver firefox-esr >/dev/null
+fi
+geckodriver_version=0.37.1
+if ! geckodriver --version 2>/dev/null | grep -q "^geckodriver $geckodriver_version"; then
+  cargo install --quiet geckodriver --version "$geckodriver_version" --root "$root/target/tools"
 fi
 
 step "build the npm package"
@@ -41,6 +47,20 @@ step "golden suite in headless Chromium (wasm-bindgen-test)"
 (
   cd akidb-wasm
   CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)} WASM_BINDGEN_TEST_TIMEOUT=900 \
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+    cargo test --release -p akidb-wasm --target wasm32-unknown-unknown
+)
+
+step "golden suite in headless Firefox ESR (wasm-bindgen-test)"
+(
+  cd akidb-wasm
+  # A fresh profile per run (geckodriver's default); the binary is named, not looked up, so that a
+  # non-ESR firefox elsewhere on PATH can't stand in for it.
+  webdriver_json=$(mktemp)
+  trap 'rm -f "$webdriver_json"' EXIT
+  echo '{"moz:firefoxOptions": {"binary": "/usr/bin/firefox-esr"}}' >"$webdriver_json"
+  env -u CHROMEDRIVER GECKODRIVER="$(command -v geckodriver)" WASM_BINDGEN_TEST_TIMEOUT=900 \
+    WASM_BINDGEN_TEST_WEBDRIVER_JSON="$webdriver_json" \
     CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
     cargo test --release -p akidb-wasm --target wasm32-unknown-unknown
 )
