@@ -84,7 +84,13 @@ export interface LoadStats {
   fromCache?: string[];
   evicted?: string[];
   corrupt?: string[];
+  /** Milliseconds from the start of the load until the bundle's bytes were in hand (network or IndexedDB). */
   fetchMs?: number;
+  /** Milliseconds from the start until the .wasm was compiled and instantiated (it overlaps the fetch). */
+  wasmReadyMs?: number;
+  /** Milliseconds the core took to verify and prepare the model (`Embedder.fromBundle`). */
+  modelMs?: number;
+  /** Milliseconds from the start of the load until the embedder was ready. */
   loadMs?: number;
 }
 

@@ -318,10 +318,13 @@ async function loadWasm(options, variant) {
   // The .wasm compiles while the bundle downloads.
   const wasmP = variant.init(options.wasmUrl);
   wasmP.catch(() => {});
+  let tWasm;
+  wasmP.then(() => (tWasm = now()), () => {});
   const stats = { fetched: [], fromCache: [], evicted: [], cache: 'none' };
   const b = await fetchBundle(options, wasmP, stats);
   const tFetched = now();
   const wasm = await wasmP;
+  const tModel = now();
   let embedder;
   for (let attempt = 0; ; attempt++) {
     try {
@@ -347,6 +350,8 @@ async function loadWasm(options, variant) {
   }
   b.cache?.close();
   stats.fetchMs = tFetched - t0;
+  stats.wasmReadyMs = tWasm - t0;
+  stats.modelMs = now() - tModel;
   stats.loadMs = now() - t0;
   return {
     backend: variant.name,

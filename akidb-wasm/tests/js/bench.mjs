@@ -24,11 +24,12 @@ function readBundle() {
 async function child(engine) {
   const rss0 = process.memoryUsage().rss;
   const t0 = now();
-  let embed, wasmMemMB;
+  let embed, kernels;
   if (engine === 'akidb') {
     const { Embedder } = await import(path.join(repo, 'akidb-wasm/pkg/node.mjs'));
     const e = Embedder.fromBundle(readBundle());
     embed = (texts) => e.embed(texts);
+    kernels = () => e.matmulKernels();
   } else {
     const ort = await import('onnxruntime-web');
     const ids = JSON.parse(process.env.BENCH_IDS);
@@ -41,6 +42,7 @@ async function child(engine) {
   r.coldMs = coldMs;
   r.rssMB = (process.memoryUsage().rss - rss0) / 1e6;
   r.batch = Array.from(await embed(sentences.batch));
+  if (kernels) r.kernels = kernels();
   process.stdout.write(JSON.stringify(r));
 }
 
@@ -91,7 +93,15 @@ async function main() {
     const idb = await page.evaluate((a) => window.benchAkidbCold(a), { url, sentences, clear: false });
     if (idb.stats.fetched.length) throw new Error('the IndexedDB run fetched model files');
     const warm = await page.evaluate((a) => window.benchAkidbWarm(a), { sentences });
-    web.akidb.push({ ...warm, coldMs: net.coldMs, idbMs: idb.coldMs });
+    web.akidb.push({
+      ...warm,
+      coldMs: net.coldMs,
+      idbMs: idb.coldMs,
+      idbFetchMs: idb.stats.fetchMs,
+      idbWasmReadyMs: idb.stats.wasmReadyMs,
+      idbModelMs: idb.stats.modelMs,
+      idbFirstEmbedMs: idb.firstEmbedMs,
+    });
     await open();
     web.ort.push(await page.evaluate((a) => window.benchOrt(a), { modelUrl: `${server.base}/models/int8/model.onnx`, sentences, ids }));
     process.stderr.write(`chromium round ${round + 1}: akidb single ${f(warm.singleMs)} ms, ort ${f(web.ort.at(-1).singleMs)} ms\n`);
@@ -129,6 +139,12 @@ async function main() {
   console.log(`min cosine akidb vs ORT on the batch: ${cos.toFixed(6)}\n`);
   console.log('| | @akidb/wasm | onnxruntime-web | ratio |\n|---|---|---|---|');
   console.log(rows.join('\n'));
+  console.log(
+    `\nChromium, IndexedDB → first embedding, where the time goes (ms, medians): bundle out of IndexedDB ${f(med(web.akidb, 'idbFetchMs'), 0)}` +
+      ` and .wasm ready ${f(med(web.akidb, 'idbWasmReadyMs'), 0)} (both from the start, in parallel), model load (fromBundle: verify,` +
+      ` parse, type, fold weights) ${f(med(web.akidb, 'idbModelMs'), 0)}, first embedding (compiles its plan) ${f(med(web.akidb, 'idbFirstEmbedMs'), 0)}`,
+  );
+  console.log(`akidb matmul kernels (Node): ${node.akidb[0].kernels.join(', ')}`);
 }
 
 if (process.argv[2] === '--child') await child(process.argv[3]);
