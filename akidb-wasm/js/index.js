@@ -199,6 +199,13 @@ async function fetchBundle(options, wasm, stats) {
       ? (entry) =>
           new URL(options.blobUrlTemplate.replaceAll('{path}', entry.path).replaceAll('{sha256}', entry.sha256), manifestUrl).href
       : defaultBlobUrl(manifestUrl));
+  // The manifest request and opening IndexedDB overlap, and so do the reads of the cached files: on a
+  // warm start they are most of the time before the model can load.
+  const manifestP = fetchImpl(manifestUrl, { cache: 'no-cache' }).then(async (res) => {
+    if (!res.ok) throw new Error(`GET ${manifestUrl}: HTTP ${res.status}`);
+    return new Uint8Array(await res.arrayBuffer());
+  });
+  manifestP.catch(() => {});
   let cache = null;
   if ((options.cache ?? 'indexeddb') === 'indexeddb') {
     try {
@@ -213,9 +220,7 @@ async function fetchBundle(options, wasm, stats) {
   // copy cached for this URL, so a cached model works offline.
   let manifestBytes;
   try {
-    const res = await fetchImpl(manifestUrl, { cache: 'no-cache' });
-    if (!res.ok) throw new Error(`GET ${manifestUrl}: HTTP ${res.status}`);
-    manifestBytes = new Uint8Array(await res.arrayBuffer());
+    manifestBytes = await manifestP;
   } catch (e) {
     const cached = cache && (await cache.get('manifests', manifestUrl).catch(() => null));
     if (!cached) throw e;
@@ -227,15 +232,18 @@ async function fetchBundle(options, wasm, stats) {
 
   const files = new Map([[MANIFEST, manifestBytes]]);
   const missing = [];
-  for (const entry of entries) {
-    let rec = null;
-    if (cache) {
-      try {
-        rec = await cache.get('files', entry.sha256);
-      } catch (e) {
-        warn(options, `cache read failed (${e}); fetching ${entry.path}`);
-      }
-    }
+  const records = await Promise.all(
+    entries.map((entry) =>
+      cache
+        ? cache.get('files', entry.sha256).catch((e) => {
+            warn(options, `cache read failed (${e}); fetching ${entry.path}`);
+            return null;
+          })
+        : null,
+    ),
+  );
+  for (const [i, entry] of entries.entries()) {
+    const rec = records[i];
     if (rec && rec.bytes && rec.bytes.byteLength === entry.size) {
       files.set(entry.path, new Uint8Array(rec.bytes));
       stats.fromCache.push(entry.path);
