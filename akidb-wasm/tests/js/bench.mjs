@@ -96,6 +96,10 @@ async function main() {
     web.akidb.push({
       ...warm,
       coldMs: net.coldMs,
+      netFetchMs: net.stats.fetchMs,
+      netWasmReadyMs: net.stats.wasmReadyMs,
+      netModelMs: net.stats.modelMs,
+      netFirstEmbedMs: net.firstEmbedMs,
       idbMs: idb.coldMs,
       idbFetchMs: idb.stats.fetchMs,
       idbWasmReadyMs: idb.stats.wasmReadyMs,
@@ -143,6 +147,11 @@ async function main() {
     `\nChromium, IndexedDB → first embedding, where the time goes (ms, medians): bundle out of IndexedDB ${f(med(web.akidb, 'idbFetchMs'), 0)}` +
       ` and .wasm ready ${f(med(web.akidb, 'idbWasmReadyMs'), 0)} (both from the start, in parallel), model load (fromBundle: verify,` +
       ` parse, type, fold weights) ${f(med(web.akidb, 'idbModelMs'), 0)}, first embedding (compiles its plan) ${f(med(web.akidb, 'idbFirstEmbedMs'), 0)}`,
+  );
+  console.log(
+    `Chromium, network → first embedding (a first visit), where the time goes (ms, medians): bundle downloaded, verified and` +
+      ` written to IndexedDB ${f(med(web.akidb, 'netFetchMs'), 0)}, .wasm ready ${f(med(web.akidb, 'netWasmReadyMs'), 0)} (in parallel),` +
+      ` fromBundle ${f(med(web.akidb, 'netModelMs'), 0)}, first embedding ${f(med(web.akidb, 'netFirstEmbedMs'), 0)}`,
   );
   console.log(`akidb matmul kernels (Node): ${node.akidb[0].kernels.join(', ')}`);
 }
