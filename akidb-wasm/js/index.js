@@ -99,8 +99,9 @@ async function download(url, size, { retries, fetchImpl, onBytes, signal }) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// IndexedDB cache: `files` holds {sha256, bytes, name, version} keyed by sha256; `manifests` holds the
-// last manifest seen per URL (so a reload works offline).
+// IndexedDB cache: `files` holds {sha256, bytes, name, version} keyed by sha256, `bytes` a Blob (older
+// caches hold an ArrayBuffer, which is read too); `manifests` holds the last manifest seen per URL (so a
+// reload works offline).
 
 function req(r) {
   return new Promise((resolve, reject) => {
@@ -244,8 +245,9 @@ async function fetchBundle(options, wasm, stats) {
   );
   for (const [i, entry] of entries.entries()) {
     const rec = records[i];
-    if (rec && rec.bytes && rec.bytes.byteLength === entry.size) {
-      files.set(entry.path, new Uint8Array(rec.bytes));
+    const size = rec?.bytes instanceof Blob ? rec.bytes.size : rec?.bytes?.byteLength;
+    if (rec && rec.bytes && size === entry.size) {
+      files.set(entry.path, rec.bytes instanceof Blob ? new Uint8Array(await rec.bytes.arrayBuffer()) : new Uint8Array(rec.bytes));
       stats.fromCache.push(entry.path);
     } else {
       if (rec && cache) await cache.delete('files', entry.sha256).catch(() => {});
@@ -291,8 +293,8 @@ async function fetchBundle(options, wasm, stats) {
             path: entry.path,
             name: manifest.name,
             version: manifest.version,
-            // A copy: the wasm side reads `bytes`, IndexedDB clones its own.
-            bytes: bytes.buffer,
+            // A Blob, not the ArrayBuffer: Chromium reads a 23 MB Blob record back about 70 ms faster.
+            bytes: new Blob([bytes]),
           });
         } catch (e) {
           if (!isQuota(e)) warn(options, `caching ${entry.path} failed: ${e}`);
@@ -351,7 +353,7 @@ async function loadWasm(options, variant) {
       stats.fromCache = stats.fromCache.filter((p) => p !== bad.path);
       if (b.cache) {
         await b.cache
-          .put('files', { sha256: bad.sha256, path: bad.path, name: b.manifest.name, version: b.manifest.version, bytes: bytes.buffer })
+          .put('files', { sha256: bad.sha256, path: bad.path, name: b.manifest.name, version: b.manifest.version, bytes: new Blob([bytes]) })
           .catch((err) => warn(options, `caching ${bad.path} failed: ${err}`));
       }
     }

@@ -112,11 +112,14 @@ test('a corrupted IndexedDB entry is detected, dropped and fetched again', async
       r.onsuccess = () => res(r.result);
       r.onerror = () => rej(r.error);
     });
+    const get = db.transaction('files').objectStore('files').get(sha);
+    const rec = await new Promise((res) => (get.onsuccess = () => res(get.result)));
+    if (!(rec.bytes instanceof Blob)) throw new Error('the cache should hold a Blob');
+    const bytes = new Uint8Array(await rec.bytes.arrayBuffer());
+    bytes[12345] ^= 0xff;
+    rec.bytes = new Blob([bytes]);
     const tx = db.transaction('files', 'readwrite');
-    const store = tx.objectStore('files');
-    const rec = await new Promise((res) => (store.get(sha).onsuccess = (ev) => res(ev.target.result)));
-    new Uint8Array(rec.bytes)[12345] ^= 0xff;
-    store.put(rec);
+    tx.objectStore('files').put(rec);
     await new Promise((res) => (tx.oncomplete = res));
     db.close();
   }, sha);
@@ -133,6 +136,25 @@ test('a corrupted IndexedDB entry is detected, dropped and fetched again', async
   const again = await load({ url: url(), cache: 'indexeddb' });
   assert.deepEqual(modelFileRequests(), []);
   assert.equal(again.stats.corrupt, undefined);
+});
+
+test('a cache written before records held Blobs (an ArrayBuffer per file) still answers', async () => {
+  const sha = manifest.files.find((f) => f.path === 'model.onnx').sha256;
+  await page.evaluate(async (sha) => {
+    const db = await new Promise((res) => (indexedDB.open('akidb-cache').onsuccess = (ev) => res(ev.target.result)));
+    const get = db.transaction('files').objectStore('files').get(sha);
+    const rec = await new Promise((res) => (get.onsuccess = () => res(get.result)));
+    rec.bytes = await rec.bytes.arrayBuffer();
+    const tx = db.transaction('files', 'readwrite');
+    tx.objectStore('files').put(rec);
+    await new Promise((res) => (tx.oncomplete = res));
+    db.close();
+  }, sha);
+  server.reset();
+  const r = await load({ url: url(), cache: 'indexeddb' });
+  assert.deepEqual(modelFileRequests(), []);
+  assert.ok(r.stats.fromCache.includes('model.onnx'));
+  assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
 });
 
 test('an older version of the model is evicted', async () => {
