@@ -165,6 +165,23 @@ class Cache {
   }
 }
 
+/** The `files` record of a bundle file. `bytes` is a Blob: Chromium reads a 23 MB Blob record back about
+ * 70 ms faster than an ArrayBuffer one. */
+const fileRecord = (entry, manifest, bytes) => ({
+  sha256: entry.sha256,
+  path: entry.path,
+  name: manifest.name,
+  version: manifest.version,
+  bytes: new Blob([bytes]),
+});
+
+/** The bytes of a `files` record if it holds `size` of them (a Blob, or an older cache's ArrayBuffer). */
+async function recordBytes(rec, size) {
+  const bytes = rec?.bytes;
+  if (bytes instanceof Blob) return bytes.size === size ? new Uint8Array(await bytes.arrayBuffer()) : null;
+  return bytes?.byteLength === size ? new Uint8Array(bytes) : null;
+}
+
 const isQuota = (e) => e && (e.name === 'QuotaExceededError' || /quota/i.test(String(e.message)));
 
 // ---------------------------------------------------------------------------------------------------
@@ -245,9 +262,9 @@ async function fetchBundle(options, wasm, stats) {
   );
   for (const [i, entry] of entries.entries()) {
     const rec = records[i];
-    const size = rec?.bytes instanceof Blob ? rec.bytes.size : rec?.bytes?.byteLength;
-    if (rec && rec.bytes && size === entry.size) {
-      files.set(entry.path, rec.bytes instanceof Blob ? new Uint8Array(await rec.bytes.arrayBuffer()) : new Uint8Array(rec.bytes));
+    const bytes = await recordBytes(rec, entry.size);
+    if (bytes) {
+      files.set(entry.path, bytes);
       stats.fromCache.push(entry.path);
     } else {
       if (rec && cache) await cache.delete('files', entry.sha256).catch(() => {});
@@ -288,14 +305,7 @@ async function fetchBundle(options, wasm, stats) {
       stats.fetched.push(entry.path);
       if (cache) {
         try {
-          await cache.put('files', {
-            sha256: entry.sha256,
-            path: entry.path,
-            name: manifest.name,
-            version: manifest.version,
-            // A Blob, not the ArrayBuffer: Chromium reads a 23 MB Blob record back about 70 ms faster.
-            bytes: new Blob([bytes]),
-          });
+          await cache.put('files', fileRecord(entry, manifest, bytes));
         } catch (e) {
           if (!isQuota(e)) warn(options, `caching ${entry.path} failed: ${e}`);
           else warn(options, `storage quota exceeded caching ${entry.path}; running uncached`);
@@ -353,7 +363,7 @@ async function loadWasm(options, variant) {
       stats.fromCache = stats.fromCache.filter((p) => p !== bad.path);
       if (b.cache) {
         await b.cache
-          .put('files', { sha256: bad.sha256, path: bad.path, name: b.manifest.name, version: b.manifest.version, bytes: new Blob([bytes]) })
+          .put('files', fileRecord(bad, b.manifest, bytes))
           .catch((err) => warn(options, `caching ${bad.path} failed: ${err}`));
       }
     }
