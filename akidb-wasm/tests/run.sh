@@ -43,24 +43,24 @@ node --test --test-reporter=spec akidb-wasm/tests/js/node.test.mjs
 step "loader in headless Chromium"
 node --test --test-reporter=spec akidb-wasm/tests/js/browser.test.mjs
 
+# The core's golden suite (tests/web.rs) under wasm-bindgen-test-runner; the arguments (env options and
+# assignments) pick the browser.
+wasm_bindgen_tests() {
+  (
+    cd akidb-wasm
+    env "$@" WASM_BINDGEN_TEST_TIMEOUT=900 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+      cargo test --release -p akidb-wasm --target wasm32-unknown-unknown
+  )
+}
+
 step "golden suite in headless Chromium (wasm-bindgen-test)"
-(
-  cd akidb-wasm
-  CHROMEDRIVER=${CHROMEDRIVER:-$(command -v chromedriver)} WASM_BINDGEN_TEST_TIMEOUT=900 \
-    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-    cargo test --release -p akidb-wasm --target wasm32-unknown-unknown
-)
+wasm_bindgen_tests CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}"
 
 step "golden suite in headless Firefox ESR (wasm-bindgen-test)"
-(
-  cd akidb-wasm
-  # A fresh profile per run (geckodriver's default); the binary is named, not looked up, so that a
-  # non-ESR firefox elsewhere on PATH can't stand in for it.
-  webdriver_json=$(mktemp)
-  trap 'rm -f "$webdriver_json"' EXIT
-  echo '{"moz:firefoxOptions": {"binary": "/usr/bin/firefox-esr"}}' >"$webdriver_json"
-  env -u CHROMEDRIVER GECKODRIVER="$(command -v geckodriver)" WASM_BINDGEN_TEST_TIMEOUT=900 \
-    WASM_BINDGEN_TEST_WEBDRIVER_JSON="$webdriver_json" \
-    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-    cargo test --release -p akidb-wasm --target wasm32-unknown-unknown
-)
+# A fresh profile per run (geckodriver's default); the binary is named, not looked up, so that a non-ESR
+# firefox elsewhere on PATH can't stand in for it.
+webdriver_json=$(mktemp)
+trap 'rm -f "$webdriver_json"' EXIT
+echo '{"moz:firefoxOptions": {"binary": "/usr/bin/firefox-esr"}}' >"$webdriver_json"
+wasm_bindgen_tests -u CHROMEDRIVER GECKODRIVER="$(command -v geckodriver)" \
+  WASM_BINDGEN_TEST_WEBDRIVER_JSON="$webdriver_json"
