@@ -72,7 +72,7 @@ fn a_batch_gives_the_same_vectors_as_one_by_one() {
 
 #[test]
 fn plans_run_simd_kernels() {
-    golden::check_simd_kernels(&embedder("int8"));
+    golden::check_simd_kernels(int8());
 }
 
 #[test]

@@ -208,6 +208,12 @@ mod tests {
         }
     }
 
+    /// A job queue and the receiving end the workers share.
+    fn job_queue() -> (Sender<Job>, Mutex<Receiver<Job>>) {
+        let (queue, jobs) = mpsc::channel();
+        (queue, Mutex::new(jobs))
+    }
+
     /// Queues `n` one-text jobs the way `Batcher::submit` does.
     fn queue_jobs(queue: &Sender<Job>, counts: &Counts, n: usize) {
         for _ in 0..n {
@@ -229,8 +235,7 @@ mod tests {
 
     #[test]
     fn a_worker_takes_its_share_when_another_is_idle() {
-        let (queue, jobs) = mpsc::channel();
-        let jobs = Mutex::new(jobs);
+        let (queue, jobs) = job_queue();
         let counts = Counts::default();
         queue_jobs(&queue, &counts, 8);
         counts.idle_workers.store(1, Ordering::Release); // the other worker, waiting for the lock
@@ -241,8 +246,7 @@ mod tests {
 
     #[test]
     fn a_lone_worker_takes_the_queue_up_to_max_batch() {
-        let (queue, jobs) = mpsc::channel();
-        let jobs = Mutex::new(jobs);
+        let (queue, jobs) = job_queue();
         let counts = Counts::default();
         queue_jobs(&queue, &counts, 40);
         let batch = next_batch(&jobs, &options(32, Duration::ZERO), &counts).unwrap();
@@ -253,8 +257,7 @@ mod tests {
 
     #[test]
     fn with_max_wait_a_worker_waits_for_later_texts() {
-        let (queue, jobs) = mpsc::channel();
-        let jobs = Mutex::new(jobs);
+        let (queue, jobs) = job_queue();
         let counts = Arc::new(Counts::default());
         queue_jobs(&queue, &counts, 1);
         let later = {
