@@ -10,6 +10,7 @@ use tract_onnx::tract_core::ops::cast::Cast;
 use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::ops::matmul::optimized::{MatMulOperand, OptMatMul, ProtoFusedSpec};
 use tract_onnx::tract_core::tract_linalg::mmm::EagerPackedInput;
+use tract_onnx::tract_core::tract_linalg::pack::PackedFormat;
 use tract_onnx::tract_hir::internal::{DimLike, TractErrorContext};
 
 use crate::bundle::{Manifest, OnnxIo, Quantization};
@@ -354,6 +355,28 @@ fn fingerprint(bytes: &[u8]) -> (usize, u64) {
     (bytes.len(), hasher.finish())
 }
 
+/// Zeroes the bytes past each panel's `k` records in a freshly packed operand.
+///
+/// tract leaves them uninitialised (its kernels never read them into a result), so two packings of the
+/// same weights differed there and [`SharedConsts`] kept both: about 8 MB more per cached plan natively,
+/// up to 40 MB in wasm. A buffer already shared is left as it is.
+fn zero_panel_padding(packed: &mut EagerPackedInput) {
+    let Some(format) = packed.fact.format.downcast_ref::<PackedFormat>() else {
+        return;
+    };
+    let used = packed.fact.k * format.r * format.dt.size_of();
+    let panel = packed.panel_bytes;
+    let Some(blob) = Arc::get_mut(&mut packed.packed) else {
+        return;
+    };
+    if panel <= used {
+        return;
+    }
+    for chunk in blob.as_bytes_mut().chunks_mut(panel) {
+        chunk.get_mut(used..).into_iter().for_each(|pad| pad.fill(0));
+    }
+}
+
 /// An equal value already in `seen` (dropping dead entries), or `None` after recording `value`.
 fn find_equal<T: PartialEq>(seen: &mut Vec<Weak<T>>, value: &Arc<T>) -> Option<Arc<T>> {
     seen.retain(|w| w.strong_count() > 0);
@@ -393,6 +416,7 @@ impl SharedConsts {
                         let Some(packed) = value.downcast_mut::<EagerPackedInput>() else {
                             continue;
                         };
+                        zero_panel_padding(packed);
                         let seen = self.packed.entry(fingerprint(&packed.packed)).or_default();
                         if let Some(shared) = find_equal(seen, &packed.packed) {
                             packed.packed = shared;
@@ -616,6 +640,11 @@ mod tests {
 
     /// The packed weight buffers baked into a plan's matmuls, in graph order.
     fn packed_weights(plan: &Plan) -> Vec<Arc<Blob>> {
+        packed_operands(plan).into_iter().map(|p| p.packed).collect()
+    }
+
+    /// The packed weight operands of a plan's matmuls, in graph order.
+    fn packed_operands(plan: &Plan) -> Vec<EagerPackedInput> {
         let mut found = vec![];
         for node in plan.model().nodes() {
             let Some(matmul) = node.op_as::<OptMatMul>() else {
@@ -625,7 +654,7 @@ mod tests {
                 if let ProtoFusedSpec::AddMatMul { a, b, .. } = spec {
                     for operand in [a, b] {
                         if let MatMulOperand::Const(value) = operand {
-                            found.extend(value.downcast_ref::<EagerPackedInput>().map(|p| p.packed.clone()));
+                            found.extend(value.downcast_ref::<EagerPackedInput>().cloned());
                         }
                     }
                 }
@@ -657,5 +686,25 @@ mod tests {
             }
         }
         assert!(equal_pairs > 0, "no two plans packed any weight alike");
+    }
+
+    #[test]
+    fn packings_of_the_same_weight_in_the_same_layout_are_held_once() {
+        // Two sequence lengths at batch 1: the same weights, mostly packed for the same kernel. tract
+        // leaves each panel's padding uninitialised, so without `zero_panel_padding` some of these
+        // equal packings differed in their padding bytes and were kept twice.
+        let model = int8_model(8);
+        let one = packed_operands(&model.plan(1, 8).unwrap());
+        let other = packed_operands(&model.plan(1, 12).unwrap());
+        assert_eq!(one.len(), other.len());
+        let same_layout: Vec<_> = one.iter().zip(&other).filter(|(a, b)| a.fact == b.fact).collect();
+        assert!(!same_layout.is_empty(), "no weight packed alike at both lengths");
+        for (i, (a, b)) in same_layout.iter().enumerate() {
+            assert!(
+                Arc::ptr_eq(&a.packed, &b.packed),
+                "weight {i} of {} held twice",
+                same_layout.len()
+            );
+        }
     }
 }
