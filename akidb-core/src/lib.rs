@@ -29,7 +29,7 @@ mod tokenize;
 
 pub use batching::{plan_chunks, seq_bucket, Chunk};
 pub use bundle::{
-    sha256_hex, Bundle, BundleSpec, FileEntry, FileRole, Manifest, OnnxIo, Pooling, Quantization,
+    sha256_hex, Bundle, BundleSpec, FileEntry, FileRole, HashedFile, Manifest, OnnxIo, Pooling, Quantization,
     FORMAT_VERSION, MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE,
 };
 pub use embedder::{Embedder, EmbedderOptions, Embeddings};

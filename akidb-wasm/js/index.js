@@ -1,6 +1,7 @@
 // @akidb/wasm — the high-level loader. `loadEmbedder()` fetches a model bundle (manifest first, then its
 // files) with one progress stream, retries and Range resume; caches the files in IndexedDB keyed by
-// sha256; verifies every file on download (WebCrypto) and before use (the core's Bundle::from_files);
+// sha256; verifies every file's sha256 on download and again before use (WebCrypto, whose digests the
+// core compares with the manifest's along with the sizes: Bundle::from_hashed_files);
 // runs the wasm core on this thread or in a Web Worker; and falls back to an embedding server when wasm
 // can't run. The low-level `Embedder` (akidb-core through wasm-bindgen) is re-exported.
 
@@ -249,27 +250,36 @@ async function fetchBundle(options, wasm, stats) {
   const entries = manifest.files;
 
   const files = new Map([[MANIFEST, manifestBytes]]);
+  // Each file's sha256, as checked here; the core compares them with the manifest before use.
+  const sha256s = new Map();
   const missing = [];
-  const records = await Promise.all(
-    entries.map((entry) =>
-      cache
-        ? cache.get('files', entry.sha256).catch((e) => {
-            warn(options, `cache read failed (${e}); fetching ${entry.path}`);
-            return null;
-          })
-        : null,
-    ),
+  // Cached files are read and hashed in parallel (WebCrypto hashes off this thread).
+  const cached = await Promise.all(
+    entries.map(async (entry) => {
+      if (!cache) return null;
+      const rec = await cache.get('files', entry.sha256).catch((e) => {
+        warn(options, `cache read failed (${e}); fetching ${entry.path}`);
+        return null;
+      });
+      const bytes = await recordBytes(rec, entry.size);
+      const digest = bytes && (await sha256(bytes, wasm));
+      return { rec, bytes, digest };
+    }),
   );
   for (const [i, entry] of entries.entries()) {
-    const rec = records[i];
-    const bytes = await recordBytes(rec, entry.size);
-    if (bytes) {
+    const { rec, bytes, digest } = cached[i] ?? {};
+    if (bytes && digest === entry.sha256) {
       files.set(entry.path, bytes);
+      sha256s.set(entry.path, digest);
       stats.fromCache.push(entry.path);
-    } else {
-      if (rec && cache) await cache.delete('files', entry.sha256).catch(() => {});
-      missing.push(entry);
+      continue;
     }
+    if (bytes) {
+      warn(options, `cached ${entry.path} is corrupt (sha256 ${digest}, manifest ${entry.sha256}); dropping it and fetching again`);
+      stats.corrupt = [...(stats.corrupt ?? []), entry.path];
+    }
+    if (rec && cache) await cache.delete('files', entry.sha256).catch(() => {});
+    missing.push(entry);
   }
 
   const total = entries.reduce((n, e) => n + e.size, 0);
@@ -302,6 +312,7 @@ async function fetchBundle(options, wasm, stats) {
     missing.map(async (entry) => {
       const bytes = await fetchOne(entry);
       files.set(entry.path, bytes);
+      sha256s.set(entry.path, entry.sha256);
       stats.fetched.push(entry.path);
       if (cache) {
         try {
@@ -322,17 +333,11 @@ async function fetchBundle(options, wasm, stats) {
     }
   }
   progress(null);
-  /** Fetches a file again (a cached copy failed the core's check), keeping progress within the total. */
-  const refetch = async (entry) => {
-    loaded -= entry.size;
-    const bytes = await fetchOne(entry);
-    progress(null);
-    return bytes;
-  };
-  return { manifest, manifestUrl, files, cache, entries, refetch };
+  cache?.close();
+  return { manifest, manifestUrl, files, sha256s };
 }
 
-/** Loads the bundle into the wasm core; a cached file that fails the core's check is dropped and re-fetched. */
+/** Loads the bundle into the wasm core. */
 async function loadWasm(options, variant) {
   const t0 = now();
   // The .wasm compiles while the bundle downloads.
@@ -345,30 +350,7 @@ async function loadWasm(options, variant) {
   const tFetched = now();
   const wasm = await wasmP;
   const tModel = now();
-  let embedder;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      embedder = wasm.Embedder.fromBundle(b.files);
-      break;
-    } catch (e) {
-      const msg = String(e?.message ?? e);
-      const bad = b.entries.find((entry) => msg.includes(entry.path) && stats.fromCache.includes(entry.path));
-      if (!bad || attempt >= b.entries.length) throw e;
-      warn(options, `cached ${bad.path} is corrupt (${msg}); dropping it and fetching again`);
-      stats.corrupt = [...(stats.corrupt ?? []), bad.path];
-      if (b.cache) await b.cache.delete('files', bad.sha256).catch(() => {});
-      const bytes = await b.refetch(bad);
-      b.files.set(bad.path, bytes);
-      stats.fetched.push(bad.path);
-      stats.fromCache = stats.fromCache.filter((p) => p !== bad.path);
-      if (b.cache) {
-        await b.cache
-          .put('files', fileRecord(bad, b.manifest, bytes))
-          .catch((err) => warn(options, `caching ${bad.path} failed: ${err}`));
-      }
-    }
-  }
-  b.cache?.close();
+  const embedder = wasm.Embedder.fromHashedBundle(b.files, b.sha256s);
   stats.fetchMs = tFetched - t0;
   stats.wasmReadyMs = tWasm - t0;
   stats.modelMs = now() - tModel;

@@ -5,7 +5,7 @@
 //! fallback). Nothing here re-implements the core: bundles are verified by `Bundle::from_files`, text is
 //! tokenized, embedded, pooled and normalised by `akidb_core::Embedder`.
 
-use akidb_core::{Bundle, MANIFEST_FILE};
+use akidb_core::{Bundle, HashedFile, MANIFEST_FILE};
 use js_sys::{Array, Float32Array, Map, Reflect, Uint32Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 
@@ -19,15 +19,18 @@ fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
+/// The value under `key` of a `Map` or a plain object; `None` when absent.
+fn entry(map_or_object: &JsValue, key: &str) -> Option<JsValue> {
+    let value = match map_or_object.dyn_ref::<Map>() {
+        Some(map) => map.get(&JsValue::from_str(key)),
+        None => Reflect::get(map_or_object, &JsValue::from_str(key)).ok()?,
+    };
+    (!value.is_undefined() && !value.is_null()).then_some(value)
+}
+
 /// Reads `path` from a `Map` or a plain object of `Uint8Array`s.
 fn file_bytes(files: &JsValue, path: &str) -> Option<Vec<u8>> {
-    let value = match files.dyn_ref::<Map>() {
-        Some(map) => map.get(&JsValue::from_str(path)),
-        None => Reflect::get(files, &JsValue::from_str(path)).ok()?,
-    };
-    if value.is_undefined() || value.is_null() {
-        return None;
-    }
+    let value = entry(files, path)?;
     if let Some(bytes) = value.dyn_ref::<Uint8Array>() {
         return Some(bytes.to_vec());
     }
@@ -59,6 +62,30 @@ impl Embedder {
             .ok_or_else(|| JsError::new(&format!("{MANIFEST_FILE}: missing from the bundle files")))?;
         let bundle = Bundle::from_files(&manifest, |path| file_bytes(&files, path)).map_err(js_err)?;
         let inner = akidb_core::Embedder::new(&bundle).map_err(js_err)?;
+        Ok(Embedder { inner })
+    }
+
+    /// Loads a bundle whose files the caller has hashed already (WebCrypto's `crypto.subtle.digest`
+    /// is about three times as fast as hashing in wasm): `files` as for `fromBundle`, `sha256s` maps
+    /// each manifest path to the hex sha256 of its bytes. Sizes are verified and each digest is compared
+    /// with the manifest's; a mismatch or a missing file or digest throws an error naming the file.
+    #[wasm_bindgen(js_name = fromHashedBundle)]
+    pub fn from_hashed_bundle(files: JsValue, sha256s: JsValue) -> Result<Embedder, JsError> {
+        let manifest = file_bytes(&files, MANIFEST_FILE)
+            .ok_or_else(|| JsError::new(&format!("{MANIFEST_FILE}: missing from the bundle files")))?;
+        let mut missing_digest = None;
+        let bundle = Bundle::from_hashed_files(&manifest, |path| {
+            let bytes = file_bytes(&files, path)?;
+            let Some(sha256) = entry(&sha256s, path).and_then(|d| d.as_string()) else {
+                missing_digest.get_or_insert_with(|| path.to_string());
+                return None;
+            };
+            Some(HashedFile { bytes, sha256 })
+        });
+        if let Some(path) = missing_digest {
+            return Err(JsError::new(&format!("{path}: no sha256 given for it")));
+        }
+        let inner = akidb_core::Embedder::new(&bundle.map_err(js_err)?).map_err(js_err)?;
         Ok(Embedder { inner })
     }
 

@@ -100,6 +100,22 @@ test('a corrupt or missing bundle file is named', () => {
   assert.throws(() => Embedder.fromBundle(plain), /model\.onnx/);
 });
 
+test('fromHashedBundle takes WebCrypto digests, compares them and names a mismatch', async () => {
+  const files = readBundle('int8');
+  const sha256s = new Map();
+  for (const [p, bytes] of files) {
+    if (p !== 'manifest.json') sha256s.set(p, Buffer.from(await crypto.subtle.digest('SHA-256', bytes)).toString('hex'));
+  }
+  const hashed = Embedder.fromHashedBundle(files, sha256s);
+  assert.deepEqual(hashed.embed(sentences.slice(0, 3)), int8.embed(sentences.slice(0, 3)));
+  hashed.free();
+  const wrong = new Map(sha256s).set('model.onnx', sha256s.get('tokenizer.json'));
+  assert.throws(() => Embedder.fromHashedBundle(files, wrong), /model\.onnx.*corrupt|corrupt.*model\.onnx/);
+  const partial = new Map(sha256s);
+  partial.delete('tokenizer.json');
+  assert.throws(() => Embedder.fromHashedBundle(files, Object.fromEntries(partial)), /tokenizer\.json: no sha256/);
+});
+
 test('embed rejects non-strings and handles an empty list', () => {
   assert.throws(() => int8.embed(['ok', 3]), /texts\[1\]/);
   assert.equal(int8.embed([]).length, 0);
