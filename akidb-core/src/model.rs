@@ -505,6 +505,8 @@ impl SentenceModel {
     /// Parses and prepares the model named by `manifest`; `plan_capacity` bounds the cached shapes.
     pub(crate) fn load(bytes: &[u8], manifest: &Manifest, plan_capacity: usize) -> Result<SentenceModel> {
         let path = manifest.file(crate::bundle::FileRole::Model).path.clone();
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        crate::wasm_kernels::keep_linked();
         let mut source = parse_named(bytes, &manifest.onnx, &path)?;
         fold_constants(&mut source).map_err(|e| model_error(&path, format!("{e:#}")))?;
         let mut folded = FoldedWeights::new();

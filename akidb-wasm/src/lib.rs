@@ -127,7 +127,7 @@ impl Embedder {
         format!("{}@{}", m.name, m.version)
     }
 
-    /// Names of the matrix-multiply kernels the shapes embedded so far run (`wasm_f32_8x8`, …): a
+    /// Names of the matrix-multiply kernels the shapes embedded so far run (`wasm_f32_4x4`, …): a
     /// diagnostic for benchmarks; `generic_*` names mean tract's portable scalar code.
     #[wasm_bindgen(js_name = matmulKernels)]
     pub fn matmul_kernels(&self) -> Array {

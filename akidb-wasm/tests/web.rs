@@ -64,6 +64,9 @@ fn plans_run_wasm_simd_kernels() {
     let kernels = embedder.matmul_kernels();
     console_log!("wasm matmul kernels: {kernels:?}");
     assert!(kernels.iter().all(|k| k.starts_with("wasm_")), "{kernels:?}");
+    // akidb-core's dispatch tier (wasm_kernels.rs) replaces tract's 8x8 choice for f32 products.
+    assert!(kernels.iter().any(|k| k == "wasm_f32_4x4"), "{kernels:?}");
+    assert!(!kernels.iter().any(|k| k == "wasm_f32_8x8"), "{kernels:?}");
 }
 
 #[wasm_bindgen_test]
