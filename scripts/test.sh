@@ -17,6 +17,8 @@ bash scripts/fetch-models.sh
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
+# The wasm-only code (akidb-core's wasm kernel, the browser tests) compiles only for wasm32.
+cargo clippy --release --target wasm32-unknown-unknown -p akidb-wasm --all-targets -- -D warnings
 
 step "native tests"
 cargo test --release --workspace

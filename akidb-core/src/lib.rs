@@ -27,7 +27,8 @@ mod error;
 mod model;
 mod tokenize;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-mod wasm_kernels;
+#[doc(hidden)]
+pub mod wasm_kernels;
 
 pub use batching::{plan_chunks, seq_bucket, Chunk};
 pub use bundle::{

@@ -1,19 +1,50 @@
-//! The matmul kernel wasm plans run: a dispatch tier above tract's own for wasm32 + SIMD128.
+//! The matmul kernel wasm plans run: an 8×4 f32 kernel of our own, and a dispatch tier above tract's
+//! wasm32 + SIMD128 tier that picks it for every f32 product with more than one column.
 //!
-//! tract 0.23 runs `wasm_f32_8x8` for every f32 matrix product with more than one column. In V8 its
-//! `wasm_f32_4x4` is faster at every shape MiniLM compiles to: in Node 20, one 11-token sentence took
-//! 12.9 ms instead of 19.1 ms and a batch of 32 took 387 ms instead of 514 ms (`akidb-wasm` builds
-//! differing only in this tier, interleaved in one process). Our reading, not profiled: the 8x8 tile's 16
-//! accumulators are all of x86-64's 16 SIMD registers, so V8 spills in the inner loop; and a sentence of
-//! 12 tokens fills 12 of the 16 columns it computes.
+//! tract 0.23 picks `wasm_f32_8x8` for those. In V8 that was the slowest of its kernels on MiniLM's
+//! shapes: in Node 20 one 11-token sentence took 19.1 ms with it, 12.9 ms with tract's `wasm_f32_4x4`
+//! (builds differing only in the tier, interleaved in one process). Our reading, not profiled inside V8:
+//! 8×8's 16 accumulators are all 16 of x86-64's SIMD registers, so the inner loop spills; 4×4 runs out of
+//! independent additions (4 accumulators, each waiting on its last add); and a 12-token sentence, the
+//! common case, gives 12-column products, which 8-wide tiles pad to 16. 8×4 keeps 8 independent
+//! accumulators, leaves registers to spare and tiles 12 columns exactly.
+//!
+//! The kernel follows tract's own wasm kernels (tract-linalg `wasm/mmm_f32_gemm.rs`): one accumulator
+//! per row of the tile, its four lanes the tile's four columns, and the same handling of every fused op.
+
+use std::arch::wasm32::*;
+use std::sync::LazyLock;
 
 use tract_onnx::prelude::DatumType;
 use tract_onnx::tract_core::tract_linalg::isa::{Arch, IsaSet};
-use tract_onnx::tract_core::tract_linalg::mmm::{Query, Suitable};
+use tract_onnx::tract_core::tract_linalg::mmm::{
+    DynKernel, FusedKerSpec, MatMatMul, OutputStoreKer, Query, Suitable,
+};
+use tract_onnx::tract_core::tract_linalg::mmm_routines::MmmRoutine;
 use tract_onnx::tract_core::tract_linalg::mmm_tiers::MmmTier;
+use tract_onnx::tract_core::tract_linalg::pack::Packing;
+use tract_onnx::tract_core::tract_linalg::Scaler;
 
-/// The kernel f32 products with more than one column run; `None` leaves the others to tract.
-const F32_GEMM_KERNEL: &str = "wasm_f32_4x4";
+/// The kernel's name, as `Embedder::matmul_kernels` reports it.
+pub(crate) const F32_GEMM_KERNEL: &str = "akidb_wasm_f32_8x4";
+
+const MR: usize = 8;
+const NR: usize = 4;
+
+static KERNEL: LazyLock<DynKernel<MR, NR, f32>> = LazyLock::new(|| {
+    let mut kernel = DynKernel::<MR, NR, f32>::new(
+        F32_GEMM_KERNEL,
+        run,
+        f32::packing(MR).align(MR),
+        f32::packing(NR).align(NR),
+    );
+    kernel.arch = Some(Arch::Wasm32Simd128);
+    kernel
+});
+
+inventory::submit! {
+    MmmRoutine { make: || -> Box<dyn MatMatMul> { KERNEL.mmm() } }
+}
 
 fn preferred(_: &IsaSet, accumulator: DatumType, query: &Query, _: &[Suitable]) -> Option<&'static str> {
     match (accumulator, query.n) {
@@ -32,8 +63,196 @@ inventory::submit! {
     }
 }
 
-/// Keeps this module's tier linked in: wasm-ld drops an object that nothing references, and with it
-/// the tier's registration (tract keeps its own wasm kernels the same way).
+/// Runs the kernel on one tile's program of fused ops: public for akidb-wasm's kernel test only.
+///
+/// # Safety
+/// As for any tract kernel: the ops' pointers are valid for an 8×4 tile and this kernel's packing.
+#[doc(hidden)]
+pub unsafe fn run_tile(ops: &[FusedKerSpec<f32>]) -> isize {
+    unsafe { run(ops) }
+}
+
+/// Keeps this module linked in: wasm-ld drops an object that nothing references, and with it the
+/// kernel's and the tier's registrations (tract keeps its own wasm kernels the same way).
 pub(crate) fn keep_linked() {
-    std::hint::black_box(preferred as *const ());
+    std::hint::black_box((preferred as *const (), run as *const ()));
+}
+
+/// The accumulators: column `j` of the tile is `acc[j]`, rows 0–3 in `.0` and rows 4–7 in `.1`.
+type Tile = [(v128, v128); NR];
+
+/// `op(v, acc)` on every accumulator.
+///
+/// (The ops are closures over the intrinsics: `#[target_feature]` functions are not `Fn`s.)
+#[inline(always)]
+fn each(acc: &mut Tile, v: v128, op: impl Fn(v128, v128) -> v128) {
+    for (lo, hi) in acc.iter_mut() {
+        *lo = op(v, *lo);
+        *hi = op(v, *hi);
+    }
+}
+
+/// `op(rows[i], acc[j][i])` on every accumulator: a per-row operand, along the lanes.
+///
+/// # Safety
+/// `rows` points to `MR` readable f32s.
+#[inline(always)]
+unsafe fn each_row(acc: &mut Tile, rows: *const f32, op: impl Fn(v128, v128) -> v128) {
+    let (rlo, rhi) = unsafe {
+        (
+            v128_load(rows as *const v128),
+            v128_load(rows.add(4) as *const v128),
+        )
+    };
+    for (lo, hi) in acc.iter_mut() {
+        *lo = op(rlo, *lo);
+        *hi = op(rhi, *hi);
+    }
+}
+
+/// `op(splat(cols[j]), acc[j])` on every accumulator: a per-column operand, across them.
+///
+/// # Safety
+/// `cols` points to `NR` readable f32s.
+#[inline(always)]
+unsafe fn each_col(acc: &mut Tile, cols: *const f32, op: impl Fn(v128, v128) -> v128) {
+    for (j, (lo, hi)) in acc.iter_mut().enumerate() {
+        let c = f32x4_splat(unsafe { *cols.add(j) });
+        *lo = op(c, *lo);
+        *hi = op(c, *hi);
+    }
+}
+
+/// The address of element (`row`, `col`) of a C tile.
+#[inline(always)]
+fn at(tile: &OutputStoreKer, row: usize, col: usize) -> *mut f32 {
+    tile.ptr
+        .wrapping_offset(tile.row_byte_stride * row as isize + tile.col_byte_stride * col as isize)
+        as *mut f32
+}
+
+/// Runs one tile's program of fused ops.
+///
+/// # Safety
+/// tract's contract for kernels: the ops' pointers are valid for this kernel's tile shape and packing.
+unsafe fn run(ops: &[FusedKerSpec<f32>]) -> isize {
+    let zero = f32x4_splat(0.0);
+    let mut acc: Tile = [(zero, zero); NR];
+    for op in ops {
+        // SAFETY: each pointer an op carries is valid for the tile, per the function's contract.
+        unsafe {
+            match *op {
+                FusedKerSpec::Done => break,
+                FusedKerSpec::Clear => acc = [(zero, zero); NR],
+                FusedKerSpec::LoadTile(col_major, _row_major) => {
+                    for (j, (lo, hi)) in acc.iter_mut().enumerate() {
+                        *lo = v128_load(col_major.add(j * MR) as *const v128);
+                        *hi = v128_load(col_major.add(j * MR + 4) as *const v128);
+                    }
+                }
+                FusedKerSpec::ScalarMin(s) => each(&mut acc, f32x4_splat(s), |v, a| f32x4_min(v, a)),
+                FusedKerSpec::ScalarMax(s) => each(&mut acc, f32x4_splat(s), |v, a| f32x4_max(v, a)),
+                FusedKerSpec::ScalarAdd(s) => each(&mut acc, f32x4_splat(s), |v, a| f32x4_add(v, a)),
+                FusedKerSpec::ScalarMul(s) => each(&mut acc, f32x4_splat(s), |v, a| f32x4_mul(v, a)),
+                FusedKerSpec::ScalarSub(s) => each(&mut acc, f32x4_splat(s), |v, a| f32x4_sub(v, a)),
+                FusedKerSpec::ScalarSubF(s) => each(&mut acc, f32x4_splat(s), |v, a| f32x4_sub(a, v)),
+                FusedKerSpec::LeakyRelu(alpha) => {
+                    let alpha = f32x4_splat(alpha);
+                    each(&mut acc, zero, |z, a| {
+                        v128_bitselect(a, f32x4_mul(alpha, a), f32x4_gt(a, z))
+                    })
+                }
+                FusedKerSpec::PerRowMin(rows) => each_row(&mut acc, rows, |v, a| f32x4_min(v, a)),
+                FusedKerSpec::PerRowMax(rows) => each_row(&mut acc, rows, |v, a| f32x4_max(v, a)),
+                FusedKerSpec::PerRowAdd(rows) => each_row(&mut acc, rows, |v, a| f32x4_add(v, a)),
+                FusedKerSpec::PerRowMul(rows) => each_row(&mut acc, rows, |v, a| f32x4_mul(v, a)),
+                FusedKerSpec::PerRowSub(rows) => each_row(&mut acc, rows, |v, a| f32x4_sub(v, a)),
+                FusedKerSpec::PerRowSubF(rows) => each_row(&mut acc, rows, |v, a| f32x4_sub(a, v)),
+                FusedKerSpec::PerColMin(cols) => each_col(&mut acc, cols, |v, a| f32x4_min(v, a)),
+                FusedKerSpec::PerColMax(cols) => each_col(&mut acc, cols, |v, a| f32x4_max(v, a)),
+                FusedKerSpec::PerColAdd(cols) => each_col(&mut acc, cols, |v, a| f32x4_add(v, a)),
+                FusedKerSpec::PerColMul(cols) => each_col(&mut acc, cols, |v, a| f32x4_mul(v, a)),
+                FusedKerSpec::PerColSub(cols) => each_col(&mut acc, cols, |v, a| f32x4_sub(v, a)),
+                FusedKerSpec::PerColSubF(cols) => each_col(&mut acc, cols, |v, a| f32x4_sub(a, v)),
+                FusedKerSpec::QScale(shift, policy, mult) => {
+                    let scale = Scaler::from_fuse_params(shift, policy, mult).scale;
+                    each(&mut acc, f32x4_splat(scale), |v, a| f32x4_mul(v, a))
+                }
+                FusedKerSpec::RoundingShiftRight(shift, _) => {
+                    each(&mut acc, f32x4_splat(2f32.powi(-(shift as i32))), |v, a| {
+                        f32x4_mul(v, a)
+                    })
+                }
+                FusedKerSpec::ShiftLeft(shift) => {
+                    each(&mut acc, f32x4_splat(2f32.powi(shift as i32)), |v, a| {
+                        f32x4_mul(v, a)
+                    })
+                }
+                FusedKerSpec::AddUnicast(tile) => {
+                    for (j, (lo, hi)) in acc.iter_mut().enumerate() {
+                        let c = |row| *at(&tile, row, j);
+                        *lo = f32x4_add(*lo, f32x4(c(0), c(1), c(2), c(3)));
+                        *hi = f32x4_add(*hi, f32x4(c(4), c(5), c(6), c(7)));
+                    }
+                }
+                FusedKerSpec::AddRowColProducts(rows, cols) => {
+                    let (rlo, rhi) = (
+                        v128_load(rows as *const v128),
+                        v128_load(rows.add(4) as *const v128),
+                    );
+                    for (j, (lo, hi)) in acc.iter_mut().enumerate() {
+                        let c = f32x4_splat(*cols.add(j));
+                        *lo = f32x4_add(*lo, f32x4_mul(rlo, c));
+                        *hi = f32x4_add(*hi, f32x4_mul(rhi, c));
+                    }
+                }
+                FusedKerSpec::Store(tile) => {
+                    for (j, (lo, hi)) in acc.iter().enumerate() {
+                        *at(&tile, 0, j) = f32x4_extract_lane::<0>(*lo);
+                        *at(&tile, 1, j) = f32x4_extract_lane::<1>(*lo);
+                        *at(&tile, 2, j) = f32x4_extract_lane::<2>(*lo);
+                        *at(&tile, 3, j) = f32x4_extract_lane::<3>(*lo);
+                        *at(&tile, 4, j) = f32x4_extract_lane::<0>(*hi);
+                        *at(&tile, 5, j) = f32x4_extract_lane::<1>(*hi);
+                        *at(&tile, 6, j) = f32x4_extract_lane::<2>(*hi);
+                        *at(&tile, 7, j) = f32x4_extract_lane::<3>(*hi);
+                    }
+                }
+                FusedKerSpec::AddMatMul { k, pa, pb, .. } => add_mat_mul(&mut acc, k, pa as _, pb as _),
+            }
+        }
+    }
+    0
+}
+
+/// `acc += A·B` over `k`: packed A gives the `MR` rows of a step as two vectors, packed B its `NR`
+/// columns, each broadcast.
+///
+/// # Safety
+/// `a` holds `k * MR` and `b` `k * NR` readable f32s.
+#[inline(always)]
+unsafe fn add_mat_mul(acc: &mut Tile, k: usize, a: *const f32, b: *const f32) {
+    // Eight named accumulators rather than the array keep each in a register through the loop.
+    let [(mut c0l, mut c0h), (mut c1l, mut c1h), (mut c2l, mut c2h), (mut c3l, mut c3h)] = *acc;
+    for i in 0..k {
+        // SAFETY: i < k, within the bounds the caller guarantees.
+        unsafe {
+            let a = a.add(i * MR);
+            let (al, ah) = (v128_load(a as *const v128), v128_load(a.add(4) as *const v128));
+            let b = b.add(i * NR);
+            let b0 = f32x4_splat(*b);
+            c0l = f32x4_add(c0l, f32x4_mul(al, b0));
+            c0h = f32x4_add(c0h, f32x4_mul(ah, b0));
+            let b1 = f32x4_splat(*b.add(1));
+            c1l = f32x4_add(c1l, f32x4_mul(al, b1));
+            c1h = f32x4_add(c1h, f32x4_mul(ah, b1));
+            let b2 = f32x4_splat(*b.add(2));
+            c2l = f32x4_add(c2l, f32x4_mul(al, b2));
+            c2h = f32x4_add(c2h, f32x4_mul(ah, b2));
+            let b3 = f32x4_splat(*b.add(3));
+            c3l = f32x4_add(c3l, f32x4_mul(al, b3));
+            c3h = f32x4_add(c3h, f32x4_mul(ah, b3));
+        }
+    }
+    *acc = [(c0l, c0h), (c1l, c1h), (c2l, c2h), (c3l, c3h)];
 }

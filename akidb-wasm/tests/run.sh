@@ -5,7 +5,8 @@
 #   1. the golden suite in Node (token ids, cosine bars, wasm vs native on all 200 sentences, int8 + fp32),
 #   2. the loader in headless Chromium (progress, Range resume, cache across reload, corruption, eviction,
 #      server fallback, worker mode),
-#   3. the core's golden suite inside headless Chromium through wasm-bindgen-test,
+#   3. the core's golden suite inside headless Chromium through wasm-bindgen-test, with akidb-core's
+#      wasm matmul kernel against plain loops (tests/kernel.rs),
 #   4. the same suite inside headless Firefox ESR (Debian `firefox-esr`; geckodriver from crates.io,
 #      installed into target/tools).
 # Needs the bundles (scripts/fetch-models.sh) and ../shared/golden.
