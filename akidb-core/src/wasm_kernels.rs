@@ -1,16 +1,17 @@
 //! The matmul kernel wasm plans run: an 8×4 f32 kernel of our own, and a dispatch tier above tract's
 //! wasm32 + SIMD128 tier that picks it for every f32 product with more than one column.
 //!
-//! tract 0.23 picks `wasm_f32_8x8` for those. In V8 that was the slowest of its kernels on MiniLM's
-//! shapes: in Node 20 one 11-token sentence took 19.1 ms with it, 12.9 ms with tract's `wasm_f32_4x4`
-//! (builds differing only in the tier, interleaved in one process). Our reading, not profiled inside V8:
-//! 8×8's 16 accumulators are all 16 of x86-64's SIMD registers, so the inner loop spills; 4×4 runs out of
-//! independent additions (4 accumulators, each waiting on its last add); and a 12-token sentence, the
-//! common case, gives 12-column products, which 8-wide tiles pad to 16. 8×4 keeps 8 independent
-//! accumulators, leaves registers to spare and tiles 12 columns exactly.
+//! tract 0.23 picks its `wasm_f32_8x8` for those. In Node 20 (builds differing only in the kernel,
+//! interleaved in one process, one 11-token sentence / a batch of 32): `wasm_f32_8x8` 19.1 / 514 ms,
+//! tract's `wasm_f32_4x4` 12.4 / 374 ms, this kernel 9.3 / 285 ms. Our reading, not profiled inside V8:
+//! 8×8's 16 accumulators are all 16 of x86-64's SIMD registers, so its inner loop spills; 4×4 has only
+//! four independent additions in flight and loads five values per four multiply-adds; and a 12-token
+//! sentence, the common query, gives 12-column products, which 8-wide tiles pad to 16. Here each step
+//! loads A's 8 rows as two vectors and broadcasts B's 4 columns: 8 accumulators, 6 loads per 8
+//! multiply-adds, and 12 columns tile exactly.
 //!
-//! The kernel follows tract's own wasm kernels (tract-linalg `wasm/mmm_f32_gemm.rs`): one accumulator
-//! per row of the tile, its four lanes the tile's four columns, and the same handling of every fused op.
+//! Accumulators hold columns (lanes are rows), as in tract's x86 kernels; the fused ops are tract's, each
+//! checked against plain loops by `akidb-wasm/tests/kernel.rs` in Chromium and Firefox.
 
 use std::arch::wasm32::*;
 use std::sync::LazyLock;
