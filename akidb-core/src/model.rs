@@ -131,44 +131,85 @@ fn parse_named(bytes: &[u8], io: &OnnxIo, path: &str) -> Result<InferenceModel> 
 /// here, the analysis finds the results already constant, and every batch size's graph shares them.
 /// The int8 word-embedding table (11.7 MB) is over the budget, as it is for tract, and stays int8 for
 /// [`gather_before_dequantise`].
+///
+/// Everything is evaluated first and the graph is rewritten by one patch: a patch per folded node cost
+/// more than the evaluation (each apply walks the graph). An intermediate value (a `Cast` feeding only
+/// its `Mul`) is dropped as soon as its last consumer has run, so at most one layer's worth is held.
 fn fold_constants(model: &mut InferenceModel) -> TractResult<()> {
     use tract_onnx::tract_core::optim::CONST_FOLD_MEM_BUDGET;
     use tract_onnx::tract_hir::infer::InferenceModelPatch;
     let bytes = |t: &Tensor| (t.len() * t.datum_type().size_of()) as u64;
+    let outputs: Vec<OutletId> = model.output_outlets()?.to_vec();
+    // The constant value of each node's (single) output: Const nodes, then every node folded.
+    let mut values: HashMap<usize, Arc<Tensor>> = HashMap::new();
+    // Const nodes and folded nodes: the graph's constant part.
+    let mut constant: std::collections::HashSet<usize> = Default::default();
+    // Consumers of each node not yet visited; at zero, a value no outside node needs can go.
+    let mut pending: HashMap<usize, usize> = HashMap::new();
+    let mut folded: Vec<usize> = vec![];
+    let consumed_outside =
+        |model: &InferenceModel, constant: &std::collections::HashSet<usize>, id: usize| {
+            outputs.contains(&id.into())
+                || model.node(id).outputs[0]
+                    .successors
+                    .iter()
+                    .any(|s| !constant.contains(&s.node))
+        };
     for id in model.eval_order()? {
         let node = model.node(id);
-        if node.inputs.is_empty() || node.outputs.len() != 1 || node.op_is::<Const>() {
+        if let Some(konst) = node.op_as::<Const>() {
+            values.insert(id, konst.val().clone());
+            constant.insert(id);
+            pending.insert(id, node.outputs[0].successors.len());
             continue;
         }
-        let Some(values) = node
-            .inputs
-            .iter()
-            .map(|o| model.node(o.node).op_as::<Const>().map(|k| k.val().clone()))
-            .collect::<Option<TVec<Arc<Tensor>>>>()
-        else {
-            continue;
-        };
-        if values
-            .iter()
-            .any(|v| !v.is_plain_ram() || bytes(v) > CONST_FOLD_MEM_BUDGET)
-        {
-            continue;
+        let foldable = (|| {
+            if node.inputs.is_empty() || node.outputs.len() != 1 {
+                return None;
+            }
+            let inputs = node
+                .inputs
+                .iter()
+                .map(|o| (o.slot == 0).then(|| values.get(&o.node).cloned()).flatten())
+                .collect::<Option<TVec<Arc<Tensor>>>>()?;
+            if inputs
+                .iter()
+                .any(|v| !v.is_plain_ram() || bytes(v) > CONST_FOLD_MEM_BUDGET)
+            {
+                return None;
+            }
+            let input_bytes: u64 = inputs.iter().map(|v| bytes(v)).sum();
+            let inputs = inputs.into_iter().map(|v| v.into_tvalue()).collect();
+            // An op that can't run out of a plan (it wants its facts, or a session) is left to tract.
+            let mut out = node.op.eval_out_of_plan(inputs).ok()??;
+            (out.len() == 1 && bytes(&out[0]) <= input_bytes.max(CONST_FOLD_MEM_BUDGET))
+                .then(|| out.remove(0).into_arc_tensor())
+        })();
+        if let Some(value) = foldable {
+            values.insert(id, value);
+            constant.insert(id);
+            pending.insert(id, node.outputs[0].successors.len());
+            folded.push(id);
         }
-        let input_bytes: u64 = values.iter().map(|v| bytes(v)).sum();
-        let inputs = values.into_iter().map(|v| v.into_tvalue()).collect();
-        // An op that can't run out of a plan (it wants its facts, or a session) is left to tract.
-        let Ok(Some(mut outputs)) = node.op.eval_out_of_plan(inputs) else {
-            continue;
-        };
-        if outputs.len() != 1 || bytes(&outputs[0]) > input_bytes.max(CONST_FOLD_MEM_BUDGET) {
-            continue;
+        for input in &node.inputs {
+            let Some(left) = pending.get_mut(&input.node) else {
+                continue;
+            };
+            *left -= 1;
+            if *left == 0 && !consumed_outside(model, &constant, input.node) {
+                values.remove(&input.node);
+            }
         }
-        let name = format!("{}.folded", node.name);
-        let mut patch = InferenceModelPatch::default();
-        let wire = patch.add_const(name, outputs.remove(0).into_arc_tensor())?;
-        patch.shunt_outside(model, id.into(), wire)?;
-        patch.apply(model)?;
     }
+    let mut patch = InferenceModelPatch::default();
+    for id in folded {
+        if consumed_outside(model, &constant, id) {
+            let value = values.remove(&id).expect("a value consumed outside is kept");
+            let wire = patch.add_const(format!("{}.folded", model.node(id).name), value)?;
+            patch.shunt_outside(model, id.into(), wire)?;
+        }
+    }
+    patch.apply(model)?;
     model.compact()
 }
 
