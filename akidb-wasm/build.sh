@@ -17,8 +17,9 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wb_version"
   cargo install wasm-bindgen-cli --version "$wb_version" --root "$tools"
 fi
 
-cargo build --release -p akidb-wasm --target wasm32-unknown-unknown
-wasm="${CARGO_TARGET_DIR:-$root/target}/wasm32-unknown-unknown/release/akidb_wasm.wasm"
+# The `wasm` profile (Cargo.toml): opt-level "s" but for the matmul kernels' crates.
+cargo build --profile wasm -p akidb-wasm --target wasm32-unknown-unknown
+wasm="${CARGO_TARGET_DIR:-$root/target}/wasm32-unknown-unknown/wasm/akidb_wasm.wasm"
 
 pkg="$root/akidb-wasm/pkg"
 rm -rf "$pkg.tmp"

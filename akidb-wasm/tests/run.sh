@@ -50,7 +50,7 @@ wasm_bindgen_tests() {
   (
     cd akidb-wasm
     env "$@" WASM_BINDGEN_TEST_TIMEOUT=900 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-      cargo test --release -p akidb-wasm --target wasm32-unknown-unknown
+      cargo test --profile wasm -p akidb-wasm --target wasm32-unknown-unknown
   )
 }
 
