@@ -144,14 +144,14 @@ async function main() {
   console.log('| | @akidb/wasm | onnxruntime-web | ratio |\n|---|---|---|---|');
   console.log(rows.join('\n'));
   console.log(
-    `\nChromium, IndexedDB → first embedding, where the time goes (ms, medians): bundle out of IndexedDB ${f(med(web.akidb, 'idbFetchMs'), 0)}` +
-      ` and .wasm ready ${f(med(web.akidb, 'idbWasmReadyMs'), 0)} (both from the start, in parallel), model load (fromBundle: verify,` +
+    `\nChromium, IndexedDB → first embedding, where the time goes (ms, medians): bundle out of IndexedDB and hashed (WebCrypto) ${f(med(web.akidb, 'idbFetchMs'), 0)}` +
+      ` and .wasm ready ${f(med(web.akidb, 'idbWasmReadyMs'), 0)} (both from the start, in parallel), model load (fromHashedBundle: sizes and digests checked,` +
       ` parse, type, fold weights) ${f(med(web.akidb, 'idbModelMs'), 0)}, first embedding (compiles its plan) ${f(med(web.akidb, 'idbFirstEmbedMs'), 0)}`,
   );
   console.log(
     `Chromium, network → first embedding (a first visit), where the time goes (ms, medians): bundle downloaded, verified and` +
       ` written to IndexedDB ${f(med(web.akidb, 'netFetchMs'), 0)}, .wasm ready ${f(med(web.akidb, 'netWasmReadyMs'), 0)} (in parallel),` +
-      ` fromBundle ${f(med(web.akidb, 'netModelMs'), 0)}, first embedding ${f(med(web.akidb, 'netFirstEmbedMs'), 0)}`,
+      ` fromHashedBundle ${f(med(web.akidb, 'netModelMs'), 0)}, first embedding ${f(med(web.akidb, 'netFirstEmbedMs'), 0)}`,
   );
   console.log(`akidb matmul kernels (Node): ${node.akidb[0].kernels.join(', ')}`);
 }
