@@ -135,7 +135,8 @@ impl Embedder {
     }
 
     /// Names of the matrix-multiply kernels that the plans compiled so far run (tract's names, e.g.
-    /// `wasm_f32_4x4`, or `generic_f32_4x4` for the portable scalar one), sorted, each once.
+    /// `avx512_mmm_f32_16x12` or `generic_f32_4x4` for the portable scalar one, and on wasm32 the core's
+    /// own `akidb_wasm_f32_8x4`), sorted, each once.
     ///
     /// A build that lost its SIMD kernels still gives the right vectors, only about twice as slowly;
     /// this is how the tests and benchmarks see which kernels a target really runs.

@@ -142,24 +142,21 @@ fn fold_constants(model: &mut InferenceModel) -> TractResult<()> {
     let outputs: Vec<OutletId> = model.output_outlets()?.to_vec();
     // The constant value of each node's (single) output: Const nodes, then every node folded.
     let mut values: HashMap<usize, Arc<Tensor>> = HashMap::new();
-    // Const nodes and folded nodes: the graph's constant part.
-    let mut constant: std::collections::HashSet<usize> = Default::default();
-    // Consumers of each node not yet visited; at zero, a value no outside node needs can go.
+    // For each constant node (Const or folded), its consumers not yet visited; at zero, a value no
+    // outside node needs can go. Its keys are the graph's constant part.
     let mut pending: HashMap<usize, usize> = HashMap::new();
     let mut folded: Vec<usize> = vec![];
-    let consumed_outside =
-        |model: &InferenceModel, constant: &std::collections::HashSet<usize>, id: usize| {
-            outputs.contains(&id.into())
-                || model.node(id).outputs[0]
-                    .successors
-                    .iter()
-                    .any(|s| !constant.contains(&s.node))
-        };
+    let consumed_outside = |model: &InferenceModel, pending: &HashMap<usize, usize>, id: usize| {
+        outputs.contains(&id.into())
+            || model.node(id).outputs[0]
+                .successors
+                .iter()
+                .any(|s| !pending.contains_key(&s.node))
+    };
     for id in model.eval_order()? {
         let node = model.node(id);
         if let Some(konst) = node.op_as::<Const>() {
             values.insert(id, konst.val().clone());
-            constant.insert(id);
             pending.insert(id, node.outputs[0].successors.len());
             continue;
         }
@@ -192,7 +189,6 @@ fn fold_constants(model: &mut InferenceModel) -> TractResult<()> {
         })();
         if let Some(value) = foldable {
             values.insert(id, value);
-            constant.insert(id);
             pending.insert(id, node.outputs[0].successors.len());
             folded.push(id);
         }
@@ -201,14 +197,14 @@ fn fold_constants(model: &mut InferenceModel) -> TractResult<()> {
                 continue;
             };
             *left -= 1;
-            if *left == 0 && !consumed_outside(model, &constant, input.node) {
+            if *left == 0 && !consumed_outside(model, &pending, input.node) {
                 values.remove(&input.node);
             }
         }
     }
     let mut patch = InferenceModelPatch::default();
     for id in folded {
-        if consumed_outside(model, &constant, id) {
+        if consumed_outside(model, &pending, id) {
             let value = values.remove(&id).expect("a value consumed outside is kept");
             let wire = patch.add_const(format!("{}.folded", model.node(id).name), value)?;
             patch.shunt_outside(model, id.into(), wire)?;
@@ -506,16 +502,6 @@ fn release_freed_memory() {
 
 type Plan = Arc<TypedRunnableModel>;
 
-impl Base {
-    fn new(graph: Arc<TypedModel>) -> Base {
-        Base {
-            graph,
-            decluttered: false,
-            plans_compiled: 0,
-        }
-    }
-}
-
 /// A cached plan, or the place one is being compiled. Each shape has its own lock, so a compile holds up
 /// only the callers waiting for that same shape, never the runs of plans already cached.
 type PlanSlot = Arc<Mutex<Option<Plan>>>;
@@ -562,6 +548,16 @@ struct Base {
     graph: Arc<TypedModel>,
     decluttered: bool,
     plans_compiled: usize,
+}
+
+impl Base {
+    fn new(graph: Arc<TypedModel>) -> Base {
+        Base {
+            graph,
+            decluttered: false,
+            plans_compiled: 0,
+        }
+    }
 }
 
 /// A loaded sentence model.

@@ -27,7 +27,7 @@ use tract_onnx::tract_core::tract_linalg::pack::Packing;
 use tract_onnx::tract_core::tract_linalg::Scaler;
 
 /// The kernel's name, as `Embedder::matmul_kernels` reports it.
-pub(crate) const F32_GEMM_KERNEL: &str = "akidb_wasm_f32_8x4";
+const F32_GEMM_KERNEL: &str = "akidb_wasm_f32_8x4";
 
 const MR: usize = 8;
 const NR: usize = 4;

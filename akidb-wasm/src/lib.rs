@@ -2,7 +2,8 @@
 //!
 //! wasm-bindgen bindings over [`akidb_core`] for browsers and Node: the low-level `Embedder` that the
 //! npm package `@akidb/wasm` wraps (its JS loader adds fetching, caching, workers and the server
-//! fallback). Nothing here re-implements the core: bundles are verified by `Bundle::from_files`, text is
+//! fallback). Nothing here re-implements the core: bundles are verified by `Bundle::from_files` (or, with
+//! digests the caller computed, `Bundle::from_hashed_files`), text is
 //! tokenized, embedded, pooled and normalised by `akidb_core::Embedder`.
 
 use akidb_core::{Bundle, HashedFile, MANIFEST_FILE};
@@ -40,6 +41,12 @@ fn file_bytes(files: &JsValue, path: &str) -> Option<Vec<u8>> {
     None
 }
 
+/// The bundle's `manifest.json` from `files`.
+fn manifest_bytes(files: &JsValue) -> Result<Vec<u8>, JsError> {
+    file_bytes(files, MANIFEST_FILE)
+        .ok_or_else(|| JsError::new(&format!("{MANIFEST_FILE}: missing from the bundle files")))
+}
+
 fn texts_of(texts: &Array) -> Result<Vec<String>, JsError> {
     texts
         .iter()
@@ -58,9 +65,8 @@ impl Embedder {
     /// mismatch or a missing file throws an error naming the file.
     #[wasm_bindgen(js_name = fromBundle)]
     pub fn from_bundle(files: JsValue) -> Result<Embedder, JsError> {
-        let manifest = file_bytes(&files, MANIFEST_FILE)
-            .ok_or_else(|| JsError::new(&format!("{MANIFEST_FILE}: missing from the bundle files")))?;
-        let bundle = Bundle::from_files(&manifest, |path| file_bytes(&files, path)).map_err(js_err)?;
+        let bundle =
+            Bundle::from_files(&manifest_bytes(&files)?, |path| file_bytes(&files, path)).map_err(js_err)?;
         let inner = akidb_core::Embedder::new(&bundle).map_err(js_err)?;
         Ok(Embedder { inner })
     }
@@ -71,10 +77,8 @@ impl Embedder {
     /// with the manifest's; a mismatch or a missing file or digest throws an error naming the file.
     #[wasm_bindgen(js_name = fromHashedBundle)]
     pub fn from_hashed_bundle(files: JsValue, sha256s: JsValue) -> Result<Embedder, JsError> {
-        let manifest = file_bytes(&files, MANIFEST_FILE)
-            .ok_or_else(|| JsError::new(&format!("{MANIFEST_FILE}: missing from the bundle files")))?;
         let mut missing_digest = None;
-        let bundle = Bundle::from_hashed_files(&manifest, |path| {
+        let bundle = Bundle::from_hashed_files(&manifest_bytes(&files)?, |path| {
             let bytes = file_bytes(&files, path)?;
             let Some(sha256) = entry(&sha256s, path).and_then(|d| d.as_string()) else {
                 missing_digest.get_or_insert_with(|| path.to_string());
@@ -127,8 +131,9 @@ impl Embedder {
         format!("{}@{}", m.name, m.version)
     }
 
-    /// Names of the matrix-multiply kernels the shapes embedded so far run (`wasm_f32_4x4`, …): a
-    /// diagnostic for benchmarks; `generic_*` names mean tract's portable scalar code.
+    /// Names of the matrix-multiply kernels the shapes embedded so far run (`akidb_wasm_f32_8x4`, the
+    /// core's own, and tract's `wasm_*` ones): a diagnostic for benchmarks; `generic_*` names mean tract's
+    /// portable scalar code.
     #[wasm_bindgen(js_name = matmulKernels)]
     pub fn matmul_kernels(&self) -> Array {
         self.inner
