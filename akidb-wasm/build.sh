@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the npm package @akidb/wasm into akidb-wasm/pkg/: the wasm core (simd128, see .cargo/config.toml)
-# through wasm-bindgen for the web, bundler and nodejs targets, plus the JS loader, worker entry and types.
+# through wasm-bindgen for the web, bundler and nodejs targets (each with its generated .d.ts), plus the JS
+# loader's modules, the worker entry and the loader's types.
 # Installs what it needs (the wasm32 target; wasm-bindgen-cli at Cargo.lock's version into target/tools,
 # so reruns skip it). Prints the .wasm size raw and gzip.
 set -euo pipefail
@@ -30,8 +31,19 @@ for target in web bundler nodejs; do
 done
 # node/ is CommonJS inside a "type": "module" package.
 echo '{ "type": "commonjs" }' >"$pkg.tmp/node/package.json"
-cp akidb-wasm/js/index.js akidb-wasm/js/index.d.ts akidb-wasm/js/node.mjs akidb-wasm/js/node.d.ts \
-  akidb-wasm/js/worker.js akidb-wasm/js/package.json akidb-wasm/js/README.md "$pkg.tmp/"
+# The loader's modules (every .js and .d.ts of js/), the Node entry, package.json and README. package.json's
+# "files" must list the same modules: a consumer installs only those.
+cp akidb-wasm/js/*.js akidb-wasm/js/*.d.ts akidb-wasm/js/node.mjs akidb-wasm/js/package.json \
+  akidb-wasm/js/README.md "$pkg.tmp/"
+missing=$(cd "$pkg.tmp" && node -e '
+  const files = require("./package.json").files;
+  const shipped = require("fs").readdirSync(".").filter((f) => /\.(m?js|d\.ts)$/.test(f));
+  console.log(shipped.filter((f) => !files.includes(f)).join(" "));
+')
+if [ -n "$missing" ]; then
+  echo "akidb-wasm/js/package.json: \"files\" lacks $missing" >&2
+  exit 1
+fi
 rm -rf "$pkg"
 mv "$pkg.tmp" "$pkg"
 

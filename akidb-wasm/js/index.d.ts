@@ -1,38 +1,11 @@
-/** The low-level wasm embedder (akidb-core through wasm-bindgen). */
-export class Embedder {
-  private constructor();
-  /**
-   * Loads a bundle: `files` maps "manifest.json" and every path the manifest lists to its bytes. Every
-   * file's size and sha256 are verified; a mismatch or missing file throws an error naming the file.
-   */
-  static fromBundle(files: Map<string, Uint8Array> | Record<string, Uint8Array>): Embedder;
-  /**
-   * Loads a bundle whose files the caller has hashed already (WebCrypto is about three times as fast as
-   * hashing in wasm): `sha256s` maps each manifest path to the hex sha256 of its bytes. Sizes are
-   * verified and each digest is compared with the manifest's; a mismatch, or a missing file or digest,
-   * throws an error naming the file.
-   */
-  static fromHashedBundle(
-    files: Map<string, Uint8Array> | Record<string, Uint8Array>,
-    sha256s: Map<string, string> | Record<string, string>,
-  ): Embedder;
-  /** Row-major `texts.length × dim` L2-normalised embeddings. */
-  embed(texts: string[]): Float32Array;
-  /** Token ids per text (special tokens included, truncated to `maxSeqLength`). */
-  tokenize(texts: string[]): Uint32Array[];
-  readonly dim: number;
-  readonly maxSeqLength: number;
-  /** `name@version` of the bundle. */
-  readonly model: string;
-  /** Releases the wasm memory held by this embedder. */
-  free(): void;
-}
+// Types of the high-level loader (index.js) only. What wasm-bindgen exports (`Embedder`, `sha256Hex`, the
+// init function) is typed by wasm-bindgen's own declarations, generated with the glue by build.sh
+// (web/akidb_wasm.d.ts), so the two can't drift apart.
+import type { Embedder, sha256Hex } from './web/akidb_wasm.js';
 
-/** Lower-case hex sha256 (the core's). Needs the wasm module initialised (`initWasm`). */
-export function sha256Hex(bytes: Uint8Array): string;
-
+export { Embedder, sha256Hex } from './web/akidb_wasm.js';
 /** Initialises the web build's wasm module (the loader does this itself). */
-export function initWasm(input?: { module_or_path?: string | URL | Response | BufferSource | WebAssembly.Module }): Promise<unknown>;
+export { default as initWasm } from './web/akidb_wasm.js';
 
 export interface Progress {
   /** Bytes of model files available so far (cached files count as loaded at once). */
@@ -64,7 +37,8 @@ export interface LoadOptions {
   onProgress?: (p: Progress) => void;
   /** Warnings (default console.warn): quota exceeded, corrupt cache entry, fallback taken, ... */
   onWarning?: (message: string) => void;
-  /** Embedding server used when wasm can't run: POST {"texts": [...]} → {"embeddings": [[...]]}. */
+  /** Embedding server used when wasm can't run: POST {"texts": [...]} → {"embeddings": [[...]]}, e.g.
+   *  `akidb serve`'s `http://host:8080/v1/embed`. */
   fallbackUrl?: string;
   /** Run the wasm core in a Web Worker (this package's worker.js). */
   worker?: boolean;
@@ -72,8 +46,10 @@ export interface LoadOptions {
   workerUrl?: string | URL;
   /** Override the .wasm URL (default: web/akidb_wasm_bg.wasm next to the glue). */
   wasmUrl?: string | URL;
-  /** Where each file lives (main-thread mode only; see blobUrlTemplate). Default: next to the manifest, or `/v1/blobs/sha256/{hex}` when `url` is a
-   *  model-server manifest URL. */
+  /** Where each file lives (main-thread mode only; see blobUrlTemplate). Default: next to the manifest, or,
+   *  when `url`'s path ends in `/v1/models/{name}/{version}/manifest.json` (a model server),
+   *  `{prefix}/v1/blobs/sha256/{hex}` with the path prefix before `/v1/models/` kept (the cases:
+   *  tests/blob-urls.json in the repository). */
   blobUrl?: (entry: FileEntry, manifestUrl: string) => string;
   /** Like blobUrl, as a string (works in worker mode, where functions can't cross): `{path}` and
    *  `{sha256}` are replaced, relative to the manifest URL. */

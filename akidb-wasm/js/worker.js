@@ -1,6 +1,6 @@
 // @akidb/wasm worker entry: `loadEmbedder({ worker: true })` starts this file as a module worker. It runs
 // the same loader (fetch, IndexedDB cache, wasm core) off the main thread and answers embed/tokenize calls.
-import { _internal } from './index.js';
+import { loadWasm, WASM_VARIANTS } from './wasm-backend.js';
 
 let embedder = null;
 
@@ -12,8 +12,8 @@ self.onmessage = async ({ data }) => {
       onWarning: (message) => self.postMessage({ type: 'warning', message }),
     };
     try {
-      const variant = _internal.WASM_VARIANTS.find((v) => v.name === data.options.variant);
-      embedder = await _internal.loadWasm(options, variant);
+      const variant = WASM_VARIANTS.find((v) => v.name === data.options.variant);
+      embedder = await loadWasm(options, variant);
       const { backend, dim, model, stats } = embedder;
       self.postMessage({ type: 'loaded', backend, dim, model, stats });
     } catch (e) {

@@ -3,8 +3,9 @@
 # the npm package (akidb-wasm/build.sh installs wasm-bindgen-cli), installs the test's npm deps (npm ci),
 # then runs
 #   1. the golden suite in Node (token ids, cosine bars, wasm vs native on all 200 sentences, int8 + fp32),
+#      and the blob-URL rule against the shared table tests/blob-urls.json,
 #   2. the loader in headless Chromium (progress, Range resume, cache across reload, corruption, eviction,
-#      server fallback, worker mode),
+#      server fallback to a real target/release/akidb serve, worker mode, model-server URLs with a prefix),
 #   3. the core's golden suite inside headless Chromium through wasm-bindgen-test, with akidb-core's
 #      wasm matmul kernel against plain loops (tests/kernel.rs),
 #   4. the same suite inside headless Firefox ESR (Debian `firefox-esr`; geckodriver from crates.io,
@@ -38,8 +39,8 @@ env -u CARGO_TARGET_DIR cargo build --release --workspace --all-targets
 step "npm deps"
 (cd akidb-wasm/tests/js && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 
-step "golden suite in Node"
-node --test --test-reporter=spec akidb-wasm/tests/js/node.test.mjs
+step "golden suite and blob-URL table in Node"
+node --test --test-reporter=spec akidb-wasm/tests/js/node.test.mjs akidb-wasm/tests/js/blob-urls.test.mjs
 
 step "loader in headless Chromium"
 node --test --test-reporter=spec akidb-wasm/tests/js/browser.test.mjs

@@ -19,10 +19,11 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { CHROMIUM, launchChromium } from '../support/chromium.mjs';
+import { cosine, loadGolden } from '../support/golden.mjs';
+import { GOLDEN_DIR as GOLDEN } from '../support/paths.mjs';
 import { APPS, BUNDLE, repo, serve } from './server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const GOLDEN = process.env.AKIDB_GOLDEN ?? path.join(repo, '../shared/golden');
 const DIM = 384;
 const MIN_COSINE = 0.995;
 const PAGE_TIMEOUT_MS = 120_000;
@@ -46,32 +47,12 @@ if (missing.length > 0) {
   );
 }
 
-const sentences = JSON.parse(fs.readFileSync(path.join(GOLDEN, 'sentences.json'), 'utf8'));
-const goldenBytes = fs.readFileSync(path.join(GOLDEN, 'embeddings.f32'));
-const golden = new Float32Array(
-  goldenBytes.buffer.slice(goldenBytes.byteOffset, goldenBytes.byteOffset + goldenBytes.length),
-);
-assert.equal(golden.length, sentences.length * DIM, 'embeddings.f32 is not [sentences][384]');
-const goldenRow = (s) => {
-  const i = sentences.indexOf(s);
-  assert.ok(i >= 0, `not a golden sentence: ${JSON.stringify(s)}`);
-  return golden.subarray(i * DIM, (i + 1) * DIM);
-};
+const golden = loadGolden(GOLDEN);
+assert.equal(golden.dim, DIM, 'embeddings.f32 is not [sentences][384]');
+const goldenRow = golden.rowOf;
 
 // Two golden sentences: plain English, and accents with Spanish punctuation.
 const TEXTS = ['The quick brown fox jumps over the lazy dog.', '¿Dónde está la biblioteca? ¡Aquí!'];
-
-function cosine(a, b) {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
-}
 
 test('the check can tell sentences apart: the two golden rows are far from each other', () => {
   const c = cosine(goldenRow(TEXTS[0]), goldenRow(TEXTS[1]));
@@ -158,8 +139,9 @@ function checkVectors(app, { result, status, logs }) {
 
 /** The server answered 200 to a GET whose path matches `re`. */
 function assertFetched(run, re, what) {
-  const ok = run.requests.some((r) => r.startsWith('200 ') && re.test(r.slice(4)));
-  assert.ok(ok, `${what} was not fetched; requests:\n${run.requests.join('\n')}`);
+  const ok = run.requests.some((r) => r.status === 200 && re.test(r.url));
+  const log = run.requests.map((r) => `${r.status} ${r.url}`).join('\n');
+  assert.ok(ok, `${what} was not fetched; requests:\n${log}`);
 }
 const timings = (run) => `load ${run.result.loadMs.toFixed(0)} ms, embed ${run.result.embedMs.toFixed(0)} ms`;
 

@@ -1,15 +1,25 @@
 // The loader in real headless Chromium against a real local HTTP server: progress to 100% (with a
 // transfer cut half-way and resumed by Range), the IndexedDB cache across a reload with zero model-file
-// requests, a corrupted cache entry detected and re-fetched, the server fallback, and worker mode.
+// requests, a corrupted cache entry detected and re-fetched, the server fallback (answered by a real
+// `target/release/akidb serve` on loopback), worker mode, and the model server's URL scheme with and
+// without a path prefix.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startServer, repo } from './server.mjs';
 import { launch, openPage } from './browser.mjs';
+import { cosine, loadGolden, maxAbsDiff } from '../../../tests/support/golden.mjs';
+import { metricSum, startAkidbServe } from '../../../tests/support/process.mjs';
 
 const SENTENCE = 'AkiDB Edge runs the same core everywhere.';
-let server, browser, page;
+// The fallback is answered by the native core (tract on x86), the reference comes from the wasm build:
+// the two agree to the bar of the Node suite's wasm-vs-native check, not bit for bit.
+const NATIVE_VS_WASM = 1e-4;
+// A golden sentence, to check the fallback's vectors against sentence-transformers too.
+const GOLDEN_TEXT = 'The quick brown fox jumps over the lazy dog.';
+const golden = loadGolden();
+let server, browser, page, serve;
 const logs = [];
 
 // The reference vector: the nodejs build of the same core.
@@ -23,15 +33,10 @@ const reference = Embedder.fromBundle(files).embed([SENTENCE]);
 const modelFileRequests = () =>
   server.requests().filter((r) => manifest.files.some((f) => r.path.endsWith(`/${f.path}`) || r.path.endsWith(f.sha256)));
 
-function maxAbsDiff(a, b) {
-  assert.equal(a.length, b.length);
-  return Math.max(...Array.from(a, (x, i) => Math.abs(x - b[i])));
-}
-
-/** Runs loadEmbedder in the page; returns what it saw. */
-async function load(options) {
+/** Runs loadEmbedder in the page and embeds `texts` (default: SENTENCE); returns what it saw. */
+async function load(options, texts = [SENTENCE]) {
   return page.evaluate(
-    async ({ options, sentence }) => {
+    async ({ options, texts }) => {
       const progress = [];
       const warnings = [];
       const t0 = performance.now();
@@ -40,9 +45,10 @@ async function load(options) {
         onProgress: (p) => progress.push(p),
         onWarning: (w) => warnings.push(w),
       });
-      const v = await e.embed([sentence]);
+      const v = await e.embed(texts);
       const out = {
         backend: e.backend,
+        reason: e.reason,
         dim: e.dim,
         worker: !!e.worker,
         stats: e.stats,
@@ -54,12 +60,12 @@ async function load(options) {
       e.free();
       return out;
     },
-    { options, sentence: SENTENCE },
+    { options, texts },
   );
 }
 
 before(async () => {
-  server = await startServer();
+  [server, serve] = await Promise.all([startServer(), startAkidbServe()]);
   browser = await launch();
   page = await openPage(browser.context, server.base, logs);
 });
@@ -67,6 +73,8 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await server?.close();
+  const stopped = await serve?.stop();
+  if (stopped && stopped.code !== 0) console.log(`akidb serve exited ${JSON.stringify(stopped)}:\n${serve.output()}`);
   if (process.env.AKIDB_TEST_VERBOSE) console.log(logs.join('\n'));
 });
 
@@ -177,19 +185,31 @@ test('an older version of the model is evicted', async () => {
   assert.ok(keys.includes('other') && !keys.includes('old'));
 });
 
-test('without SIMD the loader falls back to the server behind the same API', async () => {
+/** Requests `akidb serve` answered 200 on POST /v1/embed so far (its own metrics). */
+const servedEmbeds = () => metricSum(serve.url, 'akidb_request_duration_seconds_count', { route: '/v1/embed', status: '200' });
+
+test('without SIMD the loader falls back to a real akidb serve behind the same API', async () => {
   server.reset();
-  const r = await load({ url: url(), pretendNoSimd: true, fallbackUrl: `${server.base}/embed` });
+  const before = await servedEmbeds();
+  const r = await load({ url: url(), pretendNoSimd: true, fallbackUrl: `${serve.url}/v1/embed` }, [SENTENCE, GOLDEN_TEXT]);
   assert.equal(r.backend, 'server');
   assert.equal(r.dim, 384);
   assert.deepEqual(modelFileRequests(), [], 'the fallback fetches no model file');
-  assert.equal(server.requests().filter((q) => q.method === 'POST' && q.path === '/embed').length, 1);
-  assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
+  assert.equal((await servedEmbeds()) - before, 1, 'akidb serve answered one POST /v1/embed');
+  assert.equal(r.vector.length, 2 * 384);
+  const diff = maxAbsDiff(r.vector.slice(0, 384), reference);
+  assert.ok(diff <= NATIVE_VS_WASM, `akidb serve vs the wasm core in Node: max abs diff ${diff}`);
+  const c = cosine(r.vector.slice(384), golden.rowOf(GOLDEN_TEXT));
+  assert.ok(c >= 0.995, `the fallback's vector for a golden sentence: cosine ${c} to sentence-transformers'`);
 });
 
 test('a wasm load failure falls back too; without fallbackUrl it throws', async () => {
-  const r = await load({ url: `${server.base}/models/nope/manifest.json`, cache: 'none', retries: 0, fallbackUrl: `${server.base}/embed` });
+  const before = await servedEmbeds();
+  const r = await load({ url: `${server.base}/models/nope/manifest.json`, cache: 'none', retries: 0, fallbackUrl: `${serve.url}/v1/embed` });
   assert.equal(r.backend, 'server');
+  assert.match(r.reason, /^wasm failed: .*HTTP 404/);
+  assert.equal((await servedEmbeds()) - before, 1, 'akidb serve answered the embed');
+  assert.ok(maxAbsDiff(r.vector, reference) <= NATIVE_VS_WASM);
   const err = await page.evaluate(async (u) => {
     try {
       await window.akidb.loadEmbedder({ url: u, pretendNoSimd: true });
@@ -222,6 +242,15 @@ test('worker mode, uncached, from the model server URL scheme (/v1/models → /v
   assert.deepEqual(r.stats.fetched.sort(), ['model.onnx', 'tokenizer.json']);
   const blobs = server.requests().filter((q) => q.path.startsWith('/v1/blobs/sha256/')).map((q) => q.path.split('/').pop());
   assert.deepEqual(blobs.sort(), manifest.files.map((f) => f.sha256).sort());
+  assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
+});
+
+test('a model server behind a path prefix: blobs are fetched under the same prefix', async () => {
+  server.reset();
+  const r = await load({ url: `${server.base}/edge/v1/models/all-MiniLM-L6-v2/1.0.0-int8/manifest.json`, cache: 'none' });
+  assert.equal(r.backend, 'wasm-simd');
+  const blobs = server.requests().filter((q) => q.path.includes('/v1/blobs/'));
+  assert.deepEqual(blobs.map((q) => q.path).sort(), manifest.files.map((f) => `/edge/v1/blobs/sha256/${f.sha256}`).sort());
   assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
 });
 

@@ -5,18 +5,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { repo } from './server.mjs';
+import { bundleDir, repo } from '../../../tests/support/paths.mjs';
+import { BARS, cosineBars, loadGolden, maxAbsDiff } from '../../../tests/support/golden.mjs';
 
 const { Embedder } = await import(path.join(repo, 'akidb-wasm/pkg/node.mjs'));
 
-const goldenDir = process.env.AKIDB_GOLDEN ?? path.join(repo, '../shared/golden');
-const sentences = JSON.parse(fs.readFileSync(path.join(goldenDir, 'sentences.json'), 'utf8'));
-const goldenIds = JSON.parse(fs.readFileSync(path.join(goldenDir, 'token_ids.json'), 'utf8')).token_ids;
-const goldenBuf = fs.readFileSync(path.join(goldenDir, 'embeddings.f32'));
-const golden = new Float32Array(goldenBuf.buffer, goldenBuf.byteOffset, goldenBuf.byteLength / 4);
-const dim = golden.length / sentences.length;
+const golden = loadGolden();
+const { sentences, tokenIds: goldenIds, dim } = golden;
 
-const bundleDir = (variant) => path.join(repo, 'models/all-MiniLM-L6-v2', variant);
 function readBundle(variant) {
   const dir = bundleDir(variant);
   const manifest = fs.readFileSync(path.join(dir, 'manifest.json'));
@@ -25,20 +21,7 @@ function readBundle(variant) {
   return files;
 }
 
-function cosine(a, b) {
-  let dot = 0, na = 0, nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i];
-    na += a[i] * a[i];
-    nb += b[i] * b[i];
-  }
-  return dot / Math.sqrt(na * nb);
-}
-
-function cosines(flat) {
-  const cs = sentences.map((_, i) => cosine(flat.subarray(i * dim, (i + 1) * dim), golden.subarray(i * dim, (i + 1) * dim)));
-  return { min: Math.min(...cs), mean: cs.reduce((a, b) => a + b, 0) / cs.length };
-}
+const cosines = (flat) => cosineBars(flat, golden);
 
 /** The native CLI's vectors for all golden sentences (JSON lines in, JSON lines out). */
 function native(variant) {
@@ -49,12 +32,6 @@ function native(variant) {
   const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l).embedding);
   assert.equal(rows.length, sentences.length);
   return Float32Array.from(rows.flat());
-}
-
-function maxAbsDiff(a, b) {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
 }
 
 const int8 = Embedder.fromBundle(readBundle('int8'));
@@ -73,8 +50,8 @@ test('int8: cosine bars and wasm vs native max abs diff <= 1e-4 on all 200 sente
   const { min, mean } = cosines(flat);
   const diff = maxAbsDiff(flat, native('int8'));
   console.log(`wasm int8 in Node: min cosine ${min.toFixed(6)}, mean ${mean.toFixed(6)}; wasm vs native max abs diff ${diff.toExponential(2)}`);
-  assert.ok(min >= 0.995, `min cosine ${min}`);
-  assert.ok(mean >= 0.999, `mean cosine ${mean}`);
+  assert.ok(min >= BARS.int8.min, `min cosine ${min}`);
+  assert.ok(mean >= BARS.int8.mean, `mean cosine ${mean}`);
   assert.ok(diff <= 1e-4, `wasm vs native max abs diff ${diff}`);
 });
 
@@ -85,7 +62,7 @@ test('fp32: cosine >= 0.99999 for every sentence and wasm vs native <= 1e-4', { 
   const { min, mean } = cosines(flat);
   const diff = maxAbsDiff(flat, native('fp32'));
   console.log(`wasm fp32 in Node: min cosine ${min.toFixed(7)}, mean ${mean.toFixed(7)}; wasm vs native max abs diff ${diff.toExponential(2)}`);
-  assert.ok(min >= 0.99999, `min cosine ${min}`);
+  assert.ok(min >= BARS.fp32.min, `min cosine ${min}`);
   assert.ok(diff <= 1e-4, `wasm vs native max abs diff ${diff}`);
 });
 
