@@ -1,0 +1,136 @@
+// End to end in real headless Chromium (Debian's /usr/bin/chromium through playwright-core, as web/tests
+// does): the demo page (web/dist) with its server fallback pointed at the local edge adapter, which runs the
+// built Lambda@Edge package in front of a real `akidb serve`. The page first searches with its wasm backend,
+// then with "Force the server fallback" on: the same top results, every embedding answered at the edge
+// (the adapter counts who answered; akidb serve embeds no token), CORS preflights answered by the origin.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { chromium } from 'playwright-core';
+import { launchChromium } from '../../../tests/support/chromium.mjs';
+import { startAdapter } from '../adapter.mjs';
+import { PKG, repo, startServe } from './helpers.mjs';
+
+const DIST = path.join(repo, 'web/dist');
+const BUNDLE = path.join(PKG, 'model');
+const READY_MS = 600_000; // the corpus (188 sentences) embedded on two shared cores
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript',
+  '.mjs': 'text/javascript',
+  '.json': 'application/json',
+  '.css': 'text/css',
+  '.svg': 'image/svg+xml',
+  '.wasm': 'application/wasm',
+  '.webmanifest': 'application/manifest+json',
+  '.onnx': 'application/octet-stream',
+};
+
+/** A static server on loopback: `/bundle/*` from the packaged bundle, everything else from `site`. */
+async function startStatic(site) {
+  const server = http.createServer((req, res) => {
+    const p = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    const file = p.startsWith('/bundle/') ? path.join(BUNDLE, p.slice('/bundle/'.length)) : path.join(site, p === '/' ? 'index.html' : p);
+    const base = p.startsWith('/bundle/') ? BUNDLE : site;
+    if (!file.startsWith(base) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+      res.writeHead(404).end('not found');
+      return;
+    }
+    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-cache' });
+    fs.createReadStream(file).pipe(res);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => server.close(r)) };
+}
+
+let serve;
+let adapter;
+let site;
+let web;
+let browser;
+let page;
+const logs = [];
+
+before(async () => {
+  const { handler } = await import(pathToFileURL(path.join(PKG, 'index.mjs')).href);
+  serve = await startServe(BUNDLE);
+  await handler.ready;
+  assert.ok(handler.state.model, `the packaged model loads: ${handler.state.error?.message}`);
+  adapter = await startAdapter({ handler, originUrl: serve.url });
+  site = fs.mkdtempSync(path.join(os.tmpdir(), 'akidb-edge-site-'));
+  fs.cpSync(DIST, site, { recursive: true });
+  fs.writeFileSync(path.join(site, 'config.json'), JSON.stringify({ modelUrl: '/bundle/manifest.json', fallbackUrl: `${adapter.url}/v1/embed` }));
+  web = await startStatic(site);
+  browser = await launchChromium(chromium, { viewport: { width: 1280, height: 900 } });
+  page = browser.context.pages()[0] ?? (await browser.context.newPage());
+  page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`[pageerror] ${e.message}`));
+});
+
+after(async () => {
+  await browser?.close();
+  await web?.close();
+  await adapter?.close();
+  await serve?.stop();
+  if (site) fs.rmSync(site, { recursive: true, force: true });
+  if (process.env.AKIDB_TEST_VERBOSE) console.log(logs.join('\n'));
+});
+
+async function waitState(state) {
+  await page.waitForFunction((s) => ['error', s].includes(document.body.dataset.state), state, { timeout: READY_MS, polling: 100 });
+  const d = await page.evaluate(() => JSON.parse(JSON.stringify(window.akidbDemo)));
+  assert.equal(d.state, state, `page state ${d.state}: ${await page.locator('#status').textContent()}\n${logs.join('\n')}`);
+  return d;
+}
+
+async function search(query) {
+  const box = page.getByRole('searchbox', { name: /query/i });
+  await box.fill(query);
+  await page.keyboard.press('Enter');
+  await page.waitForFunction((q) => document.getElementById('results').dataset.query === q, query, { timeout: 60_000 });
+  return page.evaluate(() => ({
+    backend: document.getElementById('results').dataset.backend,
+    hits: [...document.querySelectorAll('#results li')].map((li) => ({ text: li.querySelector('.text').textContent, score: Number(li.dataset.score) })),
+  }));
+}
+
+const tokensEmbedded = async () => {
+  const text = await (await fetch(`${serve.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('akidb_tokens_total'));
+  assert.ok(line, 'akidb_tokens_total in akidb serve /metrics');
+  return Number(line.split(/\s+/).at(-1));
+};
+
+test('demo page: the forced server fallback through the edge adapter gives the wasm backend\'s top results', async () => {
+  const corpus = JSON.parse(fs.readFileSync(path.join(DIST, 'corpus.json'), 'utf8'));
+  await page.goto(`${web.url}/`);
+  let d = await waitState('ready');
+  assert.equal(d.backend, 'wasm-simd');
+  const wasm = {};
+  for (const q of corpus.examples) wasm[q] = await search(q);
+
+  const tokensBefore = await tokensEmbedded();
+  const countsBefore = { ...adapter.counts };
+  const toggle = page.getByRole('switch', { name: /force the server fallback/i });
+  await toggle.focus();
+  await page.keyboard.press('Space');
+  d = await waitState('ready');
+  assert.equal(d.backend, 'server');
+  assert.equal(d.corpusSource, 'server');
+  for (const q of corpus.examples) {
+    const r = await search(q);
+    assert.equal(r.backend, 'server');
+    assert.deepEqual(r.hits.map((h) => h.text), wasm[q].hits.map((h) => h.text), `top results for ${JSON.stringify(q)}`);
+    r.hits.forEach((h, i) => assert.ok(Math.abs(h.score - wasm[q].hits[i].score) < 1e-3, `${q}: ${h.score} vs ${wasm[q].hits[i].score}`));
+  }
+  const edge = adapter.counts.edge - countsBefore.edge;
+  const batches = Math.ceil(corpus.sentences.length / 16);
+  console.log(`# through the adapter: ${edge} answers from the edge, ${adapter.counts.origin - countsBefore.origin} from the origin (CORS preflights)`);
+  assert.ok(edge >= batches + corpus.examples.length, `${edge} edge answers for ${batches} corpus batches and ${corpus.examples.length} queries`);
+  assert.equal(await tokensEmbedded(), tokensBefore, 'akidb serve embedded nothing: the edge answered every embedding');
+});

@@ -1,0 +1,145 @@
+// Shared pieces of the Lambda@Edge tests: paths, CloudFront events as AWS documents them, `akidb serve` as a
+// real process on a free loopback port, and the golden data.
+import { spawn } from 'node:child_process';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const repo = path.resolve(here, '../..');
+export const PKG = path.join(here, 'dist/pkg');
+export const ZIP = path.join(here, 'dist/akidb-edge.zip');
+export const AKIDB = path.join(process.env.AKIDB_BIN_DIR ?? path.join(repo, 'target/release'), 'akidb');
+export const GOLDEN = process.env.AKIDB_GOLDEN ?? path.join(repo, '../shared/golden');
+export const DIM = 384;
+
+/** A CloudFront origin-request event (include body), as in AWS's Lambda@Edge event-structure docs. */
+export function originRequest({ method = 'POST', uri = '/v1/embed', headers = { 'content-type': 'application/json' }, body, querystring = '', truncated = false, bodyEncoding = 'base64' }) {
+  const cfHeaders = {
+    host: [{ key: 'Host', value: 'origin.example.com' }],
+    'user-agent': [{ key: 'User-Agent', value: 'Amazon CloudFront' }],
+    via: [{ key: 'Via', value: '2.0 2afae0d44e2540f472c0635ab62c232b.cloudfront.net (CloudFront)' }],
+    'x-forwarded-for': [{ key: 'X-Forwarded-For', value: '203.0.113.178' }],
+  };
+  for (const [name, value] of Object.entries(headers)) {
+    cfHeaders[name.toLowerCase()] = [{ key: name.replace(/(^|-)([a-z])/g, (_, d, c) => d + c.toUpperCase()), value }];
+  }
+  const request = {
+    clientIp: '203.0.113.178',
+    headers: cfHeaders,
+    method,
+    origin: {
+      custom: {
+        customHeaders: {},
+        domainName: 'origin.example.com',
+        keepaliveTimeout: 5,
+        path: '',
+        port: 443,
+        protocol: 'https',
+        readTimeout: 30,
+        sslProtocols: ['TLSv1.2'],
+      },
+    },
+    querystring,
+    uri,
+  };
+  if (body !== undefined) {
+    const bytes = Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8');
+    request.body = {
+      action: 'read-only',
+      data: bodyEncoding === 'base64' ? bytes.toString('base64') : bytes.toString('utf8'),
+      encoding: bodyEncoding,
+      inputTruncated: truncated,
+    };
+  }
+  return {
+    Records: [
+      {
+        cf: {
+          config: {
+            distributionDomainName: 'd111111abcdef8.cloudfront.net',
+            distributionId: 'EDFDVBD6EXAMPLE',
+            eventType: 'origin-request',
+            requestId: '4TyzHTaYWb1GX1qTfsHhEqV6HUDd_BzoBZnwfnvQc_1oF26ClkoUSEQ==',
+          },
+          request,
+        },
+      },
+    ],
+  };
+}
+
+/** The body of a generated response, parsed. */
+export const responseJson = (r) => JSON.parse(Buffer.from(r.body, r.bodyEncoding === 'base64' ? 'base64' : 'utf8').toString('utf8'));
+
+/** Asserts that the handler returned `event`'s request, unchanged (the same object, equal to a copy taken before). */
+export function assertForwarded(result, event, before) {
+  assert.ok(!('status' in result), `a generated response (${result.status}: ${result.body?.slice?.(0, 200)}) instead of the request`);
+  assert.equal(result, event.Records[0].cf.request, 'the same request object');
+  assert.deepEqual(result, before, 'the request unchanged');
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** `akidb serve` on the bundle `bundle`, ready: `{ url, stop() }`. */
+export async function startServe(bundle = path.join(PKG, 'model'), extraArgs = []) {
+  const port = await freePort();
+  const child = spawn(AKIDB, ['serve', '--bundle', bundle, '--addr', `127.0.0.1:${port}`, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out = (out + d).slice(-4000)));
+  child.stderr.on('data', (d) => (out = (out + d).slice(-4000)));
+  const url = `http://127.0.0.1:${port}`;
+  const until = Date.now() + 120_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`akidb serve exited: ${out}`);
+    if (Date.now() > until) throw new Error(`akidb serve not ready in 120 s: ${out}`);
+    try {
+      if ((await fetch(`${url}/readyz`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+export function golden() {
+  const sentences = JSON.parse(fs.readFileSync(path.join(GOLDEN, 'sentences.json'), 'utf8'));
+  const bytes = fs.readFileSync(path.join(GOLDEN, 'embeddings.f32'));
+  const vectors = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+  const tokenIds = JSON.parse(fs.readFileSync(path.join(GOLDEN, 'token_ids.json'), 'utf8')).token_ids;
+  assert.equal(vectors.length, sentences.length * DIM);
+  return { sentences, row: (i) => vectors.subarray(i * DIM, (i + 1) * DIM), tokenIds };
+}
+
+export const cosine = (a, b) => {
+  let d = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    d += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  return d / Math.sqrt(na * nb);
+};

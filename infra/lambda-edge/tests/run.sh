@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The Lambda@Edge handler's tests (issue #14), from a clean clone with ../shared beside it. Builds or installs
+# what is missing, and only that: the int8 bundle (scripts/fetch-models.sh), target/release/akidb, the npm
+# package akidb-wasm/pkg (rebuilt when its sources are newer), web/dist, Debian's chromium, shellcheck and
+# unzip; then builds the deployment zip (build.sh) and runs, with `node --test`:
+#   rules.test.mjs     which requests the edge answers, refuses or forwards; the config checks
+#   handler.test.mjs   synthetic CloudFront events: golden, native core, fallbacks, same answers as akidb serve
+#   package.test.mjs   the zip unpacked in a fresh Node process; a flipped model byte refused, all forwarded
+#   contract.test.mjs  tests/contract/suite.mjs against akidb serve and against the handler behind adapter.mjs
+#   e2e.test.mjs       the demo page's forced server fallback through the edge adapter, headless Chromium
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$here/../.." && pwd)
+cd "$root"
+t0=$(date +%s)
+
+apt_install() {
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$@"
+}
+missing=()
+chromium=${CHROMIUM:-/usr/bin/chromium}
+[ -x "$chromium" ] || missing+=(chromium)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v unzip >/dev/null || missing+=(unzip)
+command -v zip >/dev/null || missing+=(zip)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "lambda-edge tests: installing ${missing[*]} (Debian)" >&2
+  apt_install "${missing[@]}"
+fi
+
+shellcheck "$here/build.sh" "$here/bench.sh" "$here/tests/run.sh"
+
+[ -f models/all-MiniLM-L6-v2/int8/manifest.json ] || bash scripts/fetch-models.sh
+[ -x target/release/akidb ] || cargo build --release -p akidb-native
+
+# The npm package: rebuilt when missing or older than any source it is built from.
+pkg_stamp=akidb-wasm/pkg/package.json
+if [ ! -f "$pkg_stamp" ] ||
+  [ -n "$(find akidb-core/src akidb-wasm/src akidb-wasm/js akidb-wasm/Cargo.toml akidb-core/Cargo.toml Cargo.lock \
+    -newer "$pkg_stamp" -print -quit)" ]; then
+  bash akidb-wasm/build.sh
+fi
+if [ ! -f web/dist/index.html ] || [ -n "$(find web/src "$pkg_stamp" -newer web/dist/index.html -print -quit)" ]; then
+  bash web/build.sh
+fi
+
+(cd "$here" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+bash "$here/build.sh"
+
+# One file at a time: two cores, and each file runs its own akidb serve and model.
+node --test --test-concurrency=1 --test-reporter=spec \
+  "$here/tests/rules.test.mjs" \
+  "$here/tests/handler.test.mjs" \
+  "$here/tests/package.test.mjs" \
+  "$here/tests/contract.test.mjs" \
+  "$here/tests/e2e.test.mjs"
+echo "lambda-edge tests passed in $(($(date +%s) - t0)) s"
