@@ -17,7 +17,7 @@ const JSON_MESSAGE = 'Failed to parse the request body as JSON';
 const DATA_MESSAGE = 'Failed to deserialize the JSON body into the target type';
 // serde_json's recursion limit is 128; well below it JSON.parse and serde agree on every shape.
 const MAX_DEPTH = 100;
-const TOKEN_ID_MESSAGE = 'token-id input is not supported: send text';
+const TOKEN_ID_MESSAGE = 'token-id input is not supported: send text (a string or an array of strings)';
 
 const invalid = (status, message) => ({ kind: 'error', status, type: 'invalid_request_error', message });
 const origin = (reason) => ({ kind: 'origin', reason });
@@ -56,7 +56,8 @@ const hasLoneSurrogate = (s) => /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-
 /** True when `key` appears as an object key more than once in the raw body (serde: "duplicate field"). */
 const duplicateKey = (raw, key) => (raw.match(new RegExp(`"${key}"\\s*:`, 'g')) ?? []).length > 1;
 
-const isIntArray = (v) => Array.isArray(v) && v.every((x) => Number.isInteger(x));
+// akidb serve reads token ids as any JSON numbers (to refuse them with a message that says so).
+const isNumberArray = (v) => Array.isArray(v) && v.every((x) => typeof x === 'number');
 
 function typeName(v) {
   if (v === null) return 'null';
@@ -71,7 +72,8 @@ function typeName(v) {
  */
 export function parseEmbedRequest(route, headers, body, limits) {
   const encoding = headers['content-encoding'];
-  if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+  const coding = encoding?.trim().toLowerCase();
+  if (coding && coding !== 'identity') {
     return invalid(415, `Content-Encoding "${encoding}" is not supported: send the body uncompressed`);
   }
   const ct = contentTypeKind(headers['content-type']);
@@ -117,20 +119,22 @@ export function parseEmbedRequest(route, headers, body, limits) {
       return invalid(422, `${DATA_MESSAGE}: texts[${bad}]: invalid type: ${typeName(texts[bad])}, expected a string`);
     }
   } else {
-    for (const key of ['input', 'model', 'encoding_format', 'dimensions']) {
+    for (const key of ['input', 'model', 'encoding_format', 'dimensions', 'user']) {
       if (duplicateKey(raw, key)) return origin('duplicate-key');
     }
     if (!('input' in doc)) return invalid(422, `${DATA_MESSAGE}: missing field \`input\``);
     const input = doc.input;
     if (typeof input === 'string') texts = [input];
     else if (Array.isArray(input) && input.every((t) => typeof t === 'string')) texts = input;
-    else if (Array.isArray(input) && input.length > 0 && (isIntArray(input) || input.every(isIntArray))) {
+    else if (Array.isArray(input) && input.length > 0 && (isNumberArray(input) || input.every(isNumberArray))) {
       return invalid(422, TOKEN_ID_MESSAGE);
     } else {
       return invalid(422, `${DATA_MESSAGE}: input: a string or an array of strings expected, got ${typeName(input)}`);
     }
-    if (doc.model !== undefined && doc.model !== null && typeof doc.model !== 'string') {
-      return invalid(422, `${DATA_MESSAGE}: model: invalid type: ${typeName(doc.model)}, expected a string`);
+    for (const key of ['model', 'user']) {
+      if (doc[key] !== undefined && doc[key] !== null && typeof doc[key] !== 'string') {
+        return invalid(422, `${DATA_MESSAGE}: ${key}: invalid type: ${typeName(doc[key])}, expected a string`);
+      }
     }
     const format = doc.encoding_format;
     if (format !== undefined && format !== null) {
@@ -144,7 +148,7 @@ export function parseEmbedRequest(route, headers, body, limits) {
       // The model's size is known once it is loaded; until then the origin judges.
       if (limits.dim == null) return origin('dimensions-before-load');
       if (dims !== limits.dim) {
-        return invalid(422, `dimensions ${JSON.stringify(dims)} is not supported: this model's size is fixed at ${limits.dim}`);
+        return invalid(422, `dimensions ${JSON.stringify(dims)} is not available: this model's embeddings have a fixed size of ${limits.dim}`);
       }
       // JSON.parse reads 384.0 as 384; serde refuses a float for an integer field. Only a plain 384 is certain.
       if (!new RegExp(`"dimensions"\\s*:\\s*${limits.dim}(?![0-9.eE])`).test(raw)) return origin('dimensions-spelling');

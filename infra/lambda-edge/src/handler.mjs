@@ -32,6 +32,8 @@ const titleCase = (name) => name.replace(/(^|-)([a-z])/g, (_, dash, c) => dash +
 /** A CloudFront generated response; `body` is a JSON-serialisable value. */
 function respond(status, body) {
   const headers = { 'content-type': cfHeader('Content-Type', 'application/json') };
+  // As akidb serve's error answers: never cached.
+  if (status >= 400) headers['cache-control'] = cfHeader('Cache-Control', 'no-store');
   for (const [name, value] of Object.entries(CORS)) headers[name] = cfHeader(titleCase(name), value);
   headers[SERVED_BY] = cfHeader('X-Akidb-Served-By', 'edge');
   return {

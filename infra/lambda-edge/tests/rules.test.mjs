@@ -20,7 +20,7 @@ test('Content-Type judged as axum does; unusual spellings left to the origin', (
 
 test('texts out of both routes', () => {
   assert.deepEqual(parse('/v1/embed', '{"texts": ["a", ""]}'), { kind: 'texts', texts: ['a', ''], encodingFormat: 'float' });
-  assert.deepEqual(parse('/v1/embeddings', '{"input": "a", "model": "m", "user": 1}'), { kind: 'texts', texts: ['a'], encodingFormat: 'float' });
+  assert.deepEqual(parse('/v1/embeddings', '{"input": "a", "model": "m", "user": "u", "extra": [1]}'), { kind: 'texts', texts: ['a'], encodingFormat: 'float' });
   assert.deepEqual(parse('/v1/embeddings', '{"input": ["a"], "encoding_format": "base64", "dimensions": 384}'), { kind: 'texts', texts: ['a'], encodingFormat: 'base64' });
 });
 
@@ -36,6 +36,7 @@ test('refusals: status and type as akidb serve gives them', () => {
     ['/v1/embed', '7', CT, 422],
     ['/v1/embeddings', '{"input": [[1, 2], [3]]}', CT, 422],
     ['/v1/embeddings', '{"input": ["a", 1]}', CT, 422],
+    ['/v1/embeddings', '{"input": "a", "user": 7}', CT, 422],
     ['/v1/embeddings', '{"input": "a", "encoding_format": "int8"}', CT, 422],
     ['/v1/embeddings', '{"input": "a", "dimensions": 383}', CT, 422],
     ['/v1/embed', JSON.stringify({ texts: Array(257).fill('a') }), CT, 413],
@@ -49,6 +50,8 @@ test('refusals: status and type as akidb serve gives them', () => {
     assert.ok(r.message.length > 0);
   }
   assert.match(parse('/v1/embeddings', '{"input": [1, 2]}').message, /token-id input is not supported: send text/);
+  assert.match(parse('/v1/embeddings', '{"input": [[1.5], []]}').message, /token-id input/, 'any numbers, as serde_json::Number');
+  assert.equal(parse('/v1/embed', '{"texts": ["a"]}', { ...CT, 'content-encoding': ' ' }).kind, 'texts', 'an empty coding is identity');
   assert.match(parse('/v1/embeddings', '{"input": "a", "dimensions": 64}').message, /384/);
   // 20000 emoji are 40000 UTF-16 units but 20000 characters: within the limit.
   assert.equal(parse('/v1/embed', JSON.stringify({ texts: ['😀'.repeat(20000)] })).kind, 'texts');
