@@ -76,7 +76,7 @@ if wanted registries; then
 fi
 
 image_exists() { # REGION REPOSITORY TAG
-  show aws ecr describe-images --region "$1" --repository-name "$2" --image-ids "imageTag=$3"
+  show aws ecr describe-images --region "$1" --repository-name "$2" --image-ids "imageTag=$3" >&2
   [[ $DRY_RUN -eq 0 ]] && aws ecr describe-images --region "$1" --repository-name "$2" --image-ids "imageTag=$3" >/dev/null 2>&1
 }
 
@@ -86,7 +86,7 @@ if wanted images; then
   trap 'rm -f "$AUTH_FILE"' EXIT
   for region in "${REGIONS[@]}"; do
     registry="$ACCOUNT.dkr.ecr.$region.amazonaws.com"
-    show aws ecr get-login-password --region "$region" '|' skopeo login --authfile "$AUTH_FILE" --username AWS --password-stdin "$registry"
+    show aws ecr get-login-password --region "$region" '|' skopeo login --authfile "$AUTH_FILE" --username AWS --password-stdin "$registry" >&2
     if [[ $DRY_RUN -eq 0 ]]; then
       require skopeo
       aws ecr get-login-password --region "$region" | skopeo login --authfile "$AUTH_FILE" --username AWS --password-stdin "$registry"
@@ -137,7 +137,7 @@ if wanted publish; then
       if [[ $region != "$PRIMARY" ]]; then
         # Replication Time Control: 99.99 % of objects within 15 minutes.
         replica="akidb-models-$ACCOUNT-$region"
-        show aws s3api head-object --region "$region" --bucket "$replica" --key model-server/registry.sqlite --query ETag --output text
+        show aws s3api head-object --region "$region" --bucket "$replica" --key model-server/registry.sqlite --query ETag --output text >&2
         log "  (every 10 s until the replica's ETag is the primary's, 15 minutes at most)"
       fi
       if [[ $region != "$PRIMARY" && $DRY_RUN -eq 0 ]]; then

@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # the variables set here are read by the scripts that source this file
 # Shared by deploy.sh, rollback.sh and failover-drill.sh (sourced, not run).
-# Every AWS-facing call goes through `call` (prints it, then runs it unless --dry-run) or `query` (a read whose
-# answer later steps need: printed, and in --dry-run answered with a placeholder instead of being run).
+# Every AWS-facing call goes through `call` (prints it as `+ cmd`, then runs it unless --dry-run) or `query` (a
+# read whose answer later steps need: printed, and in --dry-run answered with a placeholder instead of being run).
+# The `+ cmd` trace goes to stderr in both modes.
 
 INFRA_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REPO_DIR="$(cd "$INFRA_DIR/.." && pwd)"
@@ -19,8 +20,9 @@ show() {
   printf '%s\n' "$out"
 }
 
+# The trace of calls goes to stderr, so that a step's captured output stays clean.
 call() {
-  show "$@"
+  show "$@" >&2
   if [[ $DRY_RUN -eq 0 ]]; then "$@"; fi
 }
 
