@@ -53,12 +53,13 @@ diff -ru "$here/generated" "$work/generated" ||
   fail "generated/ differs from the TypeScript: run 'npm run build' in infra/observability/dashboards and commit"
 python3 "$here/tests/check_cloudwatch.py"
 
-step "build akidb, model-server, akidb-probe; probe unit tests"
-(cd "$root" && cargo build --release --quiet -p akidb-native -p model-server -p akidb-probe)
-(cd "$root" && cargo test --release --quiet -p akidb-probe)
+step "build (the workspace, as scripts/fetch-models.sh does), the int8 bundle; akidb-probe's unit tests"
+# fetch-models.sh builds the whole workspace with every target (a no-op when built) and the bundles once.
+# --workspace keeps the feature set the same as that build's, so nothing is compiled twice.
+"$root/scripts/fetch-models.sh"
+(cd "$root" && cargo test --release --quiet --workspace --bin akidb-probe)
 bin="$root/target/release"
 bundle="$root/models/all-MiniLM-L6-v2/int8"
-[ -f "$bundle/manifest.json" ] || "$root/scripts/fetch-models.sh"
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 start() { # start LOG CMD...: runs CMD in the background, output to $work/LOG
@@ -68,7 +69,6 @@ start() { # start LOG CMD...: runs CMD in the background, output to $work/LOG
   pids+=($!)
 }
 wait_ready() { # wait_ready URL NAME LOG
-
   for _ in $(seq 1 300); do
     curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
     sleep 0.2
