@@ -123,7 +123,7 @@ export function validateConfig(raw: Json): AkidbConfig {
   const hz = obj(o.hostedZone, 'hostedZone');
   onlyKeys(hz, 'hostedZone', ['id', 'name']);
   const hostedZone = {
-    id: str(hz.id, 'hostedZone.id', /^Z[A-Z0-9]{1,31}$/, 'a Route 53 hosted zone id (Z...)'),
+    id: str(hz.id, 'hostedZone.id', /^[A-Z0-9]{1,32}$/, 'a Route 53 hosted zone id (upper-case letters and digits)'),
     name: str(hz.name, 'hostedZone.name', DNS_NAME, 'a lower-case DNS name'),
   };
   if (domain !== hostedZone.name && !domain.endsWith(`.${hostedZone.name}`)) {

@@ -54,6 +54,7 @@ export class DnsStack extends cdk.Stack {
         healthCheckTags: [{ key: 'Name', value: `akidb-${region}` }, { key: 'akidb:region', value: region }],
       });
       this.healthChecks[region] = hc;
+      // `Ref` of a health check is its id (the same value as GetAtt HealthCheckId, which moto cannot resolve).
 
       new cloudwatch.Alarm(this, `HealthAlarm-${region}`, {
         alarmName: `akidb-health-${region}`,
@@ -61,7 +62,7 @@ export class DnsStack extends cdk.Stack {
         metric: new cloudwatch.Metric({
           namespace: 'AWS/Route53',
           metricName: 'HealthCheckStatus',
-          dimensionsMap: { HealthCheckId: hc.attrHealthCheckId },
+          dimensionsMap: { HealthCheckId: hc.ref },
           statistic: 'Minimum',
           period: cdk.Duration.minutes(1),
         }),
@@ -78,7 +79,7 @@ export class DnsStack extends cdk.Stack {
         type: 'A',
         setIdentifier: `latency-${region}`,
         region,
-        healthCheckId: hc.attrHealthCheckId,
+        healthCheckId: hc.ref,
         aliasTarget: { dnsName: fqdn(n.regionalHost(region)), hostedZoneId: zoneId, evaluateTargetHealth: true },
       });
     }
@@ -90,7 +91,7 @@ export class DnsStack extends cdk.Stack {
         type: 'A',
         setIdentifier: `geo-${continent}`,
         geoLocation: { continentCode: continent },
-        healthCheckId: this.healthChecks[region].attrHealthCheckId,
+        healthCheckId: this.healthChecks[region].ref,
         aliasTarget: { dnsName: fqdn(n.regionalHost(region)), hostedZoneId: zoneId, evaluateTargetHealth: true },
       });
     }
@@ -114,7 +115,7 @@ export class DnsStack extends cdk.Stack {
     }
 
     for (const region of n.regions) {
-      new cdk.CfnOutput(this, `HealthCheckId${region.replace(/-/g, '')}`, { value: this.healthChecks[region].attrHealthCheckId });
+      new cdk.CfnOutput(this, `HealthCheckId${region.replace(/-/g, '')}`, { value: this.healthChecks[region].ref });
     }
   }
 }
