@@ -7,13 +7,15 @@
 # the nodes (akidb.io/serve=true on every board, akidb.io/model-store=true on the server).
 # Idempotent: each step runs only when the board's facts say it is needed. --dry-run prints the changes.
 #
-#   setup-cluster.sh --server USER@HOST --agent USER@HOST [--agent ...] [--k3s-version V]
+#   setup-cluster.sh --server USER@HOST --agent USER@HOST [--agent ...] --k3s-version V
 #                    [--power-mode N] [--kubeconfig FILE] [--dry-run]
+# --k3s-version: a k3s release (e.g. v1.36.2+k3s1) of a Kubernetes minor that tests/run.sh validates the
+# manifests for; pinned, so every board gets the same one and a rerun can tell it is installed.
 set -euo pipefail
 # shellcheck source=jetson/scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-k3s_version=v1.33.5+k3s1
+k3s_version=""
 kubeconfig=${KUBECONFIG:-$HOME/.kube/akidb-jetson.yaml}
 power_mode=""
 server=""
@@ -30,6 +32,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$server" ] || die "--server USER@HOST is required"
+[ -n "$k3s_version" ] || die "--k3s-version is required (a k3s release such as v1.36.2+k3s1; see jetson/README.md)"
 export KUBECONFIG=$kubeconfig
 
 declare -A fact

@@ -25,7 +25,7 @@ board() {
 }
 five_boards() { for i in 0 1 2 3 4; do board "jetson-$i"; done; }
 setup_args=(--server ubuntu@jetson-0 --agent ubuntu@jetson-1 --agent ubuntu@jetson-2 --agent ubuntu@jetson-3
-  --agent ubuntu@jetson-4 --power-mode 2)
+  --agent ubuntu@jetson-4 --power-mode 2 --k3s-version v1.36.2+k3s1)
 # refute CMD...: fails the test when CMD succeeds (bash's `! CMD` does not stop a bats test under set -e).
 refute() {
   if "$@"; then
@@ -55,14 +55,14 @@ changes() { grep '^+ ' <<<"$1" || true; }
     [ "$(cat "$b/.power-mode")" = 2 ]
     [ -f "$b/.toolkit" ]
     grep -q 'runtimes.nvidia' "$b/var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl"
-    [ "$(cat "$b/.k3s-version")" = v1.33.5+k3s1 ]
+    [ "$(cat "$b/.k3s-version")" = v1.36.2+k3s1 ]
     [ "$(cat "$FAKE_STATE/kube/node-jetson-$i/labels/akidb.io_serve")" = true ]
   done
   [ -f "$FAKE_BOARDS/jetson-0/etc/systemd/system/k3s.service" ]
   [ -f "$FAKE_BOARDS/jetson-3/etc/systemd/system/k3s-agent.service" ]
   [ "$(cat "$FAKE_STATE/kube/node-jetson-0/labels/akidb.io_model-store")" = true ]
   [ ! -e "$FAKE_STATE/kube/node-jetson-1/labels/akidb.io_model-store" ]
-  grep -q '^\[jetson-2\] k3s-installer agent INSTALL_K3S_VERSION=v1.33.5+k3s1 K3S_URL=https://jetson-0:6443 K3S_TOKEN=set' "$FAKE_LOG"
+  grep -q '^\[jetson-2\] k3s-installer agent INSTALL_K3S_VERSION=v1.36.2+k3s1 K3S_URL=https://jetson-0:6443 K3S_TOKEN=set' "$FAKE_LOG"
   grep -q 'server: https://jetson-0:6443' "$KUBECONFIG"
 }
 
