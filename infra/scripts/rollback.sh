@@ -53,9 +53,9 @@ rollback_image() {
   local current family revision target
   current=$(query "arn:aws:ecs:$REGION:$ACCOUNT:task-definition/<family>:<n>" aws ecs describe-services --region "$REGION" \
     --cluster "$cluster" --services "$service" --query 'services[0].taskDefinition' --output text)
-  [[ $current =~ task-definition/([^:]+):([0-9]+|<n>)$ ]] || die "cannot read the task definition of $service: $current"
-  family=${BASH_REMATCH[1]}
-  revision=${BASH_REMATCH[2]}
+  [[ $current =~ (^|task-definition/)([^:/]+):([0-9]+|<n>)$ ]] || die "cannot read the task definition of $service: $current"
+  family=${BASH_REMATCH[2]}
+  revision=${BASH_REMATCH[3]}
   if [[ -n $TO ]]; then target=$TO
   elif [[ $DRY_RUN -eq 1 ]]; then target='<n-1>'
   else
@@ -73,7 +73,8 @@ rollback_image() {
   if [[ $DRY_RUN -eq 0 ]]; then
     local now
     now=$(aws ecs describe-services --region "$REGION" --cluster "$cluster" --services "$service" --query 'services[0].taskDefinition' --output text)
-    [[ $now == *"task-definition/$family:$target" ]] || die "verification failed: $service runs $now, not $family:$target"
+    # ECS answers an ARN (moto echoes family:revision as sent).
+    [[ $now == *"task-definition/$family:$target" || $now == "$family:$target" ]] || die "verification failed: $service runs $now, not $family:$target"
     log "verified: $service runs $family:$target"
   fi
 }
