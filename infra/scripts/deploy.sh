@@ -2,14 +2,16 @@
 # From an empty (bootstrapped) account to the whole edge deployment, in dependency order:
 #   synth → diff → registries → images → regional stacks (secondaries, then the primary) → edge → dns
 #   → publish the model bundle to the primary bucket (replicated to the others) and roll the services
-#   → invalidate the alias paths (nothing else: blobs and version manifests never change meaning).
+#   → upload the demo site (--site DIR) with precompressed .br/.gz variants
+#   → invalidate the alias paths (nothing else: blobs and version manifests never change meaning; site files
+#     are cached five minutes).
 # Idempotent: CloudFormation deploys are no-ops when nothing changed, an image tag already in ECR is not pushed
 # again (tags are immutable), publishing identical bytes is a no-op.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-STEPS=(synth diff registries images regional edge dns publish invalidate)
+STEPS=(synth diff registries images regional edge dns publish site invalidate)
 
 usage() {
   cat <<USAGE
@@ -20,7 +22,9 @@ usage: deploy.sh [--dry-run] [--only STEP]... [--config FILE] [--edge-zip ZIP] [
   --edge-zip    Lambda@Edge package (default infra/lambda-edge/dist/akidb-edge.zip, from infra/lambda-edge/build.sh)
   --images      folder of the OCI archives (default target/images, from jetson/images/build.sh)
   --bundle      model bundle to publish (default models/<model.name>/int8)
-environment: MODEL_SERVER (the model-server binary, default target/release/model-server)
+  --site        folder of the demo page and its .wasm to upload (the site step is skipped without it)
+environment: MODEL_SERVER (the model-server binary, default target/release/model-server),
+  AKIDB_SITE_BUCKET / AKIDB_DISTRIBUTION_ID (instead of the edge stack's outputs)
 USAGE
 }
 
@@ -28,6 +32,7 @@ ONLY=()
 EDGE_ZIP="$INFRA_DIR/lambda-edge/dist/akidb-edge.zip"
 IMAGES_DIR="$REPO_DIR/target/images"
 BUNDLE=""
+SITE_DIR=""
 while [[ $# -gt 0 ]]; do
   case $1 in
     --dry-run) DRY_RUN=1 ;;
@@ -36,6 +41,7 @@ while [[ $# -gt 0 ]]; do
     --edge-zip) [[ $# -ge 2 ]] || die "--edge-zip needs a file"; EDGE_ZIP=$2; shift ;;
     --images) [[ $# -ge 2 ]] || die "--images needs a folder"; IMAGES_DIR=$2; shift ;;
     --bundle) [[ $# -ge 2 ]] || die "--bundle needs a folder"; BUNDLE=$2; shift ;;
+    --site) [[ $# -ge 2 && -d $2 ]] || die "--site needs an existing folder"; SITE_DIR=$(cd "$2" && pwd); shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument $1" ;;
   esac
@@ -156,6 +162,50 @@ if wanted publish; then
         call aws ecs wait services-stable --region "$region" --cluster "$cluster" --services "$name"
       done
     done
+  fi
+fi
+
+# Files the CloudFront Function (lib/functions/precompressed.js) serves a .br/.gz variant of: keep in step.
+compressible() { [[ $1 =~ \.(wasm|js|mjs|html|css|json|svg|txt)$ ]]; }
+content_type() {
+  case $1 in
+    *.html) echo 'text/html; charset=utf-8' ;;
+    *.js|*.mjs) echo 'text/javascript; charset=utf-8' ;;
+    *.wasm) echo application/wasm ;;
+    *.json) echo application/json ;;
+    *.css) echo 'text/css; charset=utf-8' ;;
+    *.svg) echo image/svg+xml ;;
+    *.txt) echo 'text/plain; charset=utf-8' ;;
+    *.png) echo image/png ;;
+    *.ico) echo image/x-icon ;;
+    *) echo application/octet-stream ;;
+  esac
+}
+
+if wanted site; then
+  if [[ -z $SITE_DIR ]]; then
+    log "== site: skipped (no --site DIR)"
+  else
+    log "== site: $SITE_DIR → the site bucket, compressible files also as .br and .gz"
+    [[ $DRY_RUN -eq 1 ]] || require brotli gzip
+    bucket=${AKIDB_SITE_BUCKET:-$(stack_output AkidbEdge us-east-1 SiteBucketName)}
+    staging=$(mktemp -d)
+    while IFS= read -r -d '' file; do
+      rel=${file#"$SITE_DIR"/}
+      type=$(content_type "$rel")
+      meta=(--only-show-errors --region us-east-1 --content-type "$type" --cache-control 'public, max-age=300')
+      call aws s3 cp "${meta[@]}" "$file" "s3://$bucket/$rel"
+      if compressible "$rel"; then
+        # CloudFront compresses nothing above 10 MB (the .wasm is 12.8 MB); these are made at the highest levels.
+        call mkdir -p "$(dirname "$staging/$rel")"
+        call brotli --quality=11 --force --output="$staging/$rel.br" "$file"
+        show gzip -9 --no-name --stdout "$file" '>' "$staging/$rel.gz" >&2
+        [[ $DRY_RUN -eq 1 ]] || gzip -9 --no-name --stdout "$file" > "$staging/$rel.gz"
+        call aws s3 cp "${meta[@]}" --content-encoding br "$staging/$rel.br" "s3://$bucket/$rel.br"
+        call aws s3 cp "${meta[@]}" --content-encoding gzip "$staging/$rel.gz" "s3://$bucket/$rel.gz"
+      fi
+    done < <(find "$SITE_DIR" -type f ! -name '*.br' ! -name '*.gz' -print0 | sort -z)
+    rm -rf "$staging"
   fi
 fi
 

@@ -3,7 +3,7 @@
 #   lint (shellcheck) → tsc → assertion + cdk-nag tests (node --test) → cdk synth of every stack → cfn-lint
 #   → bats (scripts' --dry-run) → moto: deploy the templates, read back, scripts' real-run paths (bats).
 # Installs what it needs (pinned; skipped when already there): npm packages (npm ci), a Python venv with
-# cfn-lint, moto and the AWS CLI, and shellcheck/bats/jq from apt.
+# cfn-lint, moto and the AWS CLI, and shellcheck/bats/jq/brotli/curl from apt.
 set -euo pipefail
 INFRA_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$INFRA_DIR"
@@ -17,7 +17,7 @@ phase() { printf '\n== %s (%ds)\n' "$*" $((SECONDS - START)); }
 
 phase "install"
 missing=()
-for tool in shellcheck bats jq; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in shellcheck bats jq brotli curl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if [[ ${#missing[@]} -gt 0 ]]; then
   sudo=(); [[ $(id -u) -eq 0 ]] || sudo=(sudo)
   "${sudo[@]}" apt-get update -qq

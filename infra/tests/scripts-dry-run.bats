@@ -153,3 +153,16 @@ line_of() {
   run "$SCRIPTS/failover-drill.sh" --dry-run --region us-west-2
   [ "$status" -ne 0 ]; [[ $output == *"us-west-2 is not a configured region"* ]]
 }
+
+@test "deploy --site --dry-run: every file uploaded, compressible ones also as .br and .gz with their encoding" {
+  site="$BATS_TEST_TMPDIR/site"; mkdir -p "$site/pkg"
+  echo '<h1>demo</h1>' > "$site/index.html"; echo wasm > "$site/pkg/akidb_wasm_bg.wasm"; echo png > "$site/logo.png"
+  run "$SCRIPTS/deploy.sh" --dry-run --only site --site "$site"
+  [ "$status" -eq 0 ]
+  [ ! -s "$CALLS" ]
+  grep -q "content-type application/wasm .*--content-encoding br .*akidb_wasm_bg.wasm.br s3://.*/pkg/akidb_wasm_bg.wasm.br" <<<"$output"
+  grep -q "content-type application/wasm .*--content-encoding gzip .*akidb_wasm_bg.wasm.gz s3://.*/pkg/akidb_wasm_bg.wasm.gz" <<<"$output"
+  grep -q "brotli --quality=11 .*index.html" <<<"$output"
+  grep -q "content-type image/png .*logo.png s3://.*/logo.png" <<<"$output"
+  [ "$(grep -c 'logo.png' <<<"$output")" -eq 1 ]
+}

@@ -79,3 +79,18 @@ hc_state() { aws route53 get-health-check --health-check-id "$1" --query '[Healt
   [ "$status" -ne 0 ]
   [[ $output == *"first revision"* ]]
 }
+
+@test "deploy --only site uploads the site and its .br/.gz variants into the edge stack's bucket" {
+  command -v brotli >/dev/null || { echo "brotli is not installed (run.sh installs it)" >&2; return 1; }
+  site="$BATS_TEST_TMPDIR/site"; mkdir -p "$site/pkg"
+  echo '<h1>demo</h1>' > "$site/index.html"; head -c 100000 /dev/zero > "$site/pkg/akidb_wasm_bg.wasm"; echo png > "$site/logo.png"
+  run "$SCRIPTS/deploy.sh" --config "$MOTO_CONFIG" --only site --site "$site"
+  [ "$status" -eq 0 ]
+  bucket=$(aws cloudformation describe-stacks --stack-name AkidbEdge --query "Stacks[0].Outputs[?OutputKey=='SiteBucketName'].OutputValue | [0]" --output text)
+  [ "$(aws s3api head-object --bucket "$bucket" --key pkg/akidb_wasm_bg.wasm.br --query '[ContentEncoding, ContentType]' --output text)" = $'br\tapplication/wasm' ]
+  [ "$(aws s3api head-object --bucket "$bucket" --key pkg/akidb_wasm_bg.wasm.gz --query '[ContentEncoding, ContentType]' --output text)" = $'gzip\tapplication/wasm' ]
+  aws s3 cp --quiet "s3://$bucket/pkg/akidb_wasm_bg.wasm.br" "$BATS_TEST_TMPDIR/w.br"
+  brotli -d -c "$BATS_TEST_TMPDIR/w.br" | cmp - "$site/pkg/akidb_wasm_bg.wasm"
+  run aws s3api head-object --bucket "$bucket" --key logo.png.br
+  [ "$status" -ne 0 ]
+}
