@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds `akidb` for NVIDIA Jetson (aarch64-unknown-linux-gnu) against glibc 2.31, the glibc of JetPack 5
+# Builds `akidb` and `model-server` for NVIDIA Jetson (aarch64-unknown-linux-gnu) against glibc 2.31, the glibc of JetPack 5
 # (Ubuntu 20.04), with cargo-zigbuild: zig links against 2.31's symbol versions, where a plain cross-gcc
 # build would need the host's (2.34+). Installs what it needs: the rustup target, `ziglang` from PyPI (user
-# site) and cargo-zigbuild from crates.io into target/tools. Writes target/jetson/akidb and checks it is an
-# AArch64 ELF needing no glibc symbol newer than 2.31.
+# site) and cargo-zigbuild from crates.io into target/tools. Builds with the `dist` profile (release code,
+# no debug info, stripped: what the images ship). Writes target/jetson/{akidb,model-server} and checks each
+# is an AArch64 ELF needing no glibc symbol newer than 2.31.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -20,17 +21,19 @@ python3 -m ziglang version >/dev/null 2>&1 ||
   python3 -m pip install --quiet --user --break-system-packages ziglang
 command -v cargo-zigbuild >/dev/null || cargo install cargo-zigbuild --root "$tools"
 
-step "cargo zigbuild --target $target.$glibc"
-cargo zigbuild --release --target "$target.$glibc" -p akidb-native --bin akidb
-built="${CARGO_TARGET_DIR:-$root/target}/$target/release/akidb"
-
-step "check the binary"
-readelf -h "$built" | grep -q 'Machine:.*AArch64' || { echo "$built is not an AArch64 ELF" >&2; exit 1; }
-newest=$(readelf -W --version-info "$built" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)
-if [ "$(printf '%s\n%s\n' "$newest" "$glibc" | sort -V | tail -1)" != "$glibc" ]; then
-  echo "$built needs glibc $newest, newer than JetPack's $glibc" >&2
-  exit 1
-fi
+step "cargo zigbuild --profile dist --target $target.$glibc"
+# One invocation for both binaries: they share akidb-core and tract, which compile once.
+cargo zigbuild --profile dist --target "$target.$glibc" -p akidb-native --bin akidb -p model-server --bin model-server
 mkdir -p target/jetson
-cp "$built" target/jetson/akidb.tmp && mv target/jetson/akidb.tmp target/jetson/akidb
-echo "target/jetson/akidb: aarch64, needs glibc >= $newest (JetPack 5 has $glibc), $(du -h target/jetson/akidb | cut -f1)" >&2
+for bin in akidb model-server; do
+  built="${CARGO_TARGET_DIR:-$root/target}/$target/dist/$bin"
+  step "check $bin"
+  readelf -h "$built" | grep -q 'Machine:.*AArch64' || { echo "$built is not an AArch64 ELF" >&2; exit 1; }
+  newest=$(readelf -W --version-info "$built" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)
+  if [ "$(printf '%s\n%s\n' "$newest" "$glibc" | sort -V | tail -1)" != "$glibc" ]; then
+    echo "$built needs glibc $newest, newer than JetPack's $glibc" >&2
+    exit 1
+  fi
+  cp "$built" "target/jetson/$bin.tmp" && mv "target/jetson/$bin.tmp" "target/jetson/$bin"
+  echo "target/jetson/$bin: aarch64, needs glibc >= $newest (JetPack 5 has $glibc), $(du -h "target/jetson/$bin" | cut -f1)" >&2
+done

@@ -3,14 +3,13 @@
 # qemu-aarch64-static against Debian bullseye's glibc 2.31 (the glibc of JetPack 5 / Ubuntu 20.04), serves
 # the int8 bundle on loopback, and its embeddings of golden sentences are compared with the reference
 # (../shared/golden). Installs qemu-user-static if missing; the glibc 2.31 runtime comes from two pinned
-# Debian packages (sha256-checked) unpacked into target/tools/sysroot-bullseye-arm64.
+# Debian packages (sha256-checked, jetson/sysroot.sh), or from $QEMU_LD_PREFIX when set.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bin=${1:-target/jetson/akidb}
 bundle=models/all-MiniLM-L6-v2/int8
 golden=${GOLDEN_DIR:-$root/../shared/golden}
-sysroot=target/tools/sysroot-bullseye-arm64
 step() { printf '\n== jetson smoke test: %s\n' "$*" >&2; }
 
 [ -x "$bin" ] || { echo "no aarch64 binary at $bin: run jetson/build.sh first" >&2; exit 1; }
@@ -24,45 +23,34 @@ if ! command -v qemu-aarch64-static >/dev/null; then
 fi
 
 step "glibc 2.31 aarch64 runtime (Debian bullseye)"
-# Pinned: bullseye is frozen, so these names and hashes do not change.
-debs=(
-  "pool/main/c/cross-toolchain-base/libc6-arm64-cross_2.31-9cross4_all.deb ccd237814281910e72422a6e86a6ef7570105fc69119ff8fc82f6a4827a8a015"
-  "pool/main/g/gcc-10-cross/libgcc-s1-arm64-cross_10.2.1-6cross1_all.deb 2966823a38c100f77786a49f734d240c892fc86c473dbf1c862c23424900fd83"
-)
-if [ ! -e "$sysroot/.complete" ]; then
-  rm -rf "$sysroot.tmp" && mkdir -p "$sysroot.tmp"
-  for d in "${debs[@]}"; do
-    read -r path sha <<<"$d"
-    curl -fsSL --retry 3 -o "$sysroot.tmp/pkg.deb" "http://deb.debian.org/debian/$path"
-    echo "$sha  $sysroot.tmp/pkg.deb" | sha256sum -c --quiet - || { echo "sha256 mismatch: $path" >&2; exit 1; }
-    dpkg-deb -x "$sysroot.tmp/pkg.deb" "$sysroot.tmp"
-    rm "$sysroot.tmp/pkg.deb"
-  done
-  touch "$sysroot.tmp/.complete"
-  rm -rf "$sysroot" && mv "$sysroot.tmp" "$sysroot"
-fi
-prefix="$sysroot/usr/aarch64-linux-gnu"
+# QEMU_LD_PREFIX: the root the binary's loader and libraries come from. Given (images/check.sh passes the
+# image's unpacked root filesystem), the binary runs against exactly what the image ships.
+prefix=${QEMU_LD_PREFIX:-$(bash jetson/sysroot.sh)}
 # Cortex-A76 (Armv8.2, NEON, no SVE) stands in for the Jetson Orin's Cortex-A78AE: tract then picks the
 # NEON kernels a Jetson runs, not the SVE ones qemu's default CPU would offer.
 run=(env QEMU_CPU=cortex-a76 qemu-aarch64-static -L "$prefix" "$bin")
 "${run[@]}" --version
 
-step "the k3s manifest's flags are ones this binary takes"
-help=$("${run[@]}" serve --help)
-python3 - "$help" jetson/k3s/*.yaml <<'PY'
-import sys, yaml
-help_text, paths = sys.argv[1], sys.argv[2:]
+step "the manifests' flags are ones these binaries take"
+model_server_bin=${MODEL_SERVER_BIN:-$(dirname "$bin")/model-server}
+[ -x "$model_server_bin" ] || { echo "no aarch64 model-server at $model_server_bin: run jetson/build.sh first" >&2; exit 1; }
+serve_help=$("${run[@]}" serve --help)
+model_server_help=$(QEMU_CPU=cortex-a76 qemu-aarch64-static -L "${MODEL_SERVER_LD_PREFIX:-$prefix}" "$model_server_bin" serve --help)
+python3 - "$serve_help" "$model_server_help" <<'PY'
+import pathlib, sys, yaml
+helps = {"akidb-serve": sys.argv[1], "model-server": sys.argv[2]}
 checked = 0
-for path in paths:
+for path in sorted(pathlib.Path("jetson/k8s").rglob("*.yaml")):
     for doc in yaml.safe_load_all(open(path)):
         for c in (doc or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
             for arg in c.get("args", []):
                 if arg.startswith("--"):
                     flag = arg.split("=", 1)[0]
-                    assert f"{flag} " in help_text, f"{path}: `akidb serve` has no {flag}"
+                    assert c["name"] in helps, f"{path}: container {c['name']} is neither akidb-serve nor model-server"
+                    assert f"{flag} " in helps[c["name"]], f"{path}: `{c['name']} serve` has no {flag}"
                     checked += 1
-assert checked, "no container args found in the k3s manifests"
-print(f"k3s manifests: {checked} serve flags, all known to akidb serve")
+assert checked, "no container args found in jetson/k8s"
+print(f"jetson/k8s: {checked} flags, all known to akidb serve / model-server serve")
 PY
 
 step "serve under qemu"
