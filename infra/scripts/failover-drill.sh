@@ -25,6 +25,7 @@ default_client_ip() {
 }
 
 REGION="" CLIENT_IP="" TIMEOUT=180
+POLL_S=${AKIDB_POLL_S:-5} # seconds between two looks at a changing state
 while [[ $# -gt 0 ]]; do
   case $1 in
     --dry-run) DRY_RUN=1 ;;
@@ -59,7 +60,7 @@ wait_status() {
   while (( SECONDS < deadline )); do
     statuses=$(aws route53 get-health-check-status --health-check-id "$HC" --query 'HealthCheckObservations[].StatusReport.Status' --output json)
     if jq -e --arg want "$1" 'length > 0 and all(.[]; startswith($want))' <<<"$statuses" >/dev/null; then return 0; fi
-    sleep 5
+    sleep "$POLL_S"
   done
   die "the health check of $REGION did not report $1 within $TIMEOUT s"
 }
@@ -71,7 +72,7 @@ wait_answer() {
   while (( SECONDS < deadline )); do
     now=$(answer "$API" 2>/dev/null)
     if [[ ($1 == eq && $now == "$2") || ($1 == ne && $now != "$2") ]]; then printf '%s\n' "$now"; return 0; fi
-    sleep 5
+    sleep "$POLL_S"
   done
   die "the answer for $API did not change as expected within $TIMEOUT s (still $now)"
 }

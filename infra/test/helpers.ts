@@ -23,11 +23,16 @@ export function newApp(): cdk.App {
   return new cdk.App({ outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'akidb-infra-test-')) });
 }
 
+let shared: { app: cdk.App; stacks: AkidbStacks; cfg: AkidbConfig } | undefined;
+
+/** The default app, built once per process and shared by the read-only assertion files (a synth takes seconds). */
 export function synthDefault(): { app: cdk.App; stacks: AkidbStacks; cfg: AkidbConfig } {
-  const cfg = defaultConfig();
-  const app = newApp();
-  const stacks = buildApp(app, cfg, { edgeZip: FIXTURE_EDGE_ZIP });
-  return { app, stacks, cfg };
+  if (!shared) {
+    const cfg = defaultConfig();
+    const app = newApp();
+    shared = { app, stacks: buildApp(app, cfg, { edgeZip: FIXTURE_EDGE_ZIP }), cfg };
+  }
+  return shared;
 }
 
 /** The resources of a template of one type, as [logicalId, resource] pairs. */

@@ -5,7 +5,7 @@
 setup() {
   [[ -n ${MOTO_ENDPOINT:-} && -f ${MOTO_CONFIG:-} ]] || { echo "MOTO_ENDPOINT and MOTO_CONFIG must be set (run tests/run.sh)" >&2; return 1; }
   SCRIPTS="$BATS_TEST_DIRNAME/../scripts"
-  export AWS_ENDPOINT_URL=$MOTO_ENDPOINT AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
+  export AKIDB_POLL_S=1 AWS_ENDPOINT_URL=$MOTO_ENDPOINT AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
   DOMAIN=$(jq -r .domain "$MOTO_CONFIG")
 }
 
