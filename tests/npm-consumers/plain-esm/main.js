@@ -11,7 +11,9 @@ const texts = params.getAll('text');
 if (texts.length === 0) texts.push('The quick brown fox jumps over the lazy dog.');
 const url = new URL(params.get('model') ?? '/models/manifest.json', location.href);
 const worker = params.get('worker') === '1';
-const status = document.getElementById('status');
+/** @param {string} id an element the page has */
+const byId = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+const status = byId('status');
 
 async function main() {
   const t0 = performance.now();
@@ -23,7 +25,9 @@ async function main() {
   const t1 = performance.now();
   const flat = await embedder.embed(texts);
   const t2 = performance.now();
-  const { dim, model, backend } = embedder;
+  const { model, backend } = embedder;
+  // Known up front on the wasm backend; the server backend learns it from the first answer.
+  const dim = embedder.dim ?? flat.length / texts.length;
   embedder.free();
   const vectors = texts.map((_, i) => Array.from(flat.subarray(i * dim, (i + 1) * dim)));
   return { entry: '@akidb/wasm', backend, worker, model, dim, texts, vectors, loadMs: t1 - t0, embedMs: t2 - t1 };
@@ -35,7 +39,7 @@ main().then(
     const ms = `${result.embedMs.toFixed(0)} ms (load ${result.loadMs.toFixed(0)} ms)`;
     const backend = `${result.backend}${worker ? ', worker' : ''}`;
     status.textContent = `${result.model} (${backend}): ${texts.length} × ${result.dim} in ${ms}`;
-    document.getElementById('out').textContent = result.vectors
+    byId('out').textContent = result.vectors
       .map((v, i) => `${JSON.stringify(texts[i])}: [${v.slice(0, 4).map((x) => x.toFixed(4)).join(', ')}, …]`)
       .join('\n');
   },

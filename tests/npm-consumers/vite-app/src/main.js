@@ -11,6 +11,7 @@ const texts = params.getAll('text');
 if (texts.length === 0) texts.push('The quick brown fox jumps over the lazy dog.');
 const modelDir = new URL(params.get('model') ?? '/models/', location.href);
 
+/** @param {string} name a path relative to the bundle directory */
 async function get(name) {
   const url = new URL(name, modelDir);
   const res = await fetch(url);
@@ -22,6 +23,7 @@ async function main() {
   const t0 = performance.now();
   const manifestBytes = await get('manifest.json');
   const manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
+  /** @type {Record<string, Uint8Array>} */
   const files = { 'manifest.json': manifestBytes };
   for (const f of manifest.files) files[f.path] = await get(f.path);
   const embedder = Embedder.fromBundle(files);
@@ -34,13 +36,15 @@ async function main() {
   return { entry: '@akidb/wasm/bundler', model, dim, texts, vectors, loadMs: t1 - t0, embedMs: t2 - t1 };
 }
 
-const status = document.getElementById('status');
+/** @param {string} id an element the page has */
+const byId = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+const status = byId('status');
 main().then(
   (result) => {
     window.result = result;
     const ms = `${result.embedMs.toFixed(0)} ms (load ${result.loadMs.toFixed(0)} ms)`;
     status.textContent = `${result.model}: ${texts.length} × ${result.dim} in ${ms}`;
-    document.getElementById('out').textContent = result.vectors
+    byId('out').textContent = result.vectors
       .map((v, i) => `${JSON.stringify(texts[i])}: [${v.slice(0, 4).map((x) => x.toFixed(4)).join(', ')}, …]`)
       .join('\n');
   },
