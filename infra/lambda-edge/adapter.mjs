@@ -94,8 +94,10 @@ function toOrigin(origin, request, originalBody) {
       : originalBody;
   if (body.length > 0 || request.method === 'POST' || request.method === 'PUT') headers['content-length'] = body.length;
   return new Promise((resolve, reject) => {
+    let answered = false;
     const req = http.request(
       {
+        agent: false, // a fresh connection: an origin that refuses a body unread closes its connection
         host: origin.hostname,
         port: origin.port,
         method: request.method,
@@ -103,6 +105,7 @@ function toOrigin(origin, request, originalBody) {
         headers,
       },
       async (res) => {
+        answered = true;
         try {
           resolve({ status: res.statusCode, statusMessage: res.statusMessage, rawHeaders: res.rawHeaders, body: await readAll(res) });
         } catch (e) {
@@ -110,7 +113,8 @@ function toOrigin(origin, request, originalBody) {
         }
       },
     );
-    req.on('error', reject);
+    // An origin that answers (413) before reading a large body makes the write fail; its answer still counts.
+    req.on('error', (e) => setTimeout(() => answered || reject(e), 500));
     req.end(body);
   });
 }
