@@ -12,6 +12,7 @@ import asyncio
 import sys
 import time
 
+LIVE: set = set()
 
 async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
     queue: asyncio.Queue = asyncio.Queue()
@@ -46,6 +47,15 @@ async def serve(listen: str, upstream: str, delay: float) -> asyncio.AbstractSer
     up_host, up_port = upstream.rsplit(":", 1)
 
     async def handle(client_r, client_w):
+        # The loop holds connection tasks weakly; keep each alive until its connection ends.
+        task = asyncio.current_task()
+        LIVE.add(task)
+        try:
+            await forward(client_r, client_w)
+        finally:
+            LIVE.discard(task)
+
+    async def forward(client_r, client_w):
         try:
             server_r, server_w = await asyncio.open_connection(up_host, int(up_port))
         except OSError:

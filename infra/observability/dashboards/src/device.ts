@@ -33,9 +33,9 @@ export function deviceDashboard(): dashboard.DashboardBuilder {
       ]),
     )
     .withPanel(
-      graph("429s and errors per device", "Refused (429) and failed (5xx) requests per second.", "reqps", [
+      graph("Errors per device", "4xx (429: refused, queue full or timed out) and 5xx per second, by status.", "reqps", [
         [
-          `sum by (device, status) (rate(akidb_request_duration_seconds_count{${DEV}, status=~"429|5.."}[$__rate_interval]))`,
+          `sum by (device, status) (rate(akidb_request_duration_seconds_count{${DEV}, status=~"[45].."}[$__rate_interval]))`,
           "{{status}} {{device}}",
         ],
       ]),
