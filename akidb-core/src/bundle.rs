@@ -330,11 +330,12 @@ impl Bundle {
         })
     }
 
-    /// Builds a new bundle from a model and a tokenizer, checking that both load and reading the
-    /// embedding dimension, quantisation and ONNX names off the model.
+    /// Builds a new bundle from a model and a tokenizer, checking that both load and that the model has
+    /// positions for `max_seq_length` tokens, and reading the embedding dimension, quantisation and ONNX
+    /// names off the model.
     pub fn create(spec: BundleSpec, model: Vec<u8>, tokenizer: Vec<u8>) -> Result<Bundle> {
         crate::tokenize::TextTokenizer::from_bytes(&tokenizer, TOKENIZER_FILE, spec.max_seq_length)?;
-        let facts = crate::model::inspect(&model, MODEL_FILE)?;
+        let facts = crate::model::inspect(&model, MODEL_FILE, spec.max_seq_length)?;
         let manifest = Manifest {
             format_version: FORMAT_VERSION,
             name: spec.name,

@@ -43,6 +43,17 @@ pub enum Error {
     /// The model file is not ONNX, or not a model this core can run.
     #[error("model file `{path}` is not a usable ONNX sentence model: {reason}")]
     Model { path: String, reason: String },
+    /// The bundle truncates at more tokens than the model has learned positions for: longer inputs would
+    /// index past the model's position-embedding table.
+    #[error(
+        "max_seq_length {max_seq_length} exceeds the {positions} positions of model `{path}` (the rows of its position-embedding table `{table}`); use a max_seq_length of at most {positions}"
+    )]
+    SeqLengthOverPositions {
+        path: String,
+        table: String,
+        max_seq_length: usize,
+        positions: usize,
+    },
     /// Running the model failed.
     #[error("inference failed: {0}")]
     Inference(String),
