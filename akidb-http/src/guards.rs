@@ -1,0 +1,41 @@
+//! Request guards that answer before a body is read.
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::ApiError;
+
+/// `413` at once when `Content-Length` announces more than the limit (the state), so the service never
+/// waits for a body it would refuse. Bodies without a length are still capped where they are read.
+pub async fn refuse_oversized_body(State(limit): State<u64>, request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    match announced {
+        Some(n) if n > limit => ApiError::invalid(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body of {n} bytes is larger than the limit of {limit} bytes"),
+        )
+        .into_response(),
+        _ => next.run(request).await,
+    }
+}
+
+/// `415` for a request body in a content coding (gzip, br, ...): the services read plain bodies only.
+pub async fn refuse_encoded_body(request: Request, next: Next) -> Response {
+    let coding = request
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    match coding {
+        Some(c) if !c.is_empty() && c != "identity" => ApiError::invalid(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Content-Encoding {c:?} is not supported: send the body uncompressed"),
+        )
+        .into_response(),
+        _ => next.run(request).await,
+    }
+}
