@@ -94,3 +94,32 @@ hc_state() { aws route53 get-health-check --health-check-id "$1" --query '[Healt
   run aws s3api head-object --bucket "$bucket" --key logo.png.br
   [ "$status" -ne 0 ]
 }
+
+@test "deploy --only publish: the bundle lands in the primary bucket, idempotently, and model-server --read-only serves it back" {
+  repo="$BATS_TEST_DIRNAME/../.."
+  model_server=${MODEL_SERVER:-$repo/target/release/model-server}
+  bundle="$repo/models/all-MiniLM-L6-v2/int8"
+  if [[ ! -x $model_server || ! -f $bundle/manifest.json ]]; then
+    skip "needs $model_server (cargo build --release -p model-server) and $bundle (scripts/fetch-models.sh)"
+  fi
+  bucket="akidb-models-123456789012-us-east-1"
+  export AKIDB_SKIP_ROLL=1 MODEL_SERVER=$model_server
+  run "$SCRIPTS/deploy.sh" --config "$MOTO_CONFIG" --only publish
+  [ "$status" -eq 0 ]
+  [[ $output == *"alias latest -> "* ]]
+  first=$(aws s3 ls --recursive "s3://$bucket/model-server/" | awk '{print $3, $4}' | sort)
+  [[ $first == *"model-server/registry.sqlite"* ]]
+  run "$SCRIPTS/deploy.sh" --config "$MOTO_CONFIG" --only publish
+  [ "$status" -eq 0 ]
+  [ "$(aws s3 ls --recursive "s3://$bucket/model-server/" | awk '{print $3, $4}' | sort)" = "$first" ]
+  # What the task's init container does, then model-server as the task runs it.
+  data="$BATS_TEST_TMPDIR/data"
+  aws s3 sync --only-show-errors "s3://$bucket/model-server/" "$data/"
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "$model_server" serve --data "$data" --addr "127.0.0.1:$port" --read-only > "$BATS_TEST_TMPDIR/ms.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
+  manifest=$(curl -sf "http://127.0.0.1:$port/v1/models/all-MiniLM-L6-v2/latest/manifest.json")
+  kill "$pid"
+  [ "$(jq -r .version <<<"$manifest")" = "$(jq -r .version "$bundle/manifest.json")" ]
+}
