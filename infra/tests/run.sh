@@ -27,7 +27,12 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
   npm ci --no-audit --no-fund
 fi
 if [[ ! -x $VENV/bin/python || $(cat "$VENV/.pins" 2>/dev/null) != "$PY_PINS" ]]; then
-  python3 -m venv "$VENV"
+  if ! python3 -m venv "$VENV"; then
+    # Debian's own python3 keeps venv in a package of its own.
+    sudo=(); [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends python3-venv
+    python3 -m venv "$VENV"
+  fi
   # shellcheck disable=SC2086  # the pins are separate words
   "$VENV/bin/pip" install --quiet --disable-pip-version-check $PY_PINS
   printf '%s' "$PY_PINS" > "$VENV/.pins"
