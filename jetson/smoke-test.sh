@@ -37,7 +37,7 @@ model_server_bin=${MODEL_SERVER_BIN:-$(dirname "$bin")/model-server}
 serve_help=$("${run[@]}" serve --help)
 model_server_help=$(QEMU_CPU=cortex-a76 qemu-aarch64-static -L "${MODEL_SERVER_LD_PREFIX:-$prefix}" "$model_server_bin" serve --help)
 python3 - "$serve_help" "$model_server_help" <<'PY'
-import pathlib, sys, yaml
+import pathlib, re, sys, yaml
 helps = {"akidb-serve": sys.argv[1], "model-server": sys.argv[2]}
 checked = 0
 for path in sorted(pathlib.Path("jetson/k8s").rglob("*.yaml")):
@@ -47,7 +47,9 @@ for path in sorted(pathlib.Path("jetson/k8s").rglob("*.yaml")):
                 if arg.startswith("--"):
                     flag = arg.split("=", 1)[0]
                     assert c["name"] in helps, f"{path}: container {c['name']} is neither akidb-serve nor model-server"
-                    assert f"{flag} " in helps[c["name"]], f"{path}: `{c['name']} serve` has no {flag}"
+                    # clap lists a flag as "--name <VALUE>", or alone on its line when it takes none.
+                    known = re.search(rf"^\s*(-\w, )?{re.escape(flag)}( |$)", helps[c["name"]], re.M)
+                    assert known, f"{path}: `{c['name']} serve` has no {flag}"
                     checked += 1
 assert checked, "no container args found in jetson/k8s"
 print(f"jetson/k8s: {checked} flags, all known to akidb serve / model-server serve")
