@@ -38,6 +38,7 @@ async function startStatic(site) {
     const file = p.startsWith('/bundle/') ? path.join(BUNDLE, p.slice('/bundle/'.length)) : path.join(site, p === '/' ? 'index.html' : p);
     const base = p.startsWith('/bundle/') ? BUNDLE : site;
     if (!file.startsWith(base) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+      logs.push(`[static] 404 ${req.method} ${req.url}`);
       res.writeHead(404).end('not found');
       return;
     }
@@ -64,6 +65,16 @@ before(async () => {
   adapter = await startAdapter({ handler, originUrl: serve.url });
   site = fs.mkdtempSync(path.join(os.tmpdir(), 'akidb-edge-site-'));
   fs.cpSync(DIST, site, { recursive: true });
+  // web/build.sh copies the loader's modules by name; when @akidb/wasm gains a module before web/build.sh
+  // learns of it, the page can't start. Supply the package's own root modules that web/dist lacks, and say so.
+  const pkgDir = path.join(repo, 'akidb-wasm/pkg');
+  for (const f of fs.readdirSync(pkgDir).filter((n) => n.endsWith('.js'))) {
+    const dest = path.join(site, 'lib/akidb-wasm', f);
+    if (!fs.existsSync(dest)) {
+      console.log(`# web/dist lacks lib/akidb-wasm/${f}: served from akidb-wasm/pkg`);
+      fs.copyFileSync(path.join(pkgDir, f), dest);
+    }
+  }
   fs.writeFileSync(path.join(site, 'config.json'), JSON.stringify({ modelUrl: '/bundle/manifest.json', fallbackUrl: `${adapter.url}/v1/embed` }));
   web = await startStatic(site);
   browser = await launchChromium(chromium, { viewport: { width: 1280, height: 900 } });

@@ -41,6 +41,7 @@ test('refusals: status and type as akidb serve gives them', () => {
     ['/v1/embeddings', '{"input": "a", "dimensions": 383}', CT, 422],
     ['/v1/embed', JSON.stringify({ texts: Array(257).fill('a') }), CT, 413],
     ['/v1/embed', JSON.stringify({ texts: ['😀'.repeat(20001)] }), CT, 413],
+    ['/v1/embed', JSON.stringify({ texts: ['a', 'b'.repeat(20001)] }), CT, 413],
   ];
   for (const [route, body, headers, status] of cases) {
     const r = parse(route, body, headers);
