@@ -2,9 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use akidb_core::{Manifest, MANIFEST_FILE};
+use akidb_core::{Bundle, Embedder, Manifest, MANIFEST_FILE};
+use anyhow::Context;
 
-use crate::registry::{Recorded, Registry, RegistryError};
+use crate::registry::{check_version_names, Recorded, Registry, RegistryError};
 use crate::store::{test_pause, BlobHash, BlobStore, LocalBlobStore, PutError};
 
 /// Why a publish failed. When it fails, the registry is unchanged (blobs already stored stay, unreferenced;
@@ -17,6 +18,10 @@ pub enum PublishError {
     /// The manifest's name or version differs from the URL it was published to.
     #[error("{0}")]
     Mismatch(String),
+    /// The files match the manifest but do not load as a model and tokenizer (garbage, empty or truncated
+    /// files whose hashes were rewritten to match).
+    #[error("the bundle does not load: {0}")]
+    Unloadable(akidb_core::Error),
     /// Files the manifest lists are not in the blob store (HTTP publish: upload them first).
     #[error("blobs missing from the store (upload them first): {}", .0.join(", "))]
     MissingBlobs(Vec<String>),
@@ -38,10 +43,24 @@ pub enum PublishError {
 
 /// The on-disk layout of a data directory: `DIR/registry.sqlite` (+ WAL files) and `DIR/blobs/`.
 pub fn open_data_dir(dir: &Path) -> anyhow::Result<(Registry, LocalBlobStore)> {
-    std::fs::create_dir_all(dir)?;
-    let registry = Registry::open(&dir.join("registry.sqlite"))?;
-    let store = LocalBlobStore::open(dir.join("blobs"))?;
-    Ok((registry, store))
+    let open = || -> anyhow::Result<(Registry, LocalBlobStore)> {
+        std::fs::create_dir_all(dir)?;
+        let registry = Registry::open(&dir.join("registry.sqlite"))?;
+        let store = LocalBlobStore::open(dir.join("blobs"))?;
+        Ok((registry, store))
+    };
+    open().with_context(|| format!("opening the data directory {}", dir.display()))
+}
+
+/// Loads the bundle the way every client will (akidb-core's tokenizer and model loader), so a bundle that
+/// cannot be served to anyone is refused before it is published.
+fn check_loads(
+    manifest_bytes: &[u8],
+    mut file: impl FnMut(&str) -> Option<Vec<u8>>,
+) -> Result<(), PublishError> {
+    let bundle = Bundle::from_files(manifest_bytes, &mut file)?;
+    Embedder::new(&bundle).map_err(PublishError::Unloadable)?;
+    Ok(())
 }
 
 fn refuse_conflict(
@@ -72,10 +91,19 @@ pub fn publish_dir(
     let read = |path: PathBuf| std::fs::read(&path).map_err(|source| PublishError::Read { path, source });
     let manifest_bytes = read(bundle.join(MANIFEST_FILE))?;
     let manifest = Manifest::from_json(&manifest_bytes)?;
+    check_version_names(&manifest.name, &manifest.version)?;
     refuse_conflict(registry, &manifest, &manifest_bytes)?;
+    let mut files = Vec::with_capacity(manifest.files.len());
     for entry in &manifest.files {
         let bytes = read(bundle.join(&entry.path))?;
         manifest.verify_file(entry, &bytes)?;
+        files.push(bytes);
+    }
+    check_loads(&manifest_bytes, |path| {
+        let i = manifest.files.iter().position(|e| e.path == path)?;
+        Some(files[i].clone())
+    })?;
+    for (entry, bytes) in manifest.files.iter().zip(&files) {
         let hash = BlobHash::parse(&entry.sha256).expect("validated manifests have well-formed hashes");
         store.put(&hash, &mut &bytes[..], entry.size)?;
     }
@@ -98,6 +126,7 @@ pub fn publish_manifest(
     aliases: &[String],
 ) -> Result<(Manifest, Recorded), PublishError> {
     let manifest = Manifest::from_json(manifest_bytes)?;
+    check_version_names(&manifest.name, &manifest.version)?;
     refuse_conflict(registry, &manifest, manifest_bytes)?;
     let mut missing = Vec::new();
     for entry in &manifest.files {
@@ -113,6 +142,22 @@ pub fn publish_manifest(
     if !missing.is_empty() {
         return Err(PublishError::MissingBlobs(missing));
     }
+    let mut read_error = None;
+    check_loads(manifest_bytes, |path| {
+        let entry = manifest.files.iter().find(|e| e.path == path)?;
+        let hash = BlobHash::parse(&entry.sha256)?;
+        match store.get(&hash) {
+            Ok(bytes) => bytes.map(|b| b.to_vec()),
+            Err(e) => {
+                read_error = Some(e);
+                None
+            }
+        }
+    })
+    .map_err(|e| match read_error.take() {
+        Some(io) => PublishError::Put(PutError::Io(io)),
+        None => e,
+    })?;
     store.put(
         &BlobHash::of(manifest_bytes),
         &mut &manifest_bytes[..],

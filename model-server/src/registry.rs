@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use akidb_core::Manifest;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 /// Registry errors.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,28 @@ pub fn valid_name(s: &str) -> bool {
         && !s.starts_with('.')
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The one name a version cannot have: `/v1/models/{name}/aliases/...` is the alias route.
+pub const RESERVED_VERSION: &str = "aliases";
+
+/// Refuses a model name or version that [`valid_name`] rejects, and the reserved version
+/// [`RESERVED_VERSION`].
+pub fn check_version_names(name: &str, version: &str) -> Result<(), RegistryError> {
+    for (what, s) in [("model name", name), ("version", version)] {
+        if !valid_name(s) {
+            return Err(RegistryError::Invalid(format!(
+                "{what} `{}` is not allowed (1-128 of A-Z a-z 0-9 . _ -, not starting with '.')",
+                s.escape_debug()
+            )));
+        }
+    }
+    if version == RESERVED_VERSION {
+        return Err(RegistryError::Invalid(format!(
+            "`{RESERVED_VERSION}` is reserved and cannot be a version"
+        )));
+    }
+    Ok(())
 }
 
 /// One published version.
@@ -187,22 +209,10 @@ impl Registry {
         aliases: &[String],
     ) -> Result<Recorded, RegistryError> {
         let (name, version) = (&manifest.name, &manifest.version);
-        for (what, s) in [("model name", name), ("version", version)] {
-            if !valid_name(s) {
-                return Err(RegistryError::Invalid(format!(
-                    "{what} `{}` is not allowed (1-128 of A-Z a-z 0-9 . _ -, not starting with '.')",
-                    s.escape_debug()
-                )));
-            }
-        }
-        if version == "aliases" {
-            return Err(RegistryError::Invalid(
-                "`aliases` is reserved and cannot be a version".into(),
-            ));
-        }
+        check_version_names(name, version)?;
         let sha = akidb_core::sha256_hex(manifest_bytes);
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = write_transaction(&mut conn)?;
         let existing: Option<String> = tx
             .query_row(
                 "SELECT manifest_sha256 FROM versions WHERE model = ?1 AND version = ?2",
@@ -262,7 +272,7 @@ impl Registry {
     /// Points `alias` of model `name` at `version` (which must exist).
     pub fn set_alias(&self, name: &str, alias: &str, version: &str) -> Result<(), RegistryError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = write_transaction(&mut conn)?;
         set_alias_tx(&tx, name, alias, version)?;
         tx.commit()?;
         Ok(())
@@ -342,13 +352,21 @@ impl Registry {
     }
 }
 
+/// A transaction that reads, then writes: it takes SQLite's write lock up front (`BEGIN IMMEDIATE`), so a
+/// concurrent writer (another process on the same file) makes it wait for the busy timeout. A deferred
+/// transaction would start as a reader and fail at once with "database is locked" when it tries to upgrade
+/// while another connection writes: SQLite cannot wait there without deadlocking.
+fn write_transaction(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
 fn set_alias_tx(
     tx: &rusqlite::Transaction<'_>,
     name: &str,
     alias: &str,
     version: &str,
 ) -> Result<(), RegistryError> {
-    if !valid_name(alias) {
+    if !valid_name(alias) || alias == RESERVED_VERSION {
         return Err(RegistryError::Invalid(format!(
             "alias `{}` is not allowed",
             alias.escape_debug()

@@ -83,7 +83,7 @@ pub trait BlobStore: Send + Sync + 'static {
 ///
 /// ```text
 /// ROOT/sha256/ab/abcdef...   one file per blob, named by its full hash, fanned out by the first two digits
-/// ROOT/tmp/                  uploads in progress; emptied at start-up
+/// ROOT/tmp/                  uploads in progress, each locked by its writer; unlocked ones removed at open
 /// ```
 ///
 /// A write goes to a temporary file in `ROOT/tmp`, is hashed as it streams, fsynced, renamed into place,
@@ -93,10 +93,11 @@ pub struct LocalBlobStore {
     root: PathBuf,
 }
 
-/// A test hook: when the environment variable `MODEL_SERVER_TEST_PAUSE` equals `point`, print
-/// `paused at POINT` to stderr and sleep for an hour, so a test can SIGKILL the process at a known place.
-/// Points: `mid-blob` (a temporary blob file half written) and `after-blobs` (all blobs of a publish
-/// durable, the registry not yet written).
+/// A test hook (only with the `test-hooks` feature, which the process tests enable): when the environment
+/// variable `MODEL_SERVER_TEST_PAUSE` equals `point`, print `paused at POINT` to stderr and sleep for an hour,
+/// so a test can SIGKILL the process at a known place. Points: `mid-blob` (a temporary blob file half
+/// written) and `after-blobs` (all blobs of a publish durable, the registry not yet written).
+#[cfg(feature = "test-hooks")]
 pub fn test_pause(point: &str) {
     if std::env::var("MODEL_SERVER_TEST_PAUSE").is_ok_and(|v| v == point) {
         eprintln!("paused at {point}");
@@ -104,15 +105,48 @@ pub fn test_pause(point: &str) {
     }
 }
 
+/// Without the `test-hooks` feature the pause points compile to nothing.
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub fn test_pause(_point: &str) {}
+
+/// Suffix of temporary blob files; nothing else in `ROOT/tmp` is ever deleted.
+const PART: &str = ".part";
+
+/// Whether `file` is still the one at `path` (same device and inode): a stale-file cleaner may have
+/// unlinked the name between our create and our lock.
+fn still_named(file: &File, path: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let ours = file.metadata()?;
+    match fs::metadata(path) {
+        Ok(m) => Ok(m.dev() == ours.dev() && m.ino() == ours.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 impl LocalBlobStore {
-    /// Opens (creating if needed) a store at `root` and removes leftover temporary files.
+    /// Opens (creating if needed) a store at `root` and removes temporary files whose writer is gone.
+    ///
+    /// Every writer holds an exclusive `flock` on its temporary file for as long as it writes it (the
+    /// kernel drops the lock when the process dies, however it dies). A file whose lock can be taken has
+    /// no writer and is deleted; a locked one belongs to a live writer (another `publish`, a server, this
+    /// process) and is left alone.
     pub fn open(root: impl Into<PathBuf>) -> io::Result<LocalBlobStore> {
         let root = root.into();
         fs::create_dir_all(root.join("sha256"))?;
         let tmp = root.join("tmp");
         fs::create_dir_all(&tmp)?;
         for entry in fs::read_dir(&tmp)? {
-            let _ = fs::remove_file(entry?.path());
+            let path = entry?.path();
+            if !path.to_string_lossy().ends_with(PART) {
+                continue;
+            }
+            // Gone already (its writer renamed or removed it), or not ours to read: leave it.
+            let Ok(file) = File::open(&path) else { continue };
+            if file.try_lock().is_ok() {
+                let _ = fs::remove_file(&path);
+            }
         }
         Ok(LocalBlobStore { root })
     }
@@ -127,19 +161,32 @@ impl LocalBlobStore {
         &self.root
     }
 
+    /// A new temporary file in `ROOT/tmp`, named uniquely (process id, clock, counter) and locked
+    /// exclusively for as long as the returned `File` lives.
     fn temp_file(&self) -> io::Result<(PathBuf, File)> {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         loop {
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
             let path = self
                 .root
                 .join("tmp")
-                .join(format!("{}-{n}.part", std::process::id()));
-            match File::options().write(true).create_new(true).open(&path) {
-                Ok(f) => return Ok((path, f)),
+                .join(format!("{}-{nanos:x}-{n}{PART}", std::process::id()));
+            let file = match File::options().write(true).create_new(true).open(&path) {
+                Ok(f) => f,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
+            };
+            // A cleaner that took the lock first, between our create and our lock, deletes the name:
+            // then this file is not ours to use; take another name.
+            match file.try_lock() {
+                Ok(()) if still_named(&file, &path)? => return Ok((path, file)),
+                Ok(()) | Err(std::fs::TryLockError::WouldBlock) => continue,
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
             }
         }
     }
@@ -178,6 +225,7 @@ impl BlobStore for LocalBlobStore {
             let mut hasher = Sha256::new();
             let mut buf = vec![0u8; 256 * 1024];
             let mut total = 0u64;
+            #[cfg(feature = "test-hooks")]
             let mut paused = false;
             loop {
                 let n = match src.read(&mut buf) {
@@ -192,7 +240,8 @@ impl BlobStore for LocalBlobStore {
                 }
                 hasher.update(&buf[..n]);
                 file.write_all(&buf[..n])?;
-                if !paused && total > 0 {
+                #[cfg(feature = "test-hooks")]
+                if !paused {
                     paused = true;
                     file.flush()?;
                     test_pause("mid-blob");
@@ -265,5 +314,63 @@ mod tests {
             0,
             "no temp file left"
         );
+    }
+
+    /// A reader that hands out `pending`, then (once) blocks until told to go on and hands out what it is
+    /// given, then ends.
+    struct Gated {
+        pending: Vec<u8>,
+        gate: Option<std::sync::mpsc::Receiver<Vec<u8>>>,
+        started: std::sync::mpsc::Sender<()>,
+    }
+
+    impl Read for Gated {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.pending.is_empty() {
+                if let Some(gate) = self.gate.take() {
+                    let _ = self.started.send(());
+                    self.pending = gate.recv().unwrap_or_default();
+                }
+            }
+            let n = buf.len().min(self.pending.len());
+            buf[..n].copy_from_slice(&self.pending[..n]);
+            self.pending.drain(..n);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn opening_the_store_leaves_a_live_writers_temp_file_and_removes_dead_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path()).unwrap();
+        // What a killed writer leaves: an unlocked .part file. And a file that is not a temp blob.
+        let dead = dir.path().join("tmp").join(format!("1-0-0{PART}"));
+        fs::write(&dead, b"half").unwrap();
+        let other = dir.path().join("tmp").join("notes.txt");
+        fs::write(&other, b"keep").unwrap();
+
+        let data = bytes_of(300_000);
+        let hash = BlobHash::of(&data);
+        let (go, gate) = std::sync::mpsc::channel();
+        let (started, has_started) = std::sync::mpsc::channel();
+        let mut src = Gated {
+            pending: data[..1000].to_vec(),
+            gate: Some(gate),
+            started,
+        };
+        let h = hash.clone();
+        let writer = std::thread::spawn(move || store.put(&h, &mut src, 1 << 20));
+        has_started.recv().unwrap();
+        // Another writer (a publish, a replica) opens the same directory while the upload is in flight.
+        let second = LocalBlobStore::open(dir.path()).unwrap();
+        assert!(!dead.exists(), "a temp file nobody holds is removed");
+        assert!(other.exists(), "only temp blob files are removed");
+        go.send(data[1000..].to_vec()).unwrap();
+        assert_eq!(writer.join().unwrap().unwrap(), data.len() as u64);
+        assert_eq!(second.get(&hash).unwrap().unwrap(), Bytes::from(data));
+    }
+
+    fn bytes_of(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 % 251) as u8).collect()
     }
 }

@@ -5,7 +5,7 @@ mod common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::*;
-use model_server::{publish_dir, Config};
+use model_server::{publish_dir, BlobHash, BlobStore, Config};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const SHORT: &str = "public, max-age=60, stale-while-revalidate=300";
@@ -16,24 +16,37 @@ struct Fixture {
     v1: std::path::PathBuf,
     v2: std::path::PathBuf,
     model1: Vec<u8>,
+    /// A 100,000-byte blob stored directly (no version lists it), for the byte-range tests.
+    blob: Vec<u8>,
 }
 
-/// A data dir with `m@1.0.0` and `m@2.0.0` published, `latest` -> 1.0.0.
+/// A data dir with `m@1.0.0` and `m@2.0.0` published, `latest` -> 1.0.0, and [`Fixture::blob`] stored.
 fn fixture() -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let model1 = bytes(1, 100_000);
-    let v1 = write_bundle(tmp.path(), "m", "1.0.0", &model1, b"{\"tok\": 1}");
-    let v2 = write_bundle(tmp.path(), "m", "2.0.0", &bytes(2, 50_000), b"{\"tok\": 2}");
+    let model1 = model_variant(1, 1000);
+    let v1 = write_bundle(tmp.path(), "m", "1.0.0", &model1, &tokenizer_variant(1));
+    let v2 = write_bundle(
+        tmp.path(),
+        "m",
+        "2.0.0",
+        &model_variant(2, 500),
+        &tokenizer_variant(2),
+    );
     let (registry, store) = model_server::open_data_dir(&data).unwrap();
     publish_dir(&registry, &store, &v1, &["latest".into()]).unwrap();
     publish_dir(&registry, &store, &v2, &[]).unwrap();
+    let blob = bytes(1, 100_000);
+    store
+        .put(&BlobHash::of(&blob), &mut &blob[..], blob.len() as u64)
+        .unwrap();
     Fixture {
         _tmp: tmp,
         data,
         v1,
         v2,
         model1,
+        blob,
     }
 }
 
@@ -234,14 +247,14 @@ async fn manifest_by_alias_is_short_lived_and_alias_moves_show_at_once() {
 async fn blobs_etag_range_head() {
     let f = fixture();
     let app = app(&f.data, Config::default());
-    let h = hash(&f.model1);
+    let h = hash(&f.blob);
     let uri = format!("/v1/blobs/sha256/{h}");
     let etag = format!("\"{h}\"");
-    let len = f.model1.len();
+    let len = f.blob.len();
 
     let (res, body) = get(&app, &uri).await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(body, f.model1);
+    assert_eq!(body, f.blob);
     assert_eq!(header(&res, "etag"), Some(etag.as_str()));
     assert_eq!(header(&res, "cache-control"), Some(IMMUTABLE));
     assert_eq!(header(&res, "accept-ranges"), Some("bytes"));
@@ -282,7 +295,7 @@ async fn blobs_etag_range_head() {
     ] {
         let (res, body) = send(&app, range(r)).await;
         assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT, "{r}");
-        assert_eq!(body, &f.model1[start..=end], "{r}");
+        assert_eq!(body, &f.blob[start..=end], "{r}");
         assert_eq!(
             header(&res, "content-range"),
             Some(format!("bytes {start}-{end}/{len}").as_str())
@@ -435,13 +448,14 @@ fn authed(req: axum::http::request::Builder) -> axum::http::request::Builder {
 async fn http_publish_protocol() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
+    let model = model_variant(9, 150_000);
+    let tok = tokenizer_variant(9);
+    let limit = model.len() as u64 + 50_000;
     let config = Config {
-        max_blob_bytes: 200_000,
+        max_blob_bytes: limit,
         ..writable()
     };
     let app = app(&data, config);
-    let model = bytes(9, 150_000);
-    let tok = b"{\"t\": 9}".to_vec();
     let manifest = manifest_for("web", "0.1.0", &model, &tok).to_json();
     let put_blob = |b: &[u8], auth: Option<&str>| {
         let mut r = Request::put(format!("/v1/blobs/sha256/{}", hash(b)));
@@ -491,7 +505,7 @@ async fn http_publish_protocol() {
     assert!(blob_absent(model.clone()).await);
 
     // Oversized: 413, nothing stored — with a Content-Length and when streamed without one.
-    let big = bytes(3, 200_001);
+    let big = bytes(3, limit as usize + 1);
     assert_eq!(
         send(&app, put_blob(&big, Some(TOKEN))).await.0.status(),
         StatusCode::PAYLOAD_TOO_LARGE
@@ -542,7 +556,7 @@ async fn http_publish_protocol() {
     );
     let (res, body) = send(&app, put_blob(&model, Some(TOKEN))).await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(json(&body)["size"], 150_000);
+    assert_eq!(json(&body)["size"], model.len());
     assert_eq!(
         send(&app, put_blob(&tok, Some(TOKEN))).await.0.status(),
         StatusCode::CREATED
@@ -679,7 +693,7 @@ async fn health_ready_metrics_openapi() {
     let (res, body) = get(&app, "/readyz").await;
     assert_eq!((res.status(), body.as_slice()), (StatusCode::OK, &b"ready\n"[..]));
 
-    let h = hash(&f.model1);
+    let h = hash(&f.blob);
     get(&app, &format!("/v1/blobs/sha256/{h}")).await;
     send(
         &app,

@@ -3,9 +3,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,15 +14,6 @@ use common::*;
 use model_server::Config;
 
 const BIN: &str = env!("CARGO_BIN_EXE_model-server");
-
-fn int8_bundle() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2/int8");
-    assert!(
-        p.join("manifest.json").exists(),
-        "run scripts/fetch-models.sh first"
-    );
-    p
-}
 
 fn cli(args: &[&str]) -> std::process::Output {
     let out = Command::new(BIN).args(args).output().unwrap();
@@ -34,26 +25,8 @@ fn cli(args: &[&str]) -> std::process::Output {
     out
 }
 
-/// One HTTP/1.1 request over a plain socket; returns (status, headers, body).
 fn http(addr: &str, method: &str, path: &str) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, head.to_ascii_lowercase(), raw[split + 4..].to_vec())
-}
-
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
+    http_request(addr, method, path, &[], b"")
 }
 
 #[test]
@@ -73,13 +46,7 @@ fn publish_alias_serve_and_shut_down_gracefully() {
     // Publishing the same bundle again changes nothing.
     let out = cli(&["publish", "--data", d, int8_bundle().to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("already published"));
-    let other = write_bundle(
-        tmp.path(),
-        "all-MiniLM-L6-v2",
-        "2.0.0-test",
-        &bytes(5, 1000),
-        b"{}",
-    );
+    let other = write_real_bundle(tmp.path(), "all-MiniLM-L6-v2", "2.0.0-test", 5);
     cli(&["publish", "--data", d, other.to_str().unwrap()]);
     cli(&[
         "alias",
@@ -92,13 +59,7 @@ fn publish_alias_serve_and_shut_down_gracefully() {
     ]);
 
     // Same name@version with different content: refused, exit code non-zero.
-    let clash = write_bundle(
-        &tmp.path().join("clash"),
-        "all-MiniLM-L6-v2",
-        "2.0.0-test",
-        &bytes(6, 1000),
-        b"{}",
-    );
+    let clash = write_real_bundle(&tmp.path().join("clash"), "all-MiniLM-L6-v2", "2.0.0-test", 6);
     let out = Command::new(BIN)
         .args(["publish", "--data", d, clash.to_str().unwrap()])
         .output()
@@ -203,13 +164,13 @@ async fn sigkill_mid_publish_leaves_the_registry_consistent() {
         "latest",
     ]);
     let v1_manifest = std::fs::read(v1.join("manifest.json")).unwrap();
-    let v2_model = bytes(7, 3_000_000);
+    let v2_model = model_variant(7, 3_000_000);
     let v2 = write_bundle(
         tmp.path(),
         "all-MiniLM-L6-v2",
         "1.1.0-test",
         &v2_model,
-        b"{\"v\": 2}",
+        &tokenizer_variant(7),
     );
     let v2_hash = akidb_core::sha256_hex(&v2_model);
 
@@ -252,7 +213,7 @@ async fn sigkill_mid_publish_leaves_the_registry_consistent() {
         assert_eq!(
             std::fs::read_dir(data.join("blobs/tmp")).unwrap().count(),
             0,
-            "opening the store clears temp files"
+            "opening the store clears the temp files of writers that are gone"
         );
         let db = rusqlite_check(&data);
         assert_eq!(db, "ok", "{point}");

@@ -1,0 +1,217 @@
+//! Blob routes: download (Range, If-None-Match, If-Range, HEAD) and upload (hashed as it streams).
+
+use super::*;
+
+/// Answer to a blob upload.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct BlobStored {
+    /// The blob's sha256.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+pub(crate) enum RangeOutcome {
+    Full,
+    Partial(u64, u64),
+    Unsatisfiable,
+}
+
+/// One `bytes=` range (RFC 9110). Several ranges or a malformed header: the whole blob.
+pub(crate) fn parse_range(value: &str, len: u64) -> RangeOutcome {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return RangeOutcome::Full;
+    };
+    if spec.contains(',') {
+        return RangeOutcome::Full;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeOutcome::Full;
+    };
+    // Digits only; a position past u64 is past any blob's end, so it saturates (RFC 9110 allows any length).
+    let num = |s: &str| {
+        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+            None
+        } else {
+            Some(s.parse::<u64>().unwrap_or(u64::MAX))
+        }
+    };
+    match (a.trim(), b.trim()) {
+        ("", suffix) => match num(suffix) {
+            Some(0) => RangeOutcome::Unsatisfiable,
+            Some(_) if len == 0 => RangeOutcome::Unsatisfiable,
+            Some(n) => RangeOutcome::Partial(len.saturating_sub(n), len - 1),
+            None => RangeOutcome::Full,
+        },
+        (start, "") => match num(start) {
+            Some(s) if s < len => RangeOutcome::Partial(s, len - 1),
+            Some(_) => RangeOutcome::Unsatisfiable,
+            None => RangeOutcome::Full,
+        },
+        (start, end) => match (num(start), num(end)) {
+            (Some(s), Some(e)) if s > e => RangeOutcome::Full,
+            (Some(s), Some(_)) if s >= len => RangeOutcome::Unsatisfiable,
+            (Some(s), Some(e)) => RangeOutcome::Partial(s, e.min(len - 1)),
+            _ => RangeOutcome::Full,
+        },
+    }
+}
+
+/// A blob's bytes by sha256: immutable, with Range, If-None-Match, If-Range and HEAD.
+#[utoipa::path(get, path = "/v1/blobs/sha256/{sha256}", tag = "read",
+    params(("sha256" = String, Path, description = "64 lower-case hex digits", min_length = 64, max_length = 64, pattern = "^[0-9a-f]{64}$")),
+    responses(
+        (status = 200, description = "The bytes (immutable)", content_type = "application/octet-stream", body = String,
+            headers(("ETag" = String, description = "The quoted sha256"), ("Accept-Ranges" = String))),
+        (status = 206, description = "One range of the bytes", content_type = "application/octet-stream", body = String,
+            headers(("Content-Range" = String))),
+        (status = 304, description = "If-None-Match matched"),
+        (status = 400, description = "Not a sha256", body = ErrorBody),
+        (status = 404, description = "No such blob", body = ErrorBody),
+        (status = 416, description = "Range not satisfiable", body = ErrorBody)))]
+pub(crate) async fn get_blob(
+    State(st): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    P(hash): P<String>,
+) -> Result<Response, ApiError> {
+    let hash = parse_hash(&hash)?;
+    let store = st.0.store.clone();
+    let h = hash.clone();
+    let bytes = blocking(move || store.get(&h).map_err(ApiError::internal))
+        .await?
+        .ok_or_else(|| ApiError::not_found("blob"))?;
+    let len = bytes.len() as u64;
+    let etag = format!("\"{hash}\"");
+    let base = || {
+        Response::builder()
+            .header(header::ETAG, &etag)
+            .header(header::CACHE_CONTROL, IMMUTABLE)
+            .header(header::ACCEPT_RANGES, "bytes")
+    };
+    if etag_matches(&headers, &etag) {
+        return base()
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+            .map_err(ApiError::internal);
+    }
+    let if_range_ok = headers
+        .get(header::IF_RANGE)
+        .is_none_or(|v| v.as_bytes() == etag.as_bytes());
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(v) if if_range_ok => parse_range(v, len),
+        _ => RangeOutcome::Full,
+    };
+    let (status, body, content_range) = match range {
+        RangeOutcome::Full => (StatusCode::OK, bytes, None),
+        RangeOutcome::Partial(s, e) => (
+            StatusCode::PARTIAL_CONTENT,
+            bytes.slice(s as usize..=e as usize),
+            Some(format!("bytes {s}-{e}/{len}")),
+        ),
+        RangeOutcome::Unsatisfiable => {
+            let mut r =
+                ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable").into_response();
+            r.headers_mut().insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{len}")).map_err(ApiError::internal)?,
+            );
+            return Ok(r);
+        }
+    };
+    let mut b = base()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, body.len());
+    if let Some(cr) = content_range {
+        b = b.header(header::CONTENT_RANGE, cr);
+    }
+    let body = if method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(body)
+    };
+    b.body(body).map_err(ApiError::internal)
+}
+
+/// Uploads a blob under its sha256 (step 1 of the HTTP publish). The bytes are hashed as they arrive,
+/// stored only when they match, and durable before the answer.
+#[utoipa::path(put, path = "/v1/blobs/sha256/{sha256}", tag = "write",
+    params(("sha256" = String, Path, description = "64 lower-case hex digits: the sha256 of the body", min_length = 64, max_length = 64, pattern = "^[0-9a-f]{64}$")),
+    request_body(content = String, content_type = "application/octet-stream", description = "The bytes"),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Stored", body = BlobStored),
+        (status = 200, description = "Already stored", body = BlobStored),
+        (status = 400, description = "Not a sha256, or the body hashes to something else", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 403, description = "Read-only server", body = ErrorBody),
+        (status = 404, description = "No such route (an empty path parameter)", body = ErrorBody),
+        (status = 413, description = "Larger than the limit", body = ErrorBody)))]
+pub(crate) async fn put_blob(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    P(hash): P<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    authorize(&st, &headers)?;
+    refuse_encoded_body(&headers)?;
+    let hash = parse_hash(&hash)?;
+    let limit = st.0.config.max_blob_bytes;
+    if let Some(n) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+    {
+        if n > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("blob is larger than {limit} bytes"),
+            ));
+        }
+    }
+    let store = st.0.store.clone();
+    let h = hash.clone();
+    let existed = blocking(move || store.size(&h).map_err(ApiError::internal))
+        .await?
+        .is_some();
+    use futures_util::TryStreamExt;
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = tokio_util::io::StreamReader::new(stream);
+    let store = st.0.store.clone();
+    let h = hash.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut sync = tokio_util::io::SyncIoBridge::new(reader);
+        store.put(&h, &mut sync, limit)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    match result {
+        Ok(size) => {
+            let status = if existed {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            let mut r = (
+                status,
+                Json(BlobStored {
+                    sha256: hash.to_string(),
+                    size,
+                }),
+            )
+                .into_response();
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
+            Ok(r)
+        }
+        Err(e @ PutError::HashMismatch { .. }) => Err(ApiError::new(StatusCode::BAD_REQUEST, e.to_string())),
+        Err(e @ PutError::TooLarge { .. }) => {
+            Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()))
+        }
+        Err(PutError::Io(e)) if e.kind() == std::io::ErrorKind::Other => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("reading the upload: {e}"),
+        )),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}

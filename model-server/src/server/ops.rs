@@ -1,0 +1,169 @@
+//! Operational routes and middleware: health, readiness, metrics, response headers, compression policy,
+//! and the confined static site (`--static`).
+
+use super::*;
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "Alive", body = String, content_type = "text/plain")))]
+pub(crate) async fn healthz() -> Response {
+    ([(header::CACHE_CONTROL, NO_STORE)], "ok\n").into_response()
+}
+
+/// Readiness: the registry database and the blob store both work.
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses(
+    (status = 200, description = "Ready", body = String, content_type = "text/plain"),
+    (status = 503, description = "Not ready", body = String, content_type = "text/plain")))]
+pub(crate) async fn readyz(State(st): State<AppState>) -> Response {
+    let st2 = st.clone();
+    let checks = tokio::task::spawn_blocking(move || (st2.0.registry.check(), st2.0.store.check())).await;
+    let (status, msg) = match checks {
+        Ok((Ok(()), Ok(()))) => (StatusCode::OK, "ready\n".to_owned()),
+        checks => {
+            let msg = format!("not ready: {checks:?}\n");
+            tracing::warn!("{}", msg.trim_end());
+            (StatusCode::SERVICE_UNAVAILABLE, msg)
+        }
+    };
+    (status, [(header::CACHE_CONTROL, NO_STORE)], msg).into_response()
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+pub(crate) async fn metrics(State(st): State<AppState>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; version=0.0.4"),
+            (header::CACHE_CONTROL, NO_STORE),
+        ],
+        st.0.metrics.render(),
+    )
+        .into_response()
+}
+
+pub(crate) async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| {
+            if st.0.config.static_dir.is_some() {
+                "static".into()
+            } else {
+                "unmatched".into()
+            }
+        });
+    let method = req.method().clone();
+    let mut res = next.run(req).await;
+    res.headers_mut().insert(
+        HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("cross-origin"),
+    );
+    res.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    let bytes = if method == Method::HEAD {
+        0
+    } else {
+        res.body().size_hint().exact().unwrap_or(0)
+    };
+    st.0.metrics.observe(
+        &route,
+        method.as_str(),
+        res.status().as_u16(),
+        bytes,
+        start.elapsed(),
+    );
+    res
+}
+
+/// Compress JSON only (listings, OpenAPI, errors): never model bytes, and never responses with a strong
+/// `ETag` (manifests), whose bytes clients verify and whose validator names the identity encoding.
+pub(crate) fn compress_json(
+    status: StatusCode,
+    _: axum::http::Version,
+    headers: &HeaderMap,
+    _: &axum::http::Extensions,
+) -> bool {
+    let _ = status;
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"))
+        && !headers.contains_key(header::ETAG)
+}
+
+/// Decodes `%XX` escapes; `None` for a malformed escape or bytes that are not UTF-8.
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Whether a path segment may be served: not empty, no dotfile (`.env`, `.git`, `..`), no separators or
+/// NUL that the OS would read differently.
+pub(crate) fn servable_segment(seg: &str) -> bool {
+    !seg.is_empty() && !seg.starts_with('.') && !seg.contains(['/', '\\', '\0'])
+}
+
+/// The file a static request names, resolved (symlinks followed) and confined: it must lie inside `root`
+/// (itself resolved) after resolution, and no component of its resolved path below `root` may be a
+/// dotfile. A directory means its `index.html`. `None` for anything else.
+pub(crate) fn resolve_static(root: &std::path::Path, segments: &[String]) -> Option<PathBuf> {
+    let confined = |p: PathBuf| -> Option<PathBuf> {
+        let real = p.canonicalize().ok()?;
+        let below = real.strip_prefix(root).ok()?;
+        below
+            .components()
+            .all(|c| servable_segment(&c.as_os_str().to_string_lossy()))
+            .then_some(real)
+    };
+    let mut real = confined(segments.iter().fold(root.to_path_buf(), |p, s| p.join(s)))?;
+    if real.is_dir() {
+        real = confined(real.join("index.html"))?;
+    }
+    real.is_file().then_some(real)
+}
+
+/// The static site (`--static`): GET and HEAD of files inside the directory, never outside it (a symlink
+/// out of it, `..`) and never a dotfile; everything else is a JSON 404 (or 405 for other methods).
+pub(crate) async fn serve_static(root: Arc<PathBuf>, req: Request) -> Response {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "the static site is read-only").into_response();
+    }
+    let segments: Option<Vec<String>> = percent_decode(req.uri().path()).and_then(|p| {
+        p.split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| servable_segment(s).then(|| s.to_owned()))
+            .collect()
+    });
+    let Some(segments) = segments else {
+        return not_found().await.into_response();
+    };
+    let file = tokio::task::spawn_blocking(move || resolve_static(&root, &segments))
+        .await
+        .ok()
+        .flatten();
+    let Some(file) = file else {
+        return not_found().await.into_response();
+    };
+    use tower::ServiceExt;
+    let Ok(res) = ServeFile::new(file).oneshot(req).await;
+    // ServeFile answers 500 for odd names the OS refuses (too long, ...): those are 404s here.
+    if res.status().is_server_error() {
+        return not_found().await.into_response();
+    }
+    res.map(Body::new)
+}

@@ -1,0 +1,216 @@
+//! Write routes: publish a manifest, move an alias; bearer-token authorisation and request-body guards.
+
+use super::*;
+
+/// Answer to a manifest publish.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Published {
+    /// Model name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// sha256 of the manifest.
+    pub manifest_sha256: String,
+    /// `true` when the version is new, `false` when the same manifest was already published.
+    pub created: bool,
+}
+
+/// Body of an alias update, and its answer.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AliasTarget {
+    /// The version the alias points to.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"
+    )]
+    pub version: String,
+}
+
+pub(crate) fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if st.0.config.read_only {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "this server is read-only"));
+    }
+    let Some(token) = st.0.config.token.as_deref() else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "writes are disabled: no token configured",
+        ));
+    };
+    let given = bearer_token(headers).unwrap_or("");
+    // Compare digests, not the tokens: both are 32 bytes whatever the lengths, and every byte is compared,
+    // so neither the token's length nor the position of the first difference shows in the timing.
+    let (given, expected) = (Sha256::digest(given.as_bytes()), Sha256::digest(token.as_bytes()));
+    let same = given
+        .iter()
+        .zip(expected.iter())
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        ))
+    }
+}
+
+/// The credentials of `Authorization: Bearer TOKEN`; the scheme is case-insensitive (RFC 9110 §11.1).
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
+/// Request bodies are stored and hashed as sent, so a compressed one can only be refused: 415, naming the
+/// encoding (RFC 9110 §15.5.16).
+pub(crate) fn refuse_encoded_body(headers: &HeaderMap) -> Result<(), ApiError> {
+    match headers.get(header::CONTENT_ENCODING) {
+        None => Ok(()),
+        Some(v)
+            if v.to_str()
+                .is_ok_and(|e| e.trim().eq_ignore_ascii_case("identity")) =>
+        {
+            Ok(())
+        }
+        Some(v) => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "Content-Encoding `{}` is not accepted: send the body uncompressed",
+                String::from_utf8_lossy(v.as_bytes())
+            ),
+        )),
+    }
+}
+
+pub(crate) async fn read_small_body(st: &AppState, body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, st.0.config.max_manifest_bytes)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body too large"))
+}
+
+/// Publishes a version (step 2 of the HTTP publish): the body is the bundle's `manifest.json`; every file it
+/// lists must have been uploaded as a blob. The version is recorded atomically; republishing the same bytes
+/// is a no-op (200), different bytes for an existing version are refused (409).
+#[utoipa::path(put, path = "/v1/models/{name}/{version}/manifest.json", tag = "write",
+    params(("name" = String, Path, description = "Model name (must match the manifest)", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"),
+           ("version" = String, Path, description = "Version (must match the manifest; not `aliases`)", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")),
+    request_body(content = ManifestDoc, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Published", body = Published),
+        (status = 200, description = "Already published with these bytes", body = Published),
+        (status = 400, description = "Malformed manifest or URL", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 403, description = "Read-only server", body = ErrorBody),
+        (status = 404, description = "No such route (an empty path parameter)", body = ErrorBody),
+        (status = 409, description = "This version exists with other content", body = ErrorBody),
+        (status = 413, description = "Larger than the limit", body = ErrorBody),
+        (status = 422, description = "Blobs the manifest lists are missing", body = ErrorBody)))]
+pub(crate) async fn put_manifest(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    P((name, version)): P<(String, String)>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    authorize(&st, &headers)?;
+    refuse_encoded_body(&headers)?;
+    check_name("model name", &name)?;
+    check_version(&version)?;
+    let bytes = read_small_body(&st, body).await?;
+    let manifest = akidb_core::Manifest::from_json(&bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    if manifest.name != name || manifest.version != version {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the manifest is {}@{}, not {name}@{version}",
+                manifest.name, manifest.version
+            ),
+        ));
+    }
+    let manifest_sha256 = akidb_core::sha256_hex(&bytes);
+    let st2 = st.clone();
+    let (manifest, recorded) = blocking(move || {
+        Ok(publish_manifest(
+            &st2.0.registry,
+            st2.0.store.as_ref(),
+            &bytes,
+            &[],
+        )?)
+    })
+    .await?;
+    let created = recorded == Recorded::Created;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    tracing::info!(name = %manifest.name, version = %manifest.version, created, "published");
+    // Recorded (Created or Unchanged) means the registry holds exactly these bytes.
+    let body = Published {
+        manifest_sha256,
+        name,
+        version,
+        created,
+    };
+    let mut r = (status, Json(body)).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
+    Ok(r)
+}
+
+/// `GET /v1/models/{name}/aliases/manifest.json` is the manifest URL of a version named `aliases`, which
+/// is reserved: a 400 that says so. Any other GET of the alias route is a 405 (the route is PUT-only).
+pub(crate) async fn get_reserved_version(P((_, alias)): P<(String, String)>, method: Method) -> ApiError {
+    if alias == "manifest.json" {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("`{RESERVED_VERSION}` is reserved and is not a version"),
+        )
+    } else {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed on this route"),
+        )
+    }
+}
+
+/// Points an alias (e.g. `latest`) at a version.
+#[utoipa::path(put, path = "/v1/models/{name}/aliases/{alias}", tag = "write",
+    params(("name" = String, Path, description = "Model name", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"),
+           ("alias" = String, Path, description = "Alias (not `aliases`)", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")),
+    request_body(content = AliasTarget, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The alias now points at the version", body = AliasTarget),
+        (status = 400, description = "Malformed name, alias or body", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 403, description = "Read-only server", body = ErrorBody),
+        (status = 404, description = "No such version", body = ErrorBody),
+        (status = 413, description = "Larger than the limit", body = ErrorBody)))]
+pub(crate) async fn put_alias(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    P((name, alias)): P<(String, String)>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    authorize(&st, &headers)?;
+    refuse_encoded_body(&headers)?;
+    check_name("model name", &name)?;
+    check_name("alias", &alias)?;
+    let bytes = read_small_body(&st, body).await?;
+    let target: AliasTarget = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body: {e}")))?;
+    check_version(&target.version)?;
+    let (n, a, v) = (name.clone(), alias.clone(), target.version.clone());
+    st.db(move |r| r.set_alias(&n, &a, &v)).await?;
+    tracing::info!(%name, %alias, version = %target.version, "alias set");
+    let mut r = Json(target).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
+    Ok(r)
+}
