@@ -75,13 +75,18 @@ if [ -n "$model_data" ]; then
   say "== model data $model_data -> $model_store:/var/lib/akidb/model-server"
   [ -f "$model_data/registry.sqlite" ] || die "$model_data is not a model-server data directory (no registry.sqlite)"
   digest=$(cd "$model_data" && find . -type f ! -name '*-wal' ! -name '*-shm' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-64)
-  # shellcheck disable=SC2086
-  there=$(ssh $SSH_OPTS "$model_store" sudo cat /var/lib/akidb/model-server/.akidb-content 2>/dev/null || true)
+  # The directory on the board, expanded there (single quotes); AKIDB_NODE_ROOT is unset on a board (sudo
+  # drops it anyway) and lets the tests point it at a directory standing for the board.
+  # shellcheck disable=SC2016
+  store='${AKIDB_NODE_ROOT:-}/var/lib/akidb/model-server'
+  # shellcheck disable=SC2086,SC2029
+  there=$(ssh $SSH_OPTS "$model_store" "sudo sh -c 'cat $store/.akidb-content 2>/dev/null || true'") ||
+    die "$model_store: cannot read $store over ssh"
   if [ "$there" != "$digest" ]; then
     tar -C "$model_data" --exclude='*-wal' --exclude='*-shm' -cf "$work/model-data.tar" .
     # shellcheck disable=SC2086
     act_in "$work/model-data.tar" ssh $SSH_OPTS "$model_store" sudo sh -c \
-      "'mkdir -p /var/lib/akidb/model-server && tar -C /var/lib/akidb/model-server -xf - && echo $digest > /var/lib/akidb/model-server/.akidb-content && chown -R 65532:65532 /var/lib/akidb/model-server'"
+      "'mkdir -p $store && tar -C $store -xf - && echo $digest > $store/.akidb-content && chown -R 65532:65532 $store'"
   fi
 fi
 

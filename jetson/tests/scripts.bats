@@ -257,3 +257,27 @@ deploy_args() {
   FAKE_FAIL='rollout undo daemonset' run "$scripts/rollback.sh" undo
   [ "$status" -ne 0 ]
 }
+
+@test "deploy: the model data goes to the model-store board once, owned by the service's user" {
+  five_boards
+  images 0.1.0-abc
+  data=$BATS_TEST_TMPDIR/data
+  mkdir -p "$data/blobs/sha256"
+  echo db >"$data/registry.sqlite"
+  echo blob >"$data/blobs/sha256/ab"
+  # shellcheck disable=SC2046
+  run "$scripts/deploy.sh" $(deploy_args) --model-data "$data" --model-store ubuntu@jetson-0
+  [ "$status" -eq 0 ]
+  store=$FAKE_BOARDS/jetson-0/var/lib/akidb/model-server
+  [ "$(cat "$store/blobs/sha256/ab")" = blob ]
+  [ "$(stat -c %u "$store/registry.sqlite")" = 65532 ]
+  grep -q '^+ ssh .* ubuntu@jetson-0 sudo sh -c' <<<"$output"
+  # shellcheck disable=SC2046
+  run "$scripts/deploy.sh" $(deploy_args) --model-data "$data" --model-store ubuntu@jetson-0
+  [ "$status" -eq 0 ]
+  refute grep -q '^+ ssh .* sudo sh -c' <<<"$output"
+  echo db2 >"$data/registry.sqlite"
+  # shellcheck disable=SC2046
+  run "$scripts/deploy.sh" $(deploy_args) --model-data "$data" --model-store ubuntu@jetson-0
+  [ "$(cat "$store/registry.sqlite")" = db2 ]
+}
