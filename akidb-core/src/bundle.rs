@@ -1,235 +1,8 @@
-//! The versioned model bundle every tier shares: `manifest.json` plus the files it lists.
-
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+//! A verified bundle in memory: the manifest and the bytes of the files it lists, each checked by size
+//! and sha256 before anything reads them.
 
 use crate::error::{Error, Result};
-
-/// The file name of a bundle's manifest, at the bundle's root.
-pub const MANIFEST_FILE: &str = "manifest.json";
-/// The manifest format this build reads and writes.
-pub const FORMAT_VERSION: u64 = 1;
-
-/// How token vectors become one sentence vector.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Pooling {
-    /// Average of the token vectors under the attention mask (sentence-transformers' default).
-    Mean,
-    /// The `[CLS]` token's vector.
-    Cls,
-}
-
-/// How the model's weights are stored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Quantization {
-    /// Plain fp32 weights.
-    None,
-    /// int8 weights dequantised in the graph (Cast then Mul by a scale); activations stay fp32.
-    Int8Weights,
-}
-
-/// What a file in the bundle is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FileRole {
-    /// The ONNX model.
-    Model,
-    /// The Hugging Face `tokenizer.json`.
-    Tokenizer,
-}
-
-/// One file of a bundle, pinned by size and content hash.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileEntry {
-    /// Path relative to the bundle root: a plain file name, no directories.
-    pub path: String,
-    /// What the file is for.
-    pub role: FileRole,
-    /// Length in bytes.
-    pub size: u64,
-    /// Lower-case hex sha256 of the content.
-    pub sha256: String,
-}
-
-/// The names of the ONNX graph's inputs and output.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OnnxIo {
-    /// Token ids input, int64 `[batch, sequence]`.
-    pub input_ids: String,
-    /// Attention mask input, int64 `[batch, sequence]`.
-    pub attention_mask: String,
-    /// Token type ids input, if the graph has one.
-    pub token_type_ids: Option<String>,
-    /// Token embeddings output, f32 `[batch, sequence, dim]`.
-    pub output: String,
-}
-
-/// A bundle's `manifest.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Manifest {
-    /// Always [`FORMAT_VERSION`] for bundles this build writes.
-    pub format_version: u64,
-    /// Model name, e.g. `all-MiniLM-L6-v2`.
-    pub name: String,
-    /// Bundle version, e.g. `1.0.0-int8`.
-    pub version: String,
-    /// Embedding dimension.
-    pub dim: usize,
-    /// Longest token sequence the model sees, special tokens included; longer texts are truncated.
-    pub max_seq_length: usize,
-    /// Pooling of token vectors.
-    pub pooling: Pooling,
-    /// Whether embeddings are L2-normalised.
-    pub normalize: bool,
-    /// Weight storage.
-    pub quantization: Quantization,
-    /// ONNX input and output names.
-    pub onnx: OnnxIo,
-    /// Every file of the bundle except the manifest itself.
-    pub files: Vec<FileEntry>,
-}
-
-/// Lower-case hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// A path is safe when it names a file directly in the bundle root.
-fn is_plain_file_name(path: &str) -> bool {
-    !path.is_empty()
-        && path.len() <= 255
-        && path != "."
-        && path != ".."
-        && path != MANIFEST_FILE
-        && path
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
-impl Manifest {
-    /// Parses and checks `manifest.json`.
-    ///
-    /// The format version is checked before the rest, so a manifest from a newer format is reported as
-    /// such rather than as a missing field.
-    pub fn from_json(bytes: &[u8]) -> Result<Manifest> {
-        #[derive(Deserialize)]
-        struct Probe {
-            format_version: Option<serde_json::Value>,
-        }
-        let probe: Probe = serde_json::from_slice(bytes).map_err(|e| Error::ManifestSyntax(e.to_string()))?;
-        match probe.format_version {
-            None => return Err(Error::ManifestSyntax("missing field `format_version`".into())),
-            Some(v) if v.as_u64() == Some(FORMAT_VERSION) => {}
-            Some(v) => {
-                return Err(Error::UnsupportedFormat {
-                    found: v.as_u64().unwrap_or(u64::MAX),
-                    supported: FORMAT_VERSION,
-                })
-            }
-        }
-        let manifest: Manifest =
-            serde_json::from_slice(bytes).map_err(|e| Error::ManifestSyntax(e.to_string()))?;
-        manifest.validate()?;
-        Ok(manifest)
-    }
-
-    /// Serialises the manifest as pretty JSON with a trailing newline.
-    pub fn to_json(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec_pretty(self).expect("a manifest always serialises");
-        out.push(b'\n');
-        out
-    }
-
-    fn validate(&self) -> Result<()> {
-        let invalid = |msg: String| Err(Error::InvalidManifest(msg));
-        if self.name.trim().is_empty() || self.version.trim().is_empty() {
-            return invalid("`name` and `version` must not be empty".into());
-        }
-        if self.dim == 0 {
-            return invalid("`dim` must be positive".into());
-        }
-        if self.max_seq_length < 2 {
-            return invalid("`max_seq_length` must leave room for [CLS] and [SEP] (at least 2)".into());
-        }
-        for entry in &self.files {
-            if !is_plain_file_name(&entry.path) {
-                return invalid(format!(
-                    "file path `{}` is not a plain file name (letters, digits, '.', '_', '-')",
-                    entry.path.escape_debug()
-                ));
-            }
-            if entry.sha256.len() != 64
-                || !entry
-                    .sha256
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-            {
-                return invalid(format!(
-                    "file `{}` has a malformed sha256 `{}`",
-                    entry.path, entry.sha256
-                ));
-            }
-        }
-        for (i, entry) in self.files.iter().enumerate() {
-            if self.files[..i].iter().any(|e| e.path == entry.path) {
-                return invalid(format!("file `{}` is listed twice", entry.path));
-            }
-        }
-        for role in [FileRole::Model, FileRole::Tokenizer] {
-            let n = self.files.iter().filter(|f| f.role == role).count();
-            if n != 1 {
-                return invalid(format!("expected exactly one file with role {role:?}, found {n}"));
-            }
-        }
-        Ok(())
-    }
-
-    /// The entry holding the file with `role`.
-    pub fn file(&self, role: FileRole) -> &FileEntry {
-        self.files
-            .iter()
-            .find(|f| f.role == role)
-            .expect("validated manifests have every role")
-    }
-
-    /// Total size of the bundle's files, in bytes.
-    pub fn total_size(&self) -> u64 {
-        self.files.iter().map(|f| f.size).sum()
-    }
-
-    /// Checks `bytes` against the entry for `path`: size first (cheap), then sha256.
-    pub fn verify_file(&self, entry: &FileEntry, bytes: &[u8]) -> Result<()> {
-        self.verify_hashed_file(entry, bytes, || sha256_hex(bytes))
-    }
-
-    /// Checks `bytes` against `entry` by size, then by the sha256 `digest` gives (computed only if the
-    /// size matches).
-    fn verify_hashed_file(
-        &self,
-        entry: &FileEntry,
-        bytes: &[u8],
-        digest: impl FnOnce() -> String,
-    ) -> Result<()> {
-        if bytes.len() as u64 != entry.size {
-            return Err(Error::SizeMismatch {
-                path: entry.path.clone(),
-                expected: entry.size,
-                actual: bytes.len() as u64,
-            });
-        }
-        let actual = digest();
-        if !actual.eq_ignore_ascii_case(&entry.sha256) {
-            return Err(Error::HashMismatch {
-                path: entry.path.clone(),
-                expected: entry.sha256.clone(),
-                actual,
-            });
-        }
-        Ok(())
-    }
-}
+use crate::manifest::{sha256_hex, FileRole, Manifest};
 
 /// A bundle file's bytes with the sha256 its caller computed of them, for [`Bundle::from_hashed_files`].
 #[derive(Clone, Debug)]
@@ -256,27 +29,17 @@ impl std::fmt::Debug for Bundle {
     }
 }
 
-/// What a caller states when building a bundle; the rest is read off the model.
-#[derive(Clone, Debug)]
-pub struct BundleSpec {
-    /// Model name.
-    pub name: String,
-    /// Bundle version.
-    pub version: String,
-    /// Pooling (mean for sentence-transformers models).
-    pub pooling: Pooling,
-    /// Truncation length, special tokens included (256 for all-MiniLM-L6-v2).
-    pub max_seq_length: usize,
-    /// Whether to L2-normalise.
-    pub normalize: bool,
-}
-
-/// File name of the model inside bundles this build writes.
-pub const MODEL_FILE: &str = "model.onnx";
-/// File name of the tokenizer inside bundles this build writes.
-pub const TOKENIZER_FILE: &str = "tokenizer.json";
-
 impl Bundle {
+    /// Wraps bytes that `manifest` describes, without checking them: for [`Bundle::create`], which
+    /// wrote the manifest from these very bytes.
+    pub(crate) fn from_verified_parts(manifest: Manifest, model: Vec<u8>, tokenizer: Vec<u8>) -> Bundle {
+        Bundle {
+            manifest,
+            model,
+            tokenizer,
+        }
+    }
+
     /// Loads a bundle from its manifest and a reader of its files, verifying every file's size and sha256.
     ///
     /// `read_file` gets each path the manifest lists and returns its bytes, or `None` if it is absent.
@@ -330,45 +93,6 @@ impl Bundle {
         })
     }
 
-    /// Builds a new bundle from a model and a tokenizer, checking that both load and that the model has
-    /// positions for `max_seq_length` tokens, and reading the embedding dimension, quantisation and ONNX
-    /// names off the model.
-    pub fn create(spec: BundleSpec, model: Vec<u8>, tokenizer: Vec<u8>) -> Result<Bundle> {
-        crate::tokenize::TextTokenizer::from_bytes(&tokenizer, TOKENIZER_FILE, spec.max_seq_length)?;
-        let facts = crate::model::inspect(&model, MODEL_FILE, spec.max_seq_length)?;
-        let manifest = Manifest {
-            format_version: FORMAT_VERSION,
-            name: spec.name,
-            version: spec.version,
-            dim: facts.dim,
-            max_seq_length: spec.max_seq_length,
-            pooling: spec.pooling,
-            normalize: spec.normalize,
-            quantization: facts.quantization,
-            onnx: facts.io,
-            files: vec![
-                FileEntry {
-                    path: MODEL_FILE.into(),
-                    role: FileRole::Model,
-                    size: model.len() as u64,
-                    sha256: sha256_hex(&model),
-                },
-                FileEntry {
-                    path: TOKENIZER_FILE.into(),
-                    role: FileRole::Tokenizer,
-                    size: tokenizer.len() as u64,
-                    sha256: sha256_hex(&tokenizer),
-                },
-            ],
-        };
-        manifest.validate()?;
-        Ok(Bundle {
-            manifest,
-            model,
-            tokenizer,
-        })
-    }
-
     /// The manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
@@ -399,95 +123,7 @@ impl Bundle {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn manifest() -> serde_json::Value {
-        serde_json::json!({
-            "format_version": 1, "name": "m", "version": "1", "dim": 4, "max_seq_length": 8,
-            "pooling": "mean", "normalize": true, "quantization": "none",
-            "onnx": {"input_ids": "input_ids", "attention_mask": "attention_mask", "token_type_ids": null, "output": "out"},
-            "files": [
-                {"path": "model.onnx", "role": "model", "size": 3, "sha256": sha256_hex(b"abc")},
-                {"path": "tokenizer.json", "role": "tokenizer", "size": 2, "sha256": sha256_hex(b"{}")}
-            ]
-        })
-    }
-
-    fn parse(v: &serde_json::Value) -> Result<Manifest> {
-        Manifest::from_json(&serde_json::to_vec(v).unwrap())
-    }
-
-    #[test]
-    fn a_valid_manifest_round_trips() {
-        let m = parse(&manifest()).unwrap();
-        assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
-        assert_eq!(m.total_size(), 5);
-    }
-
-    #[test]
-    fn unsafe_or_odd_paths_are_refused() {
-        for bad in [
-            "../model.onnx",
-            "/etc/passwd",
-            "a/b",
-            "..",
-            ".",
-            "",
-            "manifest.json",
-            "nul\0x",
-            "%2e%2e",
-        ] {
-            let mut v = manifest();
-            v["files"][0]["path"] = bad.into();
-            assert!(
-                matches!(parse(&v), Err(Error::InvalidManifest(_))),
-                "{bad:?} accepted"
-            );
-        }
-        let mut v = manifest();
-        v["files"][0]["path"] = "x".repeat(300).into();
-        assert!(parse(&v).is_err());
-    }
-
-    #[test]
-    fn format_version_is_checked_first() {
-        let v = serde_json::json!({"format_version": 2});
-        assert!(matches!(
-            parse(&v),
-            Err(Error::UnsupportedFormat {
-                found: 2,
-                supported: 1
-            })
-        ));
-        assert!(matches!(
-            parse(&serde_json::json!({"name": "x"})),
-            Err(Error::ManifestSyntax(_))
-        ));
-        assert!(matches!(
-            Manifest::from_json(b"{not json"),
-            Err(Error::ManifestSyntax(_))
-        ));
-    }
-
-    #[test]
-    fn roles_must_be_unique_and_complete() {
-        let mut v = manifest();
-        v["files"][1]["role"] = "model".into();
-        let err = parse(&v).unwrap_err().to_string();
-        assert!(err.contains("exactly one file with role"), "{err}");
-    }
-
-    #[test]
-    fn files_are_verified_by_size_then_hash() {
-        let m = parse(&manifest()).unwrap();
-        let entry = m.file(FileRole::Model);
-        assert!(m.verify_file(entry, b"abc").is_ok());
-        assert!(matches!(
-            m.verify_file(entry, b"ab"),
-            Err(Error::SizeMismatch { .. })
-        ));
-        let err = m.verify_file(entry, b"abd").unwrap_err().to_string();
-        assert!(err.contains("model.onnx") && err.contains("corrupt"), "{err}");
-    }
+    use crate::manifest::tests::manifest;
 
     #[test]
     fn a_bundle_with_a_missing_file_names_it() {

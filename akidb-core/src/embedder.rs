@@ -1,8 +1,9 @@
 //! Texts in, normalised sentence vectors out.
 
 use crate::batching::plan_chunks;
-use crate::bundle::{Bundle, FileRole, Manifest, Pooling};
+use crate::bundle::Bundle;
 use crate::error::{Error, Result};
+use crate::manifest::{FileRole, Manifest, Pooling};
 use crate::model::{PaddedBatch, SentenceModel};
 use crate::tokenize::{TextTokenizer, Tokens};
 

@@ -22,8 +22,10 @@
 
 mod batching;
 mod bundle;
+mod create;
 mod embedder;
 mod error;
+mod manifest;
 mod model;
 mod tokenize;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -31,10 +33,11 @@ mod tokenize;
 pub mod wasm_kernels;
 
 pub use batching::{plan_chunks, seq_bucket, Chunk};
-pub use bundle::{
-    sha256_hex, Bundle, BundleSpec, FileEntry, FileRole, HashedFile, Manifest, OnnxIo, Pooling, Quantization,
-    FORMAT_VERSION, MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE,
-};
+pub use bundle::{Bundle, HashedFile};
+pub use create::{BundleSpec, MODEL_FILE, TOKENIZER_FILE};
 pub use embedder::{Embedder, EmbedderOptions, Embeddings};
 pub use error::{Error, Result};
+pub use manifest::{
+    sha256_hex, FileEntry, FileRole, Manifest, OnnxIo, Pooling, Quantization, FORMAT_VERSION, MANIFEST_FILE,
+};
 pub use tokenize::Tokens;

@@ -1,0 +1,66 @@
+//! Making a new bundle from a model and a tokenizer: the one place that reads a model to write a
+//! manifest. Kept apart from the format ([`crate::manifest`]) so that the format does not depend on
+//! the model code, which itself reads manifests.
+
+use crate::bundle::Bundle;
+use crate::error::Result;
+use crate::manifest::{sha256_hex, FileEntry, FileRole, Manifest, Pooling, FORMAT_VERSION};
+use crate::model::inspect;
+use crate::tokenize::TextTokenizer;
+
+/// What a caller states when building a bundle; the rest is read off the model.
+#[derive(Clone, Debug)]
+pub struct BundleSpec {
+    /// Model name.
+    pub name: String,
+    /// Bundle version.
+    pub version: String,
+    /// Pooling (mean for sentence-transformers models).
+    pub pooling: Pooling,
+    /// Truncation length, special tokens included (256 for all-MiniLM-L6-v2).
+    pub max_seq_length: usize,
+    /// Whether to L2-normalise.
+    pub normalize: bool,
+}
+
+/// File name of the model inside bundles this build writes.
+pub const MODEL_FILE: &str = "model.onnx";
+/// File name of the tokenizer inside bundles this build writes.
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+
+impl Bundle {
+    /// Builds a new bundle from a model and a tokenizer, checking that both load and that the model has
+    /// positions for `max_seq_length` tokens, and reading the embedding dimension, quantisation and ONNX
+    /// names off the model.
+    pub fn create(spec: BundleSpec, model: Vec<u8>, tokenizer: Vec<u8>) -> Result<Bundle> {
+        TextTokenizer::from_bytes(&tokenizer, TOKENIZER_FILE, spec.max_seq_length)?;
+        let facts = inspect(&model, MODEL_FILE, spec.max_seq_length)?;
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            name: spec.name,
+            version: spec.version,
+            dim: facts.dim,
+            max_seq_length: spec.max_seq_length,
+            pooling: spec.pooling,
+            normalize: spec.normalize,
+            quantization: facts.quantization,
+            onnx: facts.io,
+            files: vec![
+                FileEntry {
+                    path: MODEL_FILE.into(),
+                    role: FileRole::Model,
+                    size: model.len() as u64,
+                    sha256: sha256_hex(&model),
+                },
+                FileEntry {
+                    path: TOKENIZER_FILE.into(),
+                    role: FileRole::Tokenizer,
+                    size: tokenizer.len() as u64,
+                    sha256: sha256_hex(&tokenizer),
+                },
+            ],
+        };
+        manifest.validate()?;
+        Ok(Bundle::from_verified_parts(manifest, model, tokenizer))
+    }
+}

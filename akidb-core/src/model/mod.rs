@@ -1,0 +1,117 @@
+//! The ONNX sentence model under tract: [`SentenceModel`] loads a model and runs padded batches.
+//!
+//! Split by concern, each a topic of its own:
+//! - [`inspect`](mod@inspect): parsing, and the facts a manifest records about a model (bundles are
+//!   built from them too);
+//! - [`rewrite`]: graph rewrites made once at load (constant folding, int8 dequantisation);
+//! - [`share`]: one copy of each equal weight across the graphs and plans of every shape;
+//! - [`plans`]: concrete-shape plans cached per (batch, sequence) bucket.
+
+mod inspect;
+mod plans;
+mod rewrite;
+mod share;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tract_onnx::prelude::*;
+
+pub(crate) use inspect::inspect;
+use inspect::{check_max_seq_length, parse_named};
+use plans::{Base, PlanCache};
+use rewrite::{fold_constants, prepare, FoldedWeights};
+use share::SharedConsts;
+
+use crate::error::{Error, Result};
+use crate::manifest::{FileRole, Manifest};
+
+/// A model error naming the model file, for a user to act on.
+fn model_error(path: &str, e: impl std::fmt::Display) -> Error {
+    Error::Model {
+        path: path.into(),
+        reason: e.to_string(),
+    }
+}
+
+/// A loaded sentence model.
+pub(crate) struct SentenceModel {
+    source: InferenceModel,
+    /// Typed graphs by batch size, with `sequence` still symbolic.
+    bases: Mutex<(HashMap<usize, Base>, FoldedWeights)>,
+    consts: Mutex<SharedConsts>,
+    sequence: Symbol,
+    has_token_types: bool,
+    plans: Mutex<PlanCache>,
+    path: String,
+}
+
+/// Token ids and masks of a padded `[batch, seq]` block, row-major.
+pub(crate) struct PaddedBatch {
+    pub batch: usize,
+    pub seq: usize,
+    pub ids: Vec<i64>,
+    pub mask: Vec<i64>,
+    pub type_ids: Vec<i64>,
+}
+
+impl SentenceModel {
+    /// Parses and prepares the model named by `manifest`; `plan_capacity` bounds the cached shapes.
+    pub(crate) fn load(bytes: &[u8], manifest: &Manifest, plan_capacity: usize) -> Result<SentenceModel> {
+        let path = manifest.file(FileRole::Model).path.clone();
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        crate::wasm_kernels::keep_linked();
+        let mut source = parse_named(bytes, &manifest.onnx, &path)?;
+        check_max_seq_length(&source, manifest.max_seq_length, &path)?;
+        fold_constants(&mut source).map_err(|e| model_error(&path, format!("{e:#}")))?;
+        let mut folded = FoldedWeights::new();
+        let mut consts = SharedConsts::default();
+        let mut base = prepare(source.clone(), 1, &mut folded, &path)?;
+        consts.share(&mut base).map_err(|e| model_error(&path, e))?;
+        let base = Arc::new(base);
+        let fact = base.output_fact(0).map_err(|e| model_error(&path, e))?;
+        if fact.rank() != 3 || fact.shape[2] != manifest.dim.to_dim() {
+            return Err(model_error(
+                &path,
+                format!(
+                    "output shape is {:?} but the manifest says dim {}",
+                    fact.shape, manifest.dim
+                ),
+            ));
+        }
+        let sequence = base.symbols.sym("sequence");
+        Ok(SentenceModel {
+            source,
+            bases: Mutex::new((HashMap::from([(1, Base::new(base))]), folded)),
+            consts: Mutex::new(consts),
+            sequence,
+            has_token_types: manifest.onnx.token_type_ids.is_some(),
+            plans: Mutex::new(PlanCache::new(plan_capacity)),
+            path,
+        })
+    }
+
+    /// Runs one padded block and returns `last_hidden_state`, `[batch, seq, dim]` row-major.
+    pub(crate) fn run(&self, input: PaddedBatch) -> Result<Tensor> {
+        let PaddedBatch {
+            batch,
+            seq,
+            ids,
+            mask,
+            type_ids,
+        } = input;
+        let plan = self.plan(batch, seq)?;
+        let to_tensor = |v: Vec<i64>| -> Result<TValue> {
+            Ok(tract_ndarray::Array2::from_shape_vec((batch, seq), v)
+                .map_err(|e| Error::Inference(e.to_string()))?
+                .into_tensor()
+                .into_tvalue())
+        };
+        let mut inputs = tvec!(to_tensor(ids)?, to_tensor(mask)?);
+        if self.has_token_types {
+            inputs.push(to_tensor(type_ids)?);
+        }
+        let mut out = plan.run(inputs).map_err(|e| Error::Inference(format!("{e:#}")))?;
+        Ok(out.remove(0).into_tensor())
+    }
+}

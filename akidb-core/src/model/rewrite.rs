@@ -1,0 +1,303 @@
+//! Graph rewrites made once at load, so that no run repeats work on constants: folding what only
+//! depends on constants, looking up int8 embedding rows before dequantising them, and turning the other
+//! int8 weights into f32 constants. Also the typing of the graph for one batch size, which runs them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::array::Gather;
+use tract_onnx::tract_core::ops::cast::Cast;
+use tract_onnx::tract_core::ops::konst::Const;
+use tract_onnx::tract_hir::internal::TractErrorContext;
+
+use super::model_error;
+use crate::error::Result;
+
+/// Evaluates, once at load, every node whose inputs are all constants — the int8 weights' `Cast` and
+/// `Mul`, shape arithmetic — within tract's own budget for constant folding, and makes it a constant.
+///
+/// tract's type analysis does exactly this while it types the graph, and it does it again for every
+/// batch size's graph: it was a quarter of the load (the first plan's compile included) on x86-64. Done
+/// here, the analysis finds the results already constant, and every batch size's graph shares them.
+/// The int8 word-embedding table (11.7 MB) is over the budget, as it is for tract, and stays int8 for
+/// [`gather_before_dequantise`].
+///
+/// Everything is evaluated first and the graph is rewritten by one patch: a patch per folded node cost
+/// more than the evaluation (each apply walks the graph). An intermediate value (a `Cast` feeding only
+/// its `Mul`) is dropped as soon as its last consumer has run, so at most one layer's worth is held.
+pub(super) fn fold_constants(model: &mut InferenceModel) -> TractResult<()> {
+    use tract_onnx::tract_core::optim::CONST_FOLD_MEM_BUDGET;
+    use tract_onnx::tract_hir::infer::InferenceModelPatch;
+    let bytes = |t: &Tensor| (t.len() * t.datum_type().size_of()) as u64;
+    let outputs: Vec<OutletId> = model.output_outlets()?.to_vec();
+    // The constant value of each node's (single) output: Const nodes, then every node folded.
+    let mut values: HashMap<usize, Arc<Tensor>> = HashMap::new();
+    // For each constant node (Const or folded), its consumers not yet visited; at zero, a value no
+    // outside node needs can go. Its keys are the graph's constant part.
+    let mut pending: HashMap<usize, usize> = HashMap::new();
+    let mut folded: Vec<usize> = vec![];
+    let consumed_outside = |model: &InferenceModel, pending: &HashMap<usize, usize>, id: usize| {
+        outputs.contains(&id.into())
+            || model.node(id).outputs[0]
+                .successors
+                .iter()
+                .any(|s| !pending.contains_key(&s.node))
+    };
+    for id in model.eval_order()? {
+        let node = model.node(id);
+        if let Some(konst) = node.op_as::<Const>() {
+            values.insert(id, konst.val().clone());
+            pending.insert(id, node.outputs[0].successors.len());
+            continue;
+        }
+        let foldable = (|| {
+            if node.inputs.is_empty() || node.outputs.len() != 1 {
+                return None;
+            }
+            let inputs = node
+                .inputs
+                .iter()
+                .map(|o| (o.slot == 0).then(|| values.get(&o.node).cloned()).flatten())
+                .collect::<Option<TVec<Arc<Tensor>>>>()?;
+            if inputs
+                .iter()
+                .any(|v| !v.is_plain_ram() || bytes(v) > CONST_FOLD_MEM_BUDGET)
+            {
+                return None;
+            }
+            let input_bytes: u64 = inputs.iter().map(|v| bytes(v)).sum();
+            if node.op.name() == "Mul" {
+                if let Some(product) = f32_product(&inputs) {
+                    return Some(product);
+                }
+            }
+            let inputs = inputs.into_iter().map(|v| v.into_tvalue()).collect();
+            // An op that can't run out of a plan (it wants its facts, or a session) is left to tract.
+            let mut out = node.op.eval_out_of_plan(inputs).ok()??;
+            (out.len() == 1 && bytes(&out[0]) <= input_bytes.max(CONST_FOLD_MEM_BUDGET))
+                .then(|| out.remove(0).into_arc_tensor())
+        })();
+        if let Some(value) = foldable {
+            values.insert(id, value);
+            pending.insert(id, node.outputs[0].successors.len());
+            folded.push(id);
+        }
+        for input in &node.inputs {
+            let Some(left) = pending.get_mut(&input.node) else {
+                continue;
+            };
+            *left -= 1;
+            if *left == 0 && !consumed_outside(model, &pending, input.node) {
+                values.remove(&input.node);
+            }
+        }
+    }
+    let mut patch = InferenceModelPatch::default();
+    for id in folded {
+        if consumed_outside(model, &pending, id) {
+            let value = values.remove(&id).expect("a value consumed outside is kept");
+            let wire = patch.add_const(format!("{}.folded", model.node(id).name), value)?;
+            patch.shunt_outside(model, id.into(), wire)?;
+        }
+    }
+    patch.apply(model)?;
+    model.compact()
+}
+
+/// The broadcasting product of two f32 tensors, or `None` for other types or shapes that don't broadcast.
+///
+/// The int8 weights' dequantising `Mul` (the f32 weights times their scales) is most of
+/// [`fold_constants`]' work; tract evaluates an ONNX `Mul` out of a plan by building and running a one-node
+/// model, which took about twice as long as this single pass.
+fn f32_product(inputs: &[Arc<Tensor>]) -> Option<Arc<Tensor>> {
+    let [a, b] = inputs else { return None };
+    let (a, b) = (
+        a.to_plain_array_view::<f32>().ok()?,
+        b.to_plain_array_view::<f32>().ok()?,
+    );
+    let shape = tract_onnx::tract_core::broadcast::multi_broadcast(&[a.shape(), b.shape()]).ok()?;
+    let (a, b) = (a.broadcast(&*shape)?, b.broadcast(&*shape)?);
+    let product = tract_ndarray::Zip::from(&a).and(&b).map_collect(|x, y| x * y);
+    Some(product.into_tensor().into_arc_tensor())
+}
+
+/// Types the graph for a concrete `batch` and a symbolic `sequence`, moves the int8 dequantisation of
+/// embedding tables behind their Gather and folds the other dequantised weights to f32. Decluttering is
+/// left to [`SentenceModel::base`](super::SentenceModel::base).
+///
+/// The batch is concrete because some exports (the fp32 file's Flatten of the attention mask) cannot be
+/// typed with both axes symbolic in tract 0.23. Folded weights are shared between batch sizes through
+/// `folded`, keyed by node name, so each is materialised once.
+pub(super) fn prepare(
+    mut model: InferenceModel,
+    batch: usize,
+    folded: &mut FoldedWeights,
+    path: &str,
+) -> Result<TypedModel> {
+    let sequence = model.symbols.sym("sequence");
+    let inputs = model.input_outlets().map_err(|e| model_error(path, e))?.len();
+    for ix in 0..inputs {
+        model
+            .set_input_fact(ix, i64::fact([batch.to_dim(), sequence.to_dim()]).into())
+            .map_err(|e| model_error(path, e))?;
+    }
+    let mut typed = model
+        .into_typed()
+        .map_err(|e| model_error(path, format!("{e:#}")))?;
+    gather_before_dequantise(&mut typed).map_err(|e| model_error(path, format!("{e:#}")))?;
+    fold_dequantised_weights(&mut typed, folded).map_err(|e| model_error(path, format!("{e:#}")))?;
+    Ok(typed)
+}
+
+/// Dequantised weights already computed, by the name of their Mul node.
+pub(super) type FoldedWeights = HashMap<String, Arc<Tensor>>;
+
+/// The const int8 tensor and f32 scale of a `Mul(Cast(q), scale)` node, if `outlet` is one.
+fn dequantise_parts(model: &TypedModel, outlet: OutletId) -> Option<(OutletId, OutletId, usize)> {
+    let mul = model.node(outlet.node);
+    if mul.op.name() != "Mul" || mul.inputs.len() != 2 {
+        return None;
+    }
+    let cast = model.node(mul.inputs[0].node);
+    let cast_op = cast.op_as::<Cast>()?;
+    let q = cast.inputs[0];
+    let scale = mul.inputs[1];
+    let q_fact = model.outlet_fact(q).ok()?;
+    (cast_op.to == f32::datum_type()
+        && q_fact.datum_type == i8::datum_type()
+        && q_fact.konst.is_some()
+        && model.outlet_fact(scale).ok()?.konst.is_some())
+    .then_some((q, scale, cast.id))
+}
+
+/// `Gather(Mul(Cast(q), scale), ids)` becomes `Mul(Cast(Gather(q, ids)), Gather(scale, ids))`.
+///
+/// Without it, every call dequantises the whole 30522×384 word-embedding table to look up a few rows.
+/// Only per-row (or scalar) scales commute with a gather along axis 0.
+fn gather_before_dequantise(model: &mut TypedModel) -> TractResult<()> {
+    let candidates: Vec<usize> = model
+        .nodes()
+        .iter()
+        .filter(|n| {
+            n.op_as::<Gather>()
+                .is_some_and(|g| g.axis == 0 && g.output_type.is_none())
+        })
+        .map(|n| n.id)
+        .collect();
+    for gather_id in candidates {
+        let gather = model.node(gather_id).clone();
+        let Some((q, scale, cast_id)) = dequantise_parts(model, gather.inputs[0]) else {
+            continue;
+        };
+        let scale_shape = model.outlet_fact(scale)?.shape.to_tvec();
+        let q_rank = model.outlet_fact(q)?.rank();
+        if scale_shape.len() != q_rank || scale_shape[1..].iter().any(|d| *d != 1.to_dim()) {
+            continue;
+        }
+        let scale_rows = scale_shape[0].clone();
+        let mut patch = TypedModelPatch::default();
+        let q = patch.tap_model(model, q)?;
+        let scale = patch.tap_model(model, scale)?;
+        let ids = patch.tap_model(model, gather.inputs[1])?;
+        let rows_q = patch.wire_node(format!("{}.gather_q", gather.name), gather.op.clone(), &[q, ids])?[0];
+        let rows_f = patch.wire_node(
+            format!("{}.dequant_cast", gather.name),
+            model.node(cast_id).op.clone(),
+            &[rows_q],
+        )?[0];
+        let scale_rows_wire = if scale_rows == 1.to_dim() {
+            // A scalar scale: the Mul broadcasts it as it did before the gather, after lifting its rank.
+            let mut wire = scale;
+            for _ in q_rank..q_rank + model.outlet_fact(ids)?.rank() - 1 {
+                wire = patch.wire_node(
+                    format!("{}.scale_axis", gather.name),
+                    tract_onnx::tract_core::ops::change_axes::AxisOp::Add(0),
+                    &[wire],
+                )?[0];
+            }
+            wire
+        } else {
+            patch.wire_node(
+                format!("{}.gather_scale", gather.name),
+                gather.op.clone(),
+                &[scale, ids],
+            )?[0]
+        };
+        let mul_op = model.node(gather.inputs[0].node).op.clone();
+        let out = patch.wire_node(
+            format!("{}.dequant_mul", gather.name),
+            mul_op,
+            &[rows_f, scale_rows_wire],
+        )?[0];
+        patch.shunt_outside(model, gather_id.into(), out)?;
+        patch.apply(model)?;
+    }
+    model.compact()?;
+    Ok(())
+}
+
+/// Folds every remaining `Mul(Cast(q), scale)` over constants into an f32 constant, once at load.
+///
+/// tract's own constant folding leaves them alone (the f32 result is 4× the int8 input), so they would
+/// be dequantised on every call; here memory is traded for latency, as onnxruntime does.
+fn fold_dequantised_weights(model: &mut TypedModel, cache: &mut FoldedWeights) -> TractResult<()> {
+    let muls: Vec<usize> = model.nodes().iter().map(|n| n.id).collect();
+    let mut folded = false;
+    for mul_id in muls {
+        let Some((q, scale, cast_id)) = dequantise_parts(model, mul_id.into()) else {
+            continue;
+        };
+        let name = model.node(mul_id).name.clone();
+        let weights = match cache.get(&name) {
+            Some(w) => w.clone(),
+            None => {
+                let q_val = model.outlet_fact(q)?.konst.clone().unwrap();
+                let scale_val = model.outlet_fact(scale)?.konst.clone().unwrap();
+                let cast = model.node(cast_id).op.clone();
+                let f = cast
+                    .eval_out_of_plan(tvec!(q_val.into_tvalue()))?
+                    .context("cast gave no output")?
+                    .remove(0);
+                let mul = model.node(mul_id).op.clone();
+                let out = mul
+                    .eval_out_of_plan(tvec!(f, scale_val.into_tvalue()))?
+                    .context("mul gave no output")?
+                    .remove(0)
+                    .into_arc_tensor();
+                cache.insert(name.clone(), out.clone());
+                out
+            }
+        };
+        let mut patch = TypedModelPatch::default();
+        let wire = patch.add_const(format!("{name}.folded"), weights)?;
+        patch.shunt_outside(model, mul_id.into(), wire)?;
+        patch.apply(model)?;
+        folded = true;
+    }
+    if folded {
+        model.compact()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f32_product_broadcasts_like_onnx_mul_and_declines_the_rest() {
+        let t = |shape: &[usize], v: Vec<f32>| Arc::new(Tensor::from_shape(shape, &v).unwrap());
+        let q = t(&[2, 3], vec![1., 2., 3., 4., 5., 6.]);
+        let per_row = f32_product(&[q.clone(), t(&[2, 1], vec![10., 100.])]).unwrap();
+        assert_eq!(*per_row, *t(&[2, 3], vec![10., 20., 30., 400., 500., 600.]));
+        let per_col = f32_product(&[t(&[3], vec![1., 0., -1.]), q.clone()]).unwrap();
+        assert_eq!(*per_col, *t(&[2, 3], vec![1., 0., -3., 4., 0., -6.]));
+        assert!(
+            f32_product(&[q.clone(), t(&[2], vec![1., 2.])]).is_none(),
+            "[2,3] x [2] broadcast"
+        );
+        let ints = Arc::new(Tensor::from_shape(&[2], &[1i32, 2]).unwrap());
+        assert!(f32_product(&[ints.clone(), ints]).is_none());
+    }
+}
