@@ -16,12 +16,13 @@ bash scripts/fetch-models.sh
 
 step "format and lints"
 cargo fmt --all -- --check
-cargo clippy --release --workspace --all-targets -- -D warnings
+cargo clippy --release --workspace --all-targets --features akidb-native/test-hooks -- -D warnings
 # The wasm-only code (akidb-core's wasm kernel, the browser tests) compiles only for wasm32.
 cargo clippy --release --target wasm32-unknown-unknown -p akidb-wasm --all-targets -- -D warnings
 
 step "native tests"
-cargo test --release --workspace
+# test-hooks: the process tests' hooks (a held batch for the shutdown test); no shipped build has them.
+cargo test --release --workspace --features akidb-native/test-hooks
 
 step "akidb-wasm: npm package, golden suite in Node and headless Chromium, loader browser tests"
 bash akidb-wasm/tests/run.sh
@@ -35,6 +36,20 @@ bash web/tests/run.sh
 step "model-server: schemathesis against /openapi.json on a live server"
 bash model-server/tests/schemathesis.sh
 
-step "Jetson: aarch64 build for glibc 2.31, smoke test under qemu against the reference"
-bash jetson/build.sh
-bash jetson/smoke-test.sh
+step "akidb serve with the official openai clients (Python and Node), default settings"
+bash tests/openai-clients/run.sh
+
+step "Lambda@Edge handler: CloudFront events, the contract suite against it and akidb serve, the zip, e2e"
+bash infra/lambda-edge/tests/run.sh
+
+step "infra: CDK synth, assertions, cdk-nag, cfn-lint, bats, deploy into moto"
+bash infra/tests/run.sh
+
+step "observability: dashboards and rules against a live Prometheus, akidb-probe against delayed regions"
+bash infra/observability/tests/run.sh
+
+step "cost model"
+bash infra/cost/tests/run.sh
+
+step "Jetson: aarch64 build, images, manifests, cluster scripts, the arm64 binary from its image under qemu"
+bash jetson/tests/run.sh

@@ -23,7 +23,7 @@ cp -R src/. "$tmp/"
 # The browser half of the package: the loader, its worker, the web build's glue and .wasm.
 lib="$tmp/lib/akidb-wasm"
 mkdir -p "$lib/web"
-cp "$pkg/index.js" "$pkg/worker.js" "$lib/"
+cp "$pkg"/*.js "$lib/"
 cp "$pkg/web/akidb_wasm.js" "$pkg/web/akidb_wasm_bg.wasm" "$lib/web/"
 
 # Build id: the hash of everything but the two files that are stamped or rewritten after the build.

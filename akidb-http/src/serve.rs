@@ -95,7 +95,19 @@ pub async fn serve(
         let service = TowerToHyperService::new(router.clone());
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let first_bytes_timeout = options.header_read_timeout;
         tokio::spawn(async move {
+            // The auto (HTTP/1 or HTTP/2) builder reads the first bytes to pick the protocol before
+            // hyper's header timer runs: a client that connects and sends nothing would wait forever.
+            let mut first = [0u8; 1];
+            if tokio::time::timeout(first_bytes_timeout, stream.peek(&mut first))
+                .await
+                .is_err()
+            {
+                tracing::debug!("connection sent nothing within the header timeout; closed");
+                drop(permit);
+                return;
+            }
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(error = %e, "connection ended with an error");

@@ -31,6 +31,9 @@ enum Command {
         bundle: PathBuf,
         /// Texts to embed; without any, stdin is read.
         text: Vec<String>,
+        /// Longest text accepted, in characters (the model reads the first few hundred tokens only).
+        #[arg(long, default_value_t = 100_000)]
+        max_chars: usize,
     },
     /// Tokenize texts like `embed` does, writing one {"ids": [...]} line per input.
     Tokenize {
@@ -39,6 +42,9 @@ enum Command {
         bundle: PathBuf,
         /// Texts to tokenize; without any, stdin is read.
         text: Vec<String>,
+        /// Longest text accepted, in characters (the model reads the first few hundred tokens only).
+        #[arg(long, default_value_t = 100_000)]
+        max_chars: usize,
     },
     /// Measure load time, warm single-sentence latency, batch-of-32 throughput and peak memory.
     Bench {
@@ -93,20 +99,37 @@ struct ServeArgs {
     /// Largest request body, bytes.
     #[arg(long, default_value_t = 2 << 20)]
     max_body_bytes: usize,
-    /// Request timeout, seconds.
+    /// Request timeout, seconds: a request not answered by then gets 503, and its texts not yet
+    /// computed are dropped.
     #[arg(long, default_value_t = 30)]
     timeout_s: u64,
+    /// Seconds a connection may take to send a complete request head (idle keep-alive included);
+    /// then it is closed.
+    #[arg(long, default_value_t = 10)]
+    header_timeout_s: u64,
+    /// Seconds the body may pause between two chunks; then the request fails with 408.
+    #[arg(long, default_value_t = 30)]
+    body_timeout_s: u64,
+    /// Most connections open at once; further clients wait in the listen backlog.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// With --bundle-url: seconds without a byte from the server before a download try fails (4 tries).
+    #[arg(long, default_value_t = 30)]
+    fetch_timeout_s: u64,
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    json_logs: bool,
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
     use akidb_native::serve::{BundleSource, ServeConfig};
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    akidb_http::init_tracing(args.json_logs);
     let mut config = ServeConfig::default();
+    config.connections.header_read_timeout = Duration::from_secs(args.header_timeout_s.max(1));
+    config.connections.body_read_timeout = Duration::from_secs(args.body_timeout_s.max(1));
+    config.connections.max_connections = args.max_connections.max(1);
+    config.fetch.read_timeout = Duration::from_secs(args.fetch_timeout_s.max(1));
+    config.fetch.connect_timeout = config.fetch.read_timeout.min(config.fetch.connect_timeout);
     config.limits.max_texts = args.max_texts;
     config.limits.max_chars = args.max_chars;
     config.limits.max_body_bytes = args.max_body_bytes;
@@ -189,21 +212,24 @@ fn load_embedder(dir: &Path) -> Result<Embedder> {
     Ok(embedder)
 }
 
-fn texts_or_stdin(text: Vec<String>) -> Result<Vec<String>> {
+fn texts_or_stdin(text: Vec<String>, max_chars: usize) -> Result<Vec<String>> {
     if !text.is_empty() {
+        for (i, t) in text.iter().enumerate() {
+            jsonl::check_length(t, max_chars).with_context(|| format!("text argument {}", i + 1))?;
+        }
         return Ok(text);
     }
     if std::io::stdin().is_terminal() {
         eprintln!("reading JSON lines {{\"text\": \"…\"}} from stdin; end with Ctrl-D");
     }
-    jsonl::read_texts(std::io::stdin().lock())
+    jsonl::read_texts(std::io::stdin().lock(), max_chars)
 }
 
 /// Inputs per model call when streaming; bounds memory on large inputs.
 const EMBED_CHUNK: usize = 256;
 
-fn embed(bundle: &Path, text: Vec<String>) -> Result<()> {
-    let texts = texts_or_stdin(text)?;
+fn embed(bundle: &Path, text: Vec<String>, max_chars: usize) -> Result<()> {
+    let texts = texts_or_stdin(text, max_chars)?;
     let embedder = load_embedder(bundle)?;
     let bar = if texts.len() > EMBED_CHUNK {
         ProgressBar::new(texts.len() as u64)
@@ -225,8 +251,8 @@ fn embed(bundle: &Path, text: Vec<String>) -> Result<()> {
     Ok(())
 }
 
-fn tokenize(bundle: &Path, text: Vec<String>) -> Result<()> {
-    let texts = texts_or_stdin(text)?;
+fn tokenize(bundle: &Path, text: Vec<String>, max_chars: usize) -> Result<()> {
+    let texts = texts_or_stdin(text, max_chars)?;
     let embedder = load_embedder(bundle)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let mut out = BufWriter::new(std::io::stdout().lock());
@@ -286,8 +312,16 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Serve(args) => serve(args),
-        Command::Embed { bundle, text } => embed(&bundle, text),
-        Command::Tokenize { bundle, text } => tokenize(&bundle, text),
+        Command::Embed {
+            bundle,
+            text,
+            max_chars,
+        } => embed(&bundle, text, max_chars),
+        Command::Tokenize {
+            bundle,
+            text,
+            max_chars,
+        } => tokenize(&bundle, text, max_chars),
         Command::Bench {
             bundle,
             json,

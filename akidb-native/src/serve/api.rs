@@ -2,14 +2,17 @@
 
 use std::sync::Arc;
 
+use akidb_http::{ApiError, ErrorBody};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::batcher::JobError;
 use super::AppState;
 
 /// `POST /v1/embed` body.
@@ -31,7 +34,8 @@ pub struct EmbedResponse {
     pub embeddings: Vec<Vec<f32>>,
 }
 
-/// OpenAI `input`: one string or several.
+/// OpenAI `input`: one string or several. OpenAI also takes token ids (an array of integers, or of
+/// arrays of integers); those parse here so that they can be refused with a message that says so.
 #[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum OpenAiInput {
@@ -39,6 +43,12 @@ pub enum OpenAiInput {
     One(String),
     /// Several texts.
     Many(Vec<String>),
+    /// Token ids of one text (refused; parsed only to say so).
+    #[schema(value_type = Vec<u32>)]
+    TokenIds(#[allow(dead_code)] Vec<serde_json::Number>),
+    /// Token ids of several texts (refused; parsed only to say so).
+    #[schema(value_type = Vec<Vec<u32>>)]
+    ManyTokenIds(#[allow(dead_code)] Vec<Vec<serde_json::Number>>),
 }
 
 /// `POST /v1/embeddings` body (OpenAI-compatible). `model` is accepted and ignored: the service serves one
@@ -51,9 +61,18 @@ pub struct OpenAiRequest {
     #[serde(default)]
     #[allow(dead_code)]
     pub model: Option<String>,
-    /// Only `float` is supported.
+    /// `float` (default): arrays of numbers; `base64`: each embedding as the base64 of its little-endian
+    /// f32 bytes, as OpenAI sends it (the official clients ask for `base64` by default).
     #[serde(default)]
     pub encoding_format: Option<String>,
+    /// Accepted only when equal to the model's dimension: the model's embeddings have a fixed size
+    /// (MiniLM was not trained for truncated, Matryoshka-style vectors).
+    #[serde(default)]
+    pub dimensions: Option<u64>,
+    /// Ignored (OpenAI's end-user id).
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub user: Option<String>,
 }
 
 /// One vector of an OpenAI-compatible response.
@@ -61,10 +80,31 @@ pub struct OpenAiRequest {
 pub struct OpenAiEmbedding {
     /// Always `embedding`.
     pub object: String,
-    /// The vector.
-    pub embedding: Vec<f32>,
+    /// The vector: numbers, or a base64 string with `encoding_format: "base64"`.
+    pub embedding: OpenAiVector,
     /// Position of the text in `input`.
     pub index: usize,
+}
+
+/// An embedding as OpenAI encodes it.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum OpenAiVector {
+    /// `encoding_format: "float"`.
+    Float(Vec<f32>),
+    /// `encoding_format: "base64"`: the little-endian f32 bytes, base64 (standard alphabet, padded).
+    Base64(String),
+}
+
+impl OpenAiVector {
+    fn encode(vector: Vec<f32>, base64: bool) -> OpenAiVector {
+        if base64 {
+            let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+            OpenAiVector::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
+        } else {
+            OpenAiVector::Float(vector)
+        }
+    }
 }
 
 /// Token counts of an OpenAI-compatible response.
@@ -89,82 +129,10 @@ pub struct OpenAiResponse {
     pub usage: OpenAiUsage,
 }
 
-/// Every error body: `{"error": {"message": "...", "type": "..."}}`.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong.
-    pub error: ErrorDetail,
-}
-
-/// The error itself.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct ErrorDetail {
-    /// A sentence a client developer can act on.
-    pub message: String,
-    /// `invalid_request_error`, `overloaded`, `timeout`, `not_ready` or `internal_error`.
-    #[serde(rename = "type")]
-    pub kind: String,
-}
-
-/// An error response.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    kind: &'static str,
-    message: String,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            kind,
-            message: message.into(),
-        }
-    }
-    fn invalid(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError::new(status, "invalid_request_error", message)
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> ApiError {
-        let status = match rejection.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::UNPROCESSABLE_ENTITY,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        let message = match status {
-            StatusCode::PAYLOAD_TOO_LARGE => "request body is larger than the service's limit".to_string(),
-            _ => rejection.body_text(),
-        };
-        ApiError::invalid(status, message)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                message: self.message,
-                kind: self.kind.to_string(),
-            },
-        };
-        let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::TOO_MANY_REQUESTS || self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        response
-    }
-}
-
 /// Vectors and token count for `texts`, through the batcher, with every limit checked first.
 async fn embed_texts(
     state: &AppState,
-    texts: &[String],
+    texts: Vec<String>,
 ) -> Result<(String, usize, Vec<Vec<f32>>, usize), ApiError> {
     let ready = state.ready().ok_or_else(|| {
         ApiError::new(
@@ -214,13 +182,7 @@ async fn embed_texts(
             ),
         ));
     }
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let tokens = ready
-        .embedder
-        .tokenize(&refs)
-        .map_err(|e| ApiError::invalid(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    let token_count = tokens.iter().map(|t| t.ids.len()).sum();
-    let receiver = ready.batcher.submit(tokens).map_err(|_| {
+    let replies = ready.batcher.submit(texts).map_err(|_| {
         reject(
             "queue_full",
             ApiError::new(
@@ -230,35 +192,43 @@ async fn embed_texts(
             ),
         )
     })?;
-    let vectors = match tokio::time::timeout(limits.request_timeout, receiver).await {
-        Err(_) => {
-            return Err(reject(
+    // Dropping the replies (timeout here, or the client gone and this future with it) tells the workers
+    // to skip the texts they have not reached yet.
+    let answers = tokio::time::timeout(limits.request_timeout, futures_util::future::join_all(replies))
+        .await
+        .map_err(|_| {
+            reject(
                 "timeout",
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "timeout",
-                    "no embedding worker finished in time; retry",
+                    format!(
+                        "the texts were not embedded within {} s; retry, or send fewer or shorter texts",
+                        limits.request_timeout.as_secs_f64()
+                    ),
                 ),
-            ))
+            )
+        })?;
+    let mut rows = Vec::with_capacity(answers.len());
+    let mut token_count = 0;
+    for (i, answer) in answers.into_iter().enumerate() {
+        match answer {
+            Ok(Ok(embedded)) => {
+                token_count += embedded.tokens;
+                rows.push(embedded.vector);
+            }
+            Ok(Err(JobError::Input(e))) => {
+                return Err(reject(
+                    "invalid",
+                    ApiError::invalid(StatusCode::UNPROCESSABLE_ENTITY, format!("text {i}: {e}")),
+                ))
+            }
+            Ok(Err(JobError::Model(e))) => return Err(ApiError::internal(e)),
+            Err(_) => return Err(ApiError::internal("an embedding worker stopped")),
         }
-        Ok(Err(_)) => {
-            return Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "worker stopped",
-            ))
-        }
-        Ok(Ok(Err(e))) => {
-            return Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                e,
-            ))
-        }
-        Ok(Ok(Ok(v))) => v,
-    };
-    let rows = vectors.rows().map(<[f32]>::to_vec).collect();
-    Ok((ready.model.clone(), vectors.dim(), rows, token_count))
+    }
+    let dim = ready.embedder.dim();
+    Ok((ready.model.clone(), dim, rows, token_count))
 }
 
 /// Embeds texts.
@@ -277,7 +247,7 @@ pub async fn embed(
     body: Result<Json<EmbedRequest>, JsonRejection>,
 ) -> Result<Json<EmbedResponse>, ApiError> {
     let Json(request) = body?;
-    let (model, dim, embeddings, _) = embed_texts(&state, &request.texts).await?;
+    let (model, dim, embeddings, _) = embed_texts(&state, request.texts).await?;
     Ok(Json(EmbedResponse {
         model,
         dim,
@@ -301,23 +271,43 @@ pub async fn embeddings(
     body: Result<Json<OpenAiRequest>, JsonRejection>,
 ) -> Result<Json<OpenAiResponse>, ApiError> {
     let Json(request) = body?;
-    if request.encoding_format.as_deref().is_some_and(|f| f != "float") {
-        return Err(ApiError::invalid(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "only encoding_format \"float\" is supported",
-        ));
+    let invalid = |message: String| {
+        state.metrics.rejections.with_label_values(&["invalid"]).inc();
+        ApiError::invalid(StatusCode::UNPROCESSABLE_ENTITY, message)
+    };
+    let base64 = match request.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(invalid(format!(
+                "encoding_format {other:?} is not supported: use \"float\" or \"base64\""
+            )))
+        }
+    };
+    if let (Some(asked), Some(ready)) = (request.dimensions, state.ready()) {
+        let dim = ready.embedder.dim();
+        if asked != dim as u64 {
+            return Err(invalid(format!(
+                "dimensions {asked} is not available: this model's embeddings have a fixed size of {dim}"
+            )));
+        }
     }
     let texts = match request.input {
         OpenAiInput::One(t) => vec![t],
         OpenAiInput::Many(ts) => ts,
+        OpenAiInput::TokenIds(_) | OpenAiInput::ManyTokenIds(_) => {
+            return Err(invalid(
+                "token-id input is not supported: send text (a string or an array of strings)".into(),
+            ))
+        }
     };
-    let (model, _, embeddings, tokens) = embed_texts(&state, &texts).await?;
+    let (model, _, embeddings, tokens) = embed_texts(&state, texts).await?;
     let data = embeddings
         .into_iter()
         .enumerate()
         .map(|(index, embedding)| OpenAiEmbedding {
             object: "embedding".into(),
-            embedding,
+            embedding: OpenAiVector::encode(embedding, base64),
             index,
         })
         .collect();
@@ -351,7 +341,10 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [
+            (header::CONTENT_TYPE, "text/plain; version=0.0.4"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
         state.metrics.render(),
     )
         .into_response()

@@ -1,6 +1,11 @@
-//! Dynamic micro-batching: concurrent requests' texts are queued, and each worker thread takes what is
-//! waiting into one core call, which groups them by length. The queue is bounded in texts: a full queue
-//! refuses new work at once.
+//! Dynamic micro-batching: concurrent requests' texts are queued one by one, and each worker thread takes
+//! what is waiting (at most `max_batch` texts) into one core call, which groups them by length. The queue
+//! is bounded in texts: a full queue refuses new work at once.
+//!
+//! Texts are queued as text and tokenised by the worker that embeds them, so no tokenisation runs on the
+//! async runtime. A request's texts are separate jobs: a request of 256 texts runs as batches of at most
+//! `max_batch` on every worker, and texts whose request has gone (client disconnected, or timed out) are
+//! dropped when a worker reaches them rather than computed for nobody.
 //!
 //! A free worker takes its share of the queue at once — the queued texts split evenly over the idle
 //! workers, at most `max_batch` — rather than all of it: a burst of 8 on two idle workers runs as two
@@ -12,7 +17,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use akidb_core::{Embedder, Embeddings, Tokens};
+use akidb_core::Embedder;
 use tokio::sync::oneshot;
 
 use super::metrics::Metrics;
@@ -30,10 +35,31 @@ pub struct BatchOptions {
     pub workers: usize,
 }
 
+/// One text's answer: its vector and its token count (special tokens included).
+#[derive(Debug)]
+pub struct Embedded {
+    /// The L2-normalised vector.
+    pub vector: Vec<f32>,
+    /// Tokens the model saw for this text.
+    pub tokens: usize,
+}
+
+/// Why a text got no vector.
+#[derive(Debug)]
+pub enum JobError {
+    /// The text could not be tokenised (the client's input).
+    Input(String),
+    /// The model call failed.
+    Model(String),
+}
+
+/// The worker's answer for one text.
+pub type Reply = oneshot::Receiver<Result<Embedded, JobError>>;
+
 struct Job {
-    tokens: Vec<Tokens>,
+    text: String,
     queued_at: Instant,
-    reply: oneshot::Sender<Result<Embeddings, String>>,
+    reply: oneshot::Sender<Result<Embedded, JobError>>,
 }
 
 /// The queue could not take the request.
@@ -79,12 +105,9 @@ impl Batcher {
         }
     }
 
-    /// Queues `tokens` for embedding; the receiver gets one vector per text, in order.
-    pub fn submit(
-        &self,
-        tokens: Vec<Tokens>,
-    ) -> Result<oneshot::Receiver<Result<Embeddings, String>>, Overloaded> {
-        let n = tokens.len();
+    /// Queues `texts` for embedding, all or none: one receiver per text, in order.
+    pub fn submit(&self, texts: Vec<String>) -> Result<Vec<Reply>, Overloaded> {
+        let n = texts.len();
         let admitted = self
             .counts
             .queued_texts
@@ -94,17 +117,23 @@ impl Batcher {
         if admitted.is_err() {
             return Err(Overloaded);
         }
-        let (reply, receiver) = oneshot::channel();
-        let job = Job {
-            tokens,
-            queued_at: Instant::now(),
-            reply,
-        };
-        if self.queue.send(job).is_err() {
-            self.counts.queued_texts.fetch_sub(n, Ordering::AcqRel);
-            return Err(Overloaded);
+        let queued_at = Instant::now();
+        let mut receivers = Vec::with_capacity(n);
+        for (i, text) in texts.into_iter().enumerate() {
+            let (reply, receiver) = oneshot::channel();
+            let job = Job {
+                text,
+                queued_at,
+                reply,
+            };
+            if self.queue.send(job).is_err() {
+                // The workers are gone (shutdown): un-count what was not sent.
+                self.counts.queued_texts.fetch_sub(n - i, Ordering::AcqRel);
+                return Err(Overloaded);
+            }
+            receivers.push(receiver);
         }
-        Ok(receiver)
+        Ok(receivers)
     }
 }
 
@@ -123,30 +152,23 @@ fn next_batch(jobs: &Mutex<Receiver<Job>>, options: &BatchOptions, counts: &Coun
         .load(Ordering::Acquire)
         .div_ceil(idle)
         .clamp(1, options.max_batch);
-    let mut texts = first.tokens.len();
     let mut batch = vec![first];
-    while texts < share {
+    while batch.len() < share {
         match jobs.try_recv() {
-            Ok(job) => {
-                texts += job.tokens.len();
-                batch.push(job);
-            }
+            Ok(job) => batch.push(job),
             Err(_) => break,
         }
     }
     let deadline = Instant::now() + options.max_wait;
-    while texts < options.max_batch && !options.max_wait.is_zero() {
+    while batch.len() < options.max_batch && !options.max_wait.is_zero() {
         let left = deadline.saturating_duration_since(Instant::now());
         match jobs.recv_timeout(left) {
-            Ok(job) => {
-                texts += job.tokens.len();
-                batch.push(job);
-            }
+            Ok(job) => batch.push(job),
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
         }
     }
     // Under the lock, so the next worker's share counts only what is really left.
-    counts.queued_texts.fetch_sub(texts, Ordering::AcqRel);
+    counts.queued_texts.fetch_sub(batch.len(), Ordering::AcqRel);
     Some(batch)
 }
 
@@ -164,31 +186,44 @@ fn worker(
                 .queue_wait
                 .observe(started.duration_since(job.queued_at).as_secs_f64());
         }
-        // Requests whose client has gone (timeout, disconnect) are not worth computing.
-        let live: Vec<Job> = batch.into_iter().filter(|j| !j.reply.is_closed()).collect();
-        let tokens: Vec<Tokens> = live.iter().flat_map(|j| j.tokens.iter().cloned()).collect();
+        // Texts whose request has gone (timeout, disconnect) are not worth computing.
+        let mut live = Vec::with_capacity(batch.len());
+        let mut tokens = Vec::with_capacity(batch.len());
+        for job in batch {
+            if job.reply.is_closed() {
+                continue;
+            }
+            match embedder.tokenize(&[job.text.as_str()]) {
+                Ok(mut t) => {
+                    tokens.push(t.pop().expect("one text, one tokenisation"));
+                    live.push(job);
+                }
+                Err(e) => {
+                    let _ = job.reply.send(Err(JobError::Input(e.to_string())));
+                }
+            }
+        }
         if tokens.is_empty() {
             continue;
         }
+        #[cfg(feature = "test-hooks")]
+        super::test_hooks::hold_batch();
         metrics.batch_size.observe(tokens.len() as f64);
         metrics
             .tokens
             .inc_by(tokens.iter().map(|t| t.ids.len() as u64).sum());
         match embedder.embed_tokens(&tokens) {
             Ok(all) => {
-                let dim = all.dim();
-                let data = all.into_vec();
-                let mut offset = 0;
-                for job in live {
-                    let n = job.tokens.len();
-                    let rows = Embeddings::from_vec(dim, data[offset * dim..(offset + n) * dim].to_vec());
-                    offset += n;
-                    let _ = job.reply.send(Ok(rows));
+                for ((job, row), t) in live.into_iter().zip(all.rows()).zip(&tokens) {
+                    let _ = job.reply.send(Ok(Embedded {
+                        vector: row.to_vec(),
+                        tokens: t.ids.len(),
+                    }));
                 }
             }
             Err(e) => {
                 for job in live {
-                    let _ = job.reply.send(Err(e.to_string()));
+                    let _ = job.reply.send(Err(JobError::Model(e.to_string())));
                 }
             }
         }
@@ -218,14 +253,10 @@ mod tests {
     fn queue_jobs(queue: &Sender<Job>, counts: &Counts, n: usize) {
         for _ in 0..n {
             let (reply, _) = oneshot::channel();
-            let tokens = vec![Tokens {
-                ids: vec![101, 102],
-                type_ids: vec![0, 0],
-            }];
             counts.queued_texts.fetch_add(1, Ordering::AcqRel);
             queue
                 .send(Job {
-                    tokens,
+                    text: "a text".to_owned(),
                     queued_at: Instant::now(),
                     reply,
                 })

@@ -1,14 +1,16 @@
 //! Prometheus metrics of the embedding service.
 
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
-};
+use akidb_http::{HttpMetrics, LATENCY_BUCKETS};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Every metric the service exports, registered in one registry.
 pub struct Metrics {
     registry: Registry,
-    /// Request latency by route and status.
-    pub requests: HistogramVec,
+    /// Requests, response bytes and latency by route, method and status (`akidb_requests_total`,
+    /// `akidb_response_bytes_total`, `akidb_request_duration_seconds`), recorded by akidb-http's middleware.
+    pub http: HttpMetrics,
+    /// 1 once the model is loaded and warmed (`/readyz` is 200), else 0.
+    pub ready: IntGauge,
     /// Time a request's texts waited in the queue before a worker took them.
     pub queue_wait: Histogram,
     /// Texts per core call.
@@ -19,20 +21,13 @@ pub struct Metrics {
     pub rejections: IntCounterVec,
 }
 
-const LATENCY_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.018, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
 impl Metrics {
     /// Creates and registers the metrics.
     pub fn new() -> Metrics {
         let registry = Registry::new();
-        let requests = HistogramVec::new(
-            HistogramOpts::new("akidb_request_duration_seconds", "HTTP request latency.")
-                .buckets(LATENCY_BUCKETS.to_vec()),
-            &["route", "status"],
-        )
-        .expect("valid metric");
+        let http = HttpMetrics::register("akidb", &registry).expect("valid, unique metrics");
+        let ready =
+            IntGauge::new("akidb_ready", "1 once the model is loaded and warmed.").expect("valid metric");
         let queue_wait = Histogram::with_opts(
             HistogramOpts::new(
                 "akidb_queue_wait_seconds",
@@ -53,7 +48,7 @@ impl Metrics {
         )
         .expect("valid metric");
         for m in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(ready.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(queue_wait.clone()),
             Box::new(batch_size.clone()),
             Box::new(tokens.clone()),
@@ -63,7 +58,8 @@ impl Metrics {
         }
         Metrics {
             registry,
-            requests,
+            http,
+            ready,
             queue_wait,
             batch_size,
             tokens,
@@ -73,11 +69,7 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("text encoding cannot fail");
-        String::from_utf8(out).expect("text exposition is UTF-8")
+        akidb_http::render(&self.registry)
     }
 }
 

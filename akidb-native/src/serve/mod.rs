@@ -12,6 +12,8 @@
 mod api;
 mod batcher;
 mod metrics;
+#[cfg(feature = "test-hooks")]
+mod test_hooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,16 +21,17 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use akidb_core::{Bundle, Embedder};
+use akidb_http::ServeOptions;
 use anyhow::{Context, Result};
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tower_http::cors::CorsLayer;
 use utoipa::OpenApi;
 
-pub use api::{EmbedRequest, EmbedResponse, ErrorBody, OpenAiResponse};
+pub use akidb_http::ErrorBody;
+pub use api::{EmbedRequest, EmbedResponse, OpenAiResponse, OpenAiVector};
 pub use batcher::BatchOptions;
 pub use metrics::Metrics;
 
@@ -54,6 +57,10 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// Batching and queue.
     pub batching: BatchOptions,
+    /// Connection timeouts and cap.
+    pub connections: ServeOptions,
+    /// Timeouts, caps and retries of a `--bundle-url` download.
+    pub fetch: crate::remote::FetchOptions,
 }
 
 impl Default for ServeConfig {
@@ -72,6 +79,8 @@ impl Default for ServeConfig {
                 queue_capacity: 2048,
                 workers: cores,
             },
+            connections: ServeOptions::default(),
+            fetch: crate::remote::FetchOptions::default(),
         }
     }
 }
@@ -121,6 +130,7 @@ impl AppState {
             batcher,
             model,
         });
+        self.metrics.ready.set(1);
     }
 
     fn ready(&self) -> Option<&Ready> {
@@ -128,49 +138,46 @@ impl AppState {
     }
 }
 
-async fn record_metrics(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    state
-        .metrics
-        .requests
-        .with_label_values(&[route.as_str(), response.status().as_str()])
-        .observe(started.elapsed().as_secs_f64());
-    response
-}
-
 /// The service's routes over `state`. CORS is open (any origin, no credentials): browsers call the
 /// service as the fallback of the wasm package from pages on other origins.
-pub fn router(state: Arc<AppState>) -> Router {
+///
+/// Every non-2xx answer, 404 and 405 included, is akidb-http's JSON error. A body announced larger than
+/// `--max-body-bytes` is refused with 413 before it is read, a compressed body with 415.
+pub fn router(state: Arc<AppState>, connections: &ServeOptions) -> Router {
     let body_limit = state.limits.max_body_bytes;
-    Router::new()
+    let app = Router::new()
         .route("/v1/embed", post(api::embed))
         .route("/v1/embeddings", post(api::embeddings))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
         .route("/openapi.json", get(|| async { Json(api::ApiDoc::openapi()) }))
+        .fallback(akidb_http::not_found)
+        .method_not_allowed_fallback(akidb_http::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            record_metrics,
+        .layer(from_fn(akidb_http::refuse_encoded_body))
+        .layer(from_fn_with_state(
+            body_limit as u64,
+            akidb_http::refuse_oversized_body,
+        ))
+        .layer(connections.body_timeout_layer())
+        .layer(from_fn_with_state(
+            state.metrics.http.clone(),
+            akidb_http::observe,
         ))
         .layer(CorsLayer::permissive())
-        .with_state(state)
+        .with_state(state);
+    akidb_http::with_request_tracing(app)
 }
 
 /// Loads the bundle, verifying every file.
-pub async fn load_bundle(source: &BundleSource) -> Result<Bundle> {
+pub async fn load_bundle(source: &BundleSource, fetch: &crate::remote::FetchOptions) -> Result<Bundle> {
     match source {
         BundleSource::Dir(dir) => {
             let dir = dir.clone();
             tokio::task::spawn_blocking(move || crate::bundle_dir::load(&dir)).await?
         }
-        BundleSource::Url(url) => crate::remote::fetch_bundle(url).await,
+        BundleSource::Url(url) => crate::remote::fetch_bundle_with(url, fetch).await,
     }
 }
 
@@ -195,6 +202,7 @@ pub fn warm_up(embedder: &Embedder, max_batch: usize) -> Result<()> {
 /// `/readyz` turns 200 when it is done. A model that fails to load stops the service with its error.
 pub async fn run(config: ServeConfig, source: BundleSource, addr: SocketAddr) -> Result<()> {
     let state = AppState::new(config.limits.clone());
+    let connections = config.connections.clone();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -204,7 +212,7 @@ pub async fn run(config: ServeConfig, source: BundleSource, addr: SocketAddr) ->
     tokio::spawn(async move {
         let started = Instant::now();
         let loaded = async {
-            let bundle = load_bundle(&source).await?;
+            let bundle = load_bundle(&source, &config.fetch).await?;
             let max_batch = config.batching.max_batch;
             let embedder = tokio::task::spawn_blocking(move || -> Result<Embedder> {
                 let embedder = Embedder::new(&bundle)?;
@@ -229,39 +237,17 @@ pub async fn run(config: ServeConfig, source: BundleSource, addr: SocketAddr) ->
     let fatal_slot = fatal.clone();
     let shutdown = async move {
         tokio::select! {
-            () = shutdown_signal() => tracing::info!("shutting down: finishing in-flight requests"),
+            () = akidb_http::shutdown_signal() => {},
             Ok(e) = fatal_rx => {
                 *fatal_slot.lock().await = Some(e);
             }
         }
     };
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let app = router(state, &connections);
+    akidb_http::serve(listener, app, connections, shutdown).await?;
     let failure = fatal.lock().await.take();
     match failure {
         Some(e) => Err(e.context("the model could not be loaded")),
         None => Ok(()),
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }
