@@ -278,3 +278,42 @@ fn build_is_idempotent_and_refuses_to_overwrite_a_different_bundle() {
     let verify = akidb(&["bundle", "verify", path_str(&out_dir)], None);
     assert!(verify.status.success(), "{}", stderr(&verify));
 }
+
+#[test]
+fn a_max_seq_length_over_the_models_positions_is_refused_at_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = int8_bundle();
+    let out = akidb(
+        &[
+            "bundle",
+            "build",
+            "--onnx",
+            path_str(&src.join("model.onnx")),
+            "--tokenizer",
+            path_str(&src.join("tokenizer.json")),
+            "--name",
+            "m",
+            "--version",
+            "1",
+            "--max-seq-length",
+            "100000",
+            "--out",
+            path_str(&tmp.path().join("out")),
+        ],
+        None,
+    );
+    assert_fails_with(&out, &["100000", "512"]);
+    assert!(!tmp.path().join("out").exists(), "a refused build left a bundle");
+}
+
+#[test]
+fn a_text_over_max_chars_is_refused_naming_the_line() {
+    let bundle = int8_bundle();
+    let long = "x".repeat(2001);
+    let stdin = format!("{{\"text\": \"short\"}}\n{{\"text\": \"{long}\"}}\n");
+    let out = akidb(
+        &["embed", "--bundle", path_str(&bundle), "--max-chars", "2000"],
+        Some(&stdin),
+    );
+    assert_fails_with(&out, &["stdin line 2", "2001 characters", "limit is 2000"]);
+}
