@@ -8,9 +8,9 @@
 //! - [`registry`]: SQLite metadata (models, versions, files, aliases).
 //! - [`publish`]: verify a bundle, store its blobs durably, then record the version in one transaction.
 //! - [`server`]: the axum [`server::router`].
-//! - [`metrics`]: Prometheus counters and histograms.
+//!
+//! The HTTP plumbing (error shape, metrics middleware, timeouts, shutdown, tracing) is akidb-http's.
 
-pub mod metrics;
 pub mod publish;
 pub mod registry;
 pub mod server;

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -45,6 +46,16 @@ enum Command {
         /// Log as JSON lines instead of text.
         #[arg(long)]
         json_logs: bool,
+        /// Close a connection that has not sent a complete request head within this many seconds
+        /// (idle keep-alive connections included).
+        #[arg(long, default_value_t = 10)]
+        header_read_timeout_secs: u64,
+        /// Fail a request (408) whose body stalls for this many seconds between chunks.
+        #[arg(long, default_value_t = 30)]
+        body_read_timeout_secs: u64,
+        /// Most connections open at once; further clients wait in the listen backlog.
+        #[arg(long, default_value_t = 1024)]
+        max_connections: usize,
     },
     /// Verify a bundle directory, store its files, and record its version (atomically).
     Publish {
@@ -82,35 +93,6 @@ enum AliasCommand {
     },
 }
 
-fn init_logs(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        b.json().init();
-    } else {
-        b.init();
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: finishing in-flight requests");
-}
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -122,8 +104,11 @@ fn main() -> anyhow::Result<()> {
             static_dir,
             max_blob_bytes,
             json_logs,
+            header_read_timeout_secs,
+            body_read_timeout_secs,
+            max_connections,
         } => {
-            init_logs(json_logs);
+            akidb_http::init_tracing(json_logs);
             let token = match token_file {
                 Some(f) => Some(
                     std::fs::read_to_string(&f)
@@ -147,11 +132,18 @@ fn main() -> anyhow::Result<()> {
                 }
             }
             let (registry, store) = open_data_dir(&data)?;
+            let serve = akidb_http::ServeOptions {
+                header_read_timeout: Duration::from_secs(header_read_timeout_secs),
+                body_read_timeout: Duration::from_secs(body_read_timeout_secs),
+                max_connections,
+                ..akidb_http::ServeOptions::default()
+            };
             let config = Config {
                 read_only,
                 token,
                 static_dir,
                 max_blob_bytes,
+                serve: serve.clone(),
                 ..Config::default()
             };
             let app = router(AppState::new(registry, Arc::new(store), config));
@@ -161,9 +153,7 @@ fn main() -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("binding {addr}"))?;
                 tracing::info!(addr = %listener.local_addr()?, read_only, "serving");
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown_signal())
-                    .await?;
+                akidb_http::serve(listener, app, serve, akidb_http::shutdown_signal()).await?;
                 anyhow::Ok(())
             })
         }

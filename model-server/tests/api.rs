@@ -50,6 +50,26 @@ fn fixture() -> Fixture {
     }
 }
 
+/// The value of the Prometheus sample `name{labels}` in `text` (labels in any order), if present.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    want.sort();
+    text.lines().find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (n, rest) = series.split_once('{')?;
+        let mut got: Vec<String> = rest.strip_suffix('}')?.split(',').map(str::to_owned).collect();
+        got.sort();
+        (n == name && got == want).then(|| value.parse().ok())?
+    })
+}
+
+/// The number of series of `name` in `text`.
+fn series_count(text: &str, name: &str) -> usize {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .count()
+}
+
 fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body).unwrap()
 }
@@ -89,7 +109,7 @@ async fn listing_and_model_detail() {
     let (res, body) = get(&app, "/v1/models/nope").await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert_eq!(header(&res, "cache-control"), Some("no-store"));
-    assert!(json(&body)["error"].as_str().unwrap().contains("nope"));
+    assert!(json(&body)["error"]["message"].as_str().unwrap().contains("nope"));
     let (res, _) = get(&app, "/v1/models/..").await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let (res, _) = get(&app, "/v1/nothing-here").await;
@@ -172,7 +192,7 @@ async fn manifest_by_version_is_immutable_and_exact() {
     ] {
         let (res, body) = get(&app, uri).await;
         assert_eq!(res.status(), status, "{uri}");
-        assert!(json(&body)["error"].is_string(), "{uri}");
+        assert!(json(&body)["error"]["message"].is_string(), "{uri}");
     }
 }
 
@@ -708,36 +728,51 @@ async fn health_ready_metrics_openapi() {
     assert_eq!(res.status(), StatusCode::OK);
     assert!(header(&res, "content-type").unwrap().starts_with("text/plain"));
     let text = String::from_utf8(body).unwrap();
-    let blob = r#"route="/v1/blobs/sha256/{sha256}",method="GET""#;
-    assert!(
-        text.contains(&format!("model_server_requests_total{{{blob},status=\"200\"}} 1")),
+    let blob = [("route", "/v1/blobs/sha256/{sha256}"), ("method", "GET")];
+    let with = |status: &'static str| [blob[0], blob[1], ("status", status)];
+    assert_eq!(
+        sample(&text, "model_server_requests_total", &with("200")),
+        Some(1.0),
         "{text}"
     );
-    assert!(
-        text.contains(&format!("model_server_requests_total{{{blob},status=\"206\"}} 1")),
+    assert_eq!(
+        sample(&text, "model_server_requests_total", &with("206")),
+        Some(1.0),
         "{text}"
     );
-    assert!(
-        text.contains(&format!(
-            "model_server_response_bytes_total{{{blob},status=\"200\"}} 100000"
-        )),
+    assert_eq!(
+        sample(&text, "model_server_response_bytes_total", &with("200")),
+        Some(100_000.0),
         "{text}"
     );
-    assert!(
-        text.contains(&format!(
-            "model_server_response_bytes_total{{{blob},status=\"206\"}} 10"
-        )),
+    assert_eq!(
+        sample(&text, "model_server_response_bytes_total", &with("206")),
+        Some(10.0),
         "{text}"
     );
-    assert!(
-        text.contains(
-            r#"model_server_requests_total{route="/v1/models/{name}",method="GET",status="404"} 1"#
+    assert_eq!(
+        sample(
+            &text,
+            "model_server_requests_total",
+            &[
+                ("route", "/v1/models/{name}"),
+                ("method", "GET"),
+                ("status", "404")
+            ]
         ),
+        Some(1.0),
         "{text}"
     );
-    assert!(text.contains(&format!(
-        "model_server_request_duration_seconds_bucket{{{blob},status=\"200\",le=\"+Inf\"}} 1"
-    )));
+    let [r, m, st] = with("200");
+    assert_eq!(
+        sample(
+            &text,
+            "model_server_request_duration_seconds_bucket",
+            &[r, m, st, ("le", "+Inf")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
     assert!(text.contains("# TYPE model_server_request_duration_seconds histogram"));
 
     let (res, body) = get(&app, "/openapi.json").await;
@@ -813,4 +848,81 @@ async fn real_int8_bundle_round_trips() {
         assert_eq!(res.status(), StatusCode::OK);
         manifest.verify_file(entry, &bytes).unwrap();
     }
+}
+
+#[tokio::test]
+async fn routing_misses_are_json_and_made_up_methods_add_no_series() {
+    let f = fixture();
+    let app = app(&f.data, Config::default());
+    for (method, uri, status) in [
+        ("GET", "/v1/nothing-here", StatusCode::NOT_FOUND),
+        ("DELETE", "/v1/models", StatusCode::METHOD_NOT_ALLOWED),
+        (
+            "POST",
+            "/v1/models/m/1.0.0/manifest.json",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+    ] {
+        let (res, body) = send(
+            &app,
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(res.status(), status, "{method} {uri}");
+        assert_eq!(header(&res, "cache-control"), Some("no-store"), "{method} {uri}");
+        let v = json(&body);
+        assert!(
+            v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{method} {uri}: {v}"
+        );
+        assert!(
+            v["error"]["type"].as_str().is_some_and(|t| !t.is_empty()),
+            "{method} {uri}: {v}"
+        );
+    }
+    let metrics =
+        |app: axum::Router| async move { String::from_utf8(get(&app, "/metrics").await.1).unwrap() };
+    send(
+        &app,
+        Request::builder()
+            .method("FOO")
+            .uri("/v1/models")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let before = metrics(app.clone()).await;
+    for m in ["BAR", "QUUX", "FOO", "X-MADE-UP"] {
+        let (res, _) = send(
+            &app,
+            Request::builder()
+                .method(m)
+                .uri("/v1/models")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{m}");
+    }
+    let after = metrics(app.clone()).await;
+    for m in ["FOO", "BAR", "QUUX", "X-MADE-UP"] {
+        assert!(
+            !after.contains(&format!("method=\"{m}\"")),
+            "{m} became a label:\n{after}"
+        );
+    }
+    // The made-up methods share one bounded series, counted: no new series, the count went up by 4.
+    let other = [("route", "/v1/models"), ("method", "other"), ("status", "405")];
+    let count = |t: &str| sample(t, "model_server_requests_total", &other);
+    assert_eq!(count(&after), count(&before).map(|c| c + 4.0), "{after}");
+    // `/metrics` itself adds one series between the two scrapes; nothing else may.
+    assert!(
+        series_count(&after, "model_server_requests_total")
+            <= series_count(&before, "model_server_requests_total") + 1,
+        "before:\n{before}\nafter:\n{after}"
+    );
 }

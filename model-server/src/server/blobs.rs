@@ -110,8 +110,7 @@ pub(crate) async fn get_blob(
             Some(format!("bytes {s}-{e}/{len}")),
         ),
         RangeOutcome::Unsatisfiable => {
-            let mut r =
-                ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable").into_response();
+            let mut r = api_error(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable").into_response();
             r.headers_mut().insert(
                 header::CONTENT_RANGE,
                 HeaderValue::from_str(&format!("bytes */{len}")).map_err(ApiError::internal)?,
@@ -163,7 +162,7 @@ pub(crate) async fn put_blob(
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
     {
         if n > limit {
-            return Err(ApiError::new(
+            return Err(api_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("blob is larger than {limit} bytes"),
             ));
@@ -204,12 +203,14 @@ pub(crate) async fn put_blob(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
             Ok(r)
         }
-        Err(e @ PutError::HashMismatch { .. }) => Err(ApiError::new(StatusCode::BAD_REQUEST, e.to_string())),
-        Err(e @ PutError::TooLarge { .. }) => {
-            Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()))
-        }
-        Err(PutError::Io(e)) if e.kind() == std::io::ErrorKind::Other => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
+        Err(e @ PutError::HashMismatch { .. }) => Err(api_error(StatusCode::BAD_REQUEST, e.to_string())),
+        Err(e @ PutError::TooLarge { .. }) => Err(api_error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())),
+        Err(PutError::Io(e)) if e.kind() == std::io::ErrorKind::Other => Err(api_error(
+            if body_timed_out(&e) {
+                StatusCode::REQUEST_TIMEOUT
+            } else {
+                StatusCode::BAD_REQUEST
+            },
             format!("reading the upload: {e}"),
         )),
         Err(e) => Err(ApiError::internal(e)),

@@ -1,51 +1,30 @@
-//! Error answers: [`ApiError`] and its JSON body, the conversions from registry and publish errors, and
-//! the checks of path parameters.
+//! Error answers: akidb-http's [`ApiError`] (`{"error": {"message", "type"}}`, `Cache-Control: no-store`),
+//! the conversions from registry and publish errors, and the checks of path parameters.
 
 use super::*;
 
-/// An error answer: a status and a JSON `{"error": "..."}` body, never cached.
-#[derive(Debug)]
-pub struct ApiError(StatusCode, String);
+pub use akidb_http::{ApiError, ErrorBody};
 
-/// The JSON body of every error.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong.
-    pub error: String,
-}
-
-impl ApiError {
-    pub(crate) fn new(status: StatusCode, msg: impl Into<String>) -> ApiError {
-        ApiError(status, msg.into())
-    }
-    pub(crate) fn not_found(what: impl std::fmt::Display) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, format!("{what} not found"))
-    }
-    pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
-        tracing::error!(error = %e, "internal error");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut r = (self.0, Json(ErrorBody { error: self.1 })).into_response();
-        r.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
-        if self.0 == StatusCode::UNAUTHORIZED {
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        r
-    }
+/// An [`ApiError`] whose `type` follows from the status: the kinds a client of this service can act on.
+pub(crate) fn api_error(status: StatusCode, message: impl Into<String>) -> ApiError {
+    let kind = match status {
+        StatusCode::UNAUTHORIZED => "authentication_error",
+        StatusCode::FORBIDDEN => "permission_error",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::CONFLICT => "conflict",
+        s if s.is_server_error() => "internal_error",
+        _ => "invalid_request_error",
+    };
+    ApiError::new(status, kind, message)
 }
 
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> ApiError {
         match e {
-            RegistryError::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
-            RegistryError::Invalid(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
-            RegistryError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            RegistryError::Conflict { .. } => api_error(StatusCode::CONFLICT, e.to_string()),
+            RegistryError::Invalid(_) => api_error(StatusCode::BAD_REQUEST, e.to_string()),
+            RegistryError::NotFound(_) => api_error(StatusCode::NOT_FOUND, e.to_string()),
             RegistryError::Db(_) => ApiError::internal(e),
         }
     }
@@ -55,10 +34,10 @@ impl From<PublishError> for ApiError {
     fn from(e: PublishError) -> ApiError {
         match e {
             PublishError::Bundle(_) | PublishError::Mismatch(_) => {
-                ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
+                api_error(StatusCode::BAD_REQUEST, e.to_string())
             }
             PublishError::MissingBlobs(_) | PublishError::Unloadable(_) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+                api_error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
             }
             PublishError::Registry(r) => r.into(),
             PublishError::Put(_) | PublishError::Read { .. } => ApiError::internal(e),
@@ -75,7 +54,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> 
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| P(p.0))
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
+            .map_err(|e| api_error(StatusCode::BAD_REQUEST, e.body_text()))
     }
 }
 
@@ -83,10 +62,7 @@ pub(crate) fn check_name(what: &str, s: &str) -> Result<(), ApiError> {
     if valid_name(s) {
         Ok(())
     } else {
-        Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("malformed {what}"),
-        ))
+        Err(api_error(StatusCode::BAD_REQUEST, format!("malformed {what}")))
     }
 }
 
@@ -94,7 +70,7 @@ pub(crate) fn check_name(what: &str, s: &str) -> Result<(), ApiError> {
 pub(crate) fn check_version(s: &str) -> Result<(), ApiError> {
     check_name("version", s)?;
     if s == RESERVED_VERSION {
-        return Err(ApiError::new(
+        return Err(api_error(
             StatusCode::BAD_REQUEST,
             format!("`{RESERVED_VERSION}` is reserved and is not a version"),
         ));
@@ -104,9 +80,7 @@ pub(crate) fn check_version(s: &str) -> Result<(), ApiError> {
 
 pub(crate) fn parse_hash(s: &str) -> Result<BlobHash, ApiError> {
     BlobHash::parse(s)
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "not a sha256 (64 lower-case hex digits)"))
+        .ok_or_else(|| api_error(StatusCode::BAD_REQUEST, "not a sha256 (64 lower-case hex digits)"))
 }
 
-pub(crate) async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "no such route")
-}
+pub(crate) use akidb_http::not_found;

@@ -8,14 +8,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
-use axum::body::{Body, HttpBody};
-use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -23,10 +22,8 @@ use sha2::{Digest, Sha256};
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::services::ServeFile;
-use tower_http::trace::TraceLayer;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::metrics::Metrics;
 use crate::publish::{publish_manifest, PublishError};
 use crate::registry::{valid_name, Recorded, Registry, RegistryError, VersionRecord, RESERVED_VERSION};
 use crate::store::{BlobHash, BlobStore, PutError};
@@ -71,6 +68,8 @@ pub struct Config {
     pub max_blob_bytes: u64,
     /// Largest manifest or alias upload, in bytes.
     pub max_manifest_bytes: usize,
+    /// Connection and body-read limits (header-read timeout, body-read timeout, connection cap).
+    pub serve: akidb_http::ServeOptions,
 }
 
 impl Default for Config {
@@ -81,6 +80,7 @@ impl Default for Config {
             static_dir: None,
             max_blob_bytes: 4 << 30,
             max_manifest_bytes: 1 << 20,
+            serve: akidb_http::ServeOptions::default(),
         }
     }
 }
@@ -93,17 +93,23 @@ struct Inner {
     registry: Registry,
     store: Arc<dyn BlobStore>,
     config: Config,
-    metrics: Metrics,
+    /// The service's Prometheus registry, rendered at `/metrics`.
+    metrics: prometheus::Registry,
+    /// Request series (akidb-http's middleware), in `metrics`.
+    http_metrics: akidb_http::HttpMetrics,
 }
 
 impl AppState {
     /// Bundles the parts into the state [`router`] takes.
     pub fn new(registry: Registry, store: Arc<dyn BlobStore>, config: Config) -> AppState {
+        let metrics = prometheus::Registry::new();
         AppState(Arc::new(Inner {
             registry,
             store,
             config,
-            metrics: Metrics::default(),
+            http_metrics: akidb_http::HttpMetrics::register("model_server", &metrics)
+                .expect("three new series register in a new registry"),
+            metrics,
         }))
     }
 
@@ -180,9 +186,16 @@ pub fn router(state: AppState) -> Router {
         }
         None => app.fallback(not_found),
     };
-    app.layer(TraceLayer::new_for_http())
+    let app = app
+        .method_not_allowed_fallback(akidb_http::method_not_allowed)
+        .layer(state.0.config.serve.body_timeout_layer())
         .layer(compression)
         .layer(cors)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.0.http_metrics.clone(),
+            akidb_http::observe,
+        ))
+        .with_state(state);
+    akidb_http::with_request_tracing(app)
 }

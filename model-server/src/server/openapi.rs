@@ -100,7 +100,7 @@ impl utoipa::Modify for BearerAuth {
         `/v1/models/{name}/{version}/manifest.json`, then each file from `/v1/blobs/sha256/{sha256}` and check it \
         against the manifest."),
     paths(list_models, get_model, get_manifest, get_blob, put_blob, put_manifest, put_alias, healthz, readyz, metrics, openapi_json),
-    components(schemas(ErrorBody, ModelList, ModelSummary, ModelDetail, VersionInfo, FileInfo, ManifestDoc, OnnxDoc, ManifestFile,
+    components(schemas(ErrorBody, akidb_http::ErrorDetail, ModelList, ModelSummary, ModelDetail, VersionInfo, FileInfo, ManifestDoc, OnnxDoc, ManifestFile,
         BlobStored, Published, AliasTarget)),
     modifiers(&BearerAuth)
 )]

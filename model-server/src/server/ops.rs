@@ -35,25 +35,14 @@ pub(crate) async fn metrics(State(st): State<AppState>) -> Response {
             (header::CONTENT_TYPE, "text/plain; version=0.0.4"),
             (header::CACHE_CONTROL, NO_STORE),
         ],
-        st.0.metrics.render(),
+        akidb_http::render(&st.0.metrics),
     )
         .into_response()
 }
 
-pub(crate) async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| {
-            if st.0.config.static_dir.is_some() {
-                "static".into()
-            } else {
-                "unmatched".into()
-            }
-        });
-    let method = req.method().clone();
+/// Headers every answer carries: `Cross-Origin-Resource-Policy: cross-origin` (cross-origin-isolated pages
+/// may load blobs) and `X-Content-Type-Options: nosniff`.
+pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     res.headers_mut().insert(
         HeaderName::from_static("cross-origin-resource-policy"),
@@ -62,18 +51,6 @@ pub(crate) async fn observe(State(st): State<AppState>, req: Request, next: Next
     res.headers_mut().insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
-    );
-    let bytes = if method == Method::HEAD {
-        0
-    } else {
-        res.body().size_hint().exact().unwrap_or(0)
-    };
-    st.0.metrics.observe(
-        &route,
-        method.as_str(),
-        res.status().as_u16(),
-        bytes,
-        start.elapsed(),
     );
     res
 }
@@ -141,7 +118,7 @@ pub(crate) fn resolve_static(root: &std::path::Path, segments: &[String]) -> Opt
 /// out of it, `..`) and never a dotfile; everything else is a JSON 404 (or 405 for other methods).
 pub(crate) async fn serve_static(root: Arc<PathBuf>, req: Request) -> Response {
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "the static site is read-only").into_response();
+        return api_error(StatusCode::METHOD_NOT_ALLOWED, "the static site is read-only").into_response();
     }
     let segments: Option<Vec<String>> = percent_decode(req.uri().path()).and_then(|p| {
         p.split('/')

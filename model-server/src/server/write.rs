@@ -29,10 +29,10 @@ pub struct AliasTarget {
 
 pub(crate) fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if st.0.config.read_only {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "this server is read-only"));
+        return Err(api_error(StatusCode::FORBIDDEN, "this server is read-only"));
     }
     let Some(token) = st.0.config.token.as_deref() else {
-        return Err(ApiError::new(
+        return Err(api_error(
             StatusCode::UNAUTHORIZED,
             "writes are disabled: no token configured",
         ));
@@ -49,7 +49,7 @@ pub(crate) fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiErr
     if same {
         Ok(())
     } else {
-        Err(ApiError::new(
+        Err(api_error(
             StatusCode::UNAUTHORIZED,
             "missing or wrong bearer token",
         ))
@@ -76,7 +76,7 @@ pub(crate) fn refuse_encoded_body(headers: &HeaderMap) -> Result<(), ApiError> {
         {
             Ok(())
         }
-        Some(v) => Err(ApiError::new(
+        Some(v) => Err(api_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!(
                 "Content-Encoding `{}` is not accepted: send the body uncompressed",
@@ -89,7 +89,26 @@ pub(crate) fn refuse_encoded_body(headers: &HeaderMap) -> Result<(), ApiError> {
 pub(crate) async fn read_small_body(st: &AppState, body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, st.0.config.max_manifest_bytes)
         .await
-        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body too large"))
+        .map_err(|e| {
+            if body_timed_out(&e) {
+                api_error(StatusCode::REQUEST_TIMEOUT, format!("reading the body: {e}"))
+            } else {
+                api_error(StatusCode::PAYLOAD_TOO_LARGE, "body too large")
+            }
+        })
+}
+
+/// Whether reading a request body failed because it stalled longer than the body-read timeout
+/// (akidb-http's layer): then the answer is 408, not a complaint about the body.
+pub(crate) fn body_timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Publishes a version (step 2 of the HTTP publish): the body is the bundle's `manifest.json`; every file it
@@ -122,9 +141,9 @@ pub(crate) async fn put_manifest(
     check_version(&version)?;
     let bytes = read_small_body(&st, body).await?;
     let manifest = akidb_core::Manifest::from_json(&bytes)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+        .map_err(|e| api_error(StatusCode::BAD_REQUEST, e.to_string()))?;
     if manifest.name != name || manifest.version != version {
-        return Err(ApiError::new(
+        return Err(api_error(
             StatusCode::BAD_REQUEST,
             format!(
                 "the manifest is {}@{}, not {name}@{version}",
@@ -167,12 +186,12 @@ pub(crate) async fn put_manifest(
 /// is reserved: a 400 that says so. Any other GET of the alias route is a 405 (the route is PUT-only).
 pub(crate) async fn get_reserved_version(P((_, alias)): P<(String, String)>, method: Method) -> ApiError {
     if alias == "manifest.json" {
-        ApiError::new(
+        api_error(
             StatusCode::BAD_REQUEST,
             format!("`{RESERVED_VERSION}` is reserved and is not a version"),
         )
     } else {
-        ApiError::new(
+        api_error(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not allowed on this route"),
         )
@@ -204,7 +223,7 @@ pub(crate) async fn put_alias(
     check_name("alias", &alias)?;
     let bytes = read_small_body(&st, body).await?;
     let target: AliasTarget = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body: {e}")))?;
+        .map_err(|e| api_error(StatusCode::BAD_REQUEST, format!("body: {e}")))?;
     check_version(&target.version)?;
     let (n, a, v) = (name.clone(), alias.clone(), target.version.clone());
     st.db(move |r| r.set_alias(&n, &a, &v)).await?;
