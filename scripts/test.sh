@@ -16,6 +16,11 @@ bash scripts/fetch-models.sh
 
 step "format and lints"
 cargo fmt --all -- --check
+# Unused dependencies, by a tool made for it (pinned; installed into target/tools once).
+if [ "$(target/tools/bin/cargo-machete --version 2>/dev/null)" != "0.9.2" ]; then
+  cargo install --quiet cargo-machete --version 0.9.2 --locked --root target/tools
+fi
+target/tools/bin/cargo-machete
 cargo clippy --release --workspace --all-targets --features akidb-native/test-hooks -- -D warnings
 # The wasm-only code (akidb-core's wasm kernel, the browser tests) compiles only for wasm32.
 cargo clippy --release --target wasm32-unknown-unknown -p akidb-wasm --all-targets -- -D warnings
