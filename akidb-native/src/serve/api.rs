@@ -231,17 +231,33 @@ async fn embed_texts(
     Ok((ready.model.clone(), dim, rows, token_count))
 }
 
+/// The error answers of both embedding routes, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum EmbedErrors {
+    /// Malformed JSON.
+    #[response(status = 400)]
+    Malformed(ErrorBody),
+    /// Too many texts, a text too long, or a body too large (refused before it is read).
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// Not JSON, or a compressed body.
+    #[response(status = 415)]
+    NotJson(ErrorBody),
+    /// Empty or invalid input.
+    #[response(status = 422)]
+    Invalid(ErrorBody),
+    /// The queue is full; retry after the Retry-After seconds.
+    #[response(status = 429)]
+    Overloaded(ErrorBody),
+    /// The model is loading, or the request timed out.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
 /// Embeds texts.
 #[utoipa::path(post, path = "/v1/embed", request_body = EmbedRequest,
-    responses(
-        (status = 200, description = "One vector per text", body = EmbedResponse),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 413, description = "Too many texts, a text too long, or body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Empty or invalid input", body = ErrorBody),
-        (status = 429, description = "Queue full; retry after the Retry-After seconds", body = ErrorBody),
-        (status = 503, description = "Loading or timed out", body = ErrorBody),
-    ))]
+    responses((status = 200, description = "One vector per text", body = EmbedResponse), EmbedErrors))]
 pub async fn embed(
     State(state): State<Arc<AppState>>,
     body: Result<Json<EmbedRequest>, JsonRejection>,
@@ -257,15 +273,7 @@ pub async fn embed(
 
 /// Embeds texts, OpenAI-compatible.
 #[utoipa::path(post, path = "/v1/embeddings", request_body = OpenAiRequest,
-    responses(
-        (status = 200, description = "One vector per input", body = OpenAiResponse),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 413, description = "Too many texts, a text too long, or body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Empty or invalid input", body = ErrorBody),
-        (status = 429, description = "Queue full", body = ErrorBody),
-        (status = 503, description = "Loading or timed out", body = ErrorBody),
-    ))]
+    responses((status = 200, description = "One vector per input", body = OpenAiResponse), EmbedErrors))]
 pub async fn embeddings(
     State(state): State<Arc<AppState>>,
     body: Result<Json<OpenAiRequest>, JsonRejection>,
