@@ -460,6 +460,16 @@ async fn readiness_metrics_and_openapi() {
     assert!(
         doc["paths"]["/v1/embed"]["post"].is_object() && doc["paths"]["/v1/embeddings"]["post"].is_object()
     );
+    // Every schema the document refers to is in it.
+    let text = doc.to_string();
+    for reference in text.split("\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap();
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "dangling $ref to {name}"
+        );
+    }
+    assert!(doc["paths"]["/v1/embed"]["post"]["responses"]["413"].is_object());
     let preflight = client
         .request(reqwest::Method::OPTIONS, format!("{base}/v1/embed"))
         .header("origin", "http://example.test")

@@ -365,6 +365,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         title = "akidb serve",
         description = "Sentence embeddings over HTTP, from the AkiDB Edge core."
     ),
-    paths(embed, embeddings, healthz, readyz, metrics)
+    paths(embed, embeddings, healthz, readyz, metrics),
+    components(schemas(ErrorBody, akidb_http::ErrorDetail))
 )]
 pub struct ApiDoc;
