@@ -11,7 +11,12 @@ pub enum Error {
     ManifestSyntax(String),
     /// The manifest was written by a newer (or unknown) bundle format.
     #[error("manifest.json has format_version {found}, but this build of akidb reads format_version {supported}; upgrade akidb or rebuild the bundle")]
-    UnsupportedFormat { found: u64, supported: u64 },
+    UnsupportedFormat {
+        /// The value as the manifest writes it (`2`, `-1`, `"1"`, ...).
+        found: String,
+        /// The format this build reads.
+        supported: u64,
+    },
     /// The manifest parses but contradicts itself or names an unsafe path.
     #[error("manifest.json is invalid: {0}")]
     InvalidManifest(String),

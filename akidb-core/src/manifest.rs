@@ -128,7 +128,7 @@ impl Manifest {
             Some(v) if v.as_u64() == Some(FORMAT_VERSION) => {}
             Some(v) => {
                 return Err(Error::UnsupportedFormat {
-                    found: v.as_u64().unwrap_or(u64::MAX),
+                    found: v.to_string(),
                     supported: FORMAT_VERSION,
                 })
             }
@@ -293,11 +293,17 @@ pub(crate) mod tests {
         let v = serde_json::json!({"format_version": 2});
         assert!(matches!(
             parse(&v),
-            Err(Error::UnsupportedFormat {
-                found: 2,
-                supported: 1
-            })
+            Err(Error::UnsupportedFormat { ref found, supported: 1 }) if found == "2"
         ));
+        // A negative or non-integer version is reported as written, not as a wrapped-around u64.
+        let err = parse(&serde_json::json!({"format_version": -1}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("format_version -1,"), "{err}");
+        let err = parse(&serde_json::json!({"format_version": "1"}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("format_version \"1\","), "{err}");
         assert!(matches!(
             parse(&serde_json::json!({"name": "x"})),
             Err(Error::ManifestSyntax(_))

@@ -728,6 +728,7 @@ async fn health_ready_metrics_openapi() {
     assert_eq!(res.status(), StatusCode::OK);
     assert!(header(&res, "content-type").unwrap().starts_with("text/plain"));
     let text = String::from_utf8(body).unwrap();
+    assert!(text.lines().any(|l| l == "model_server_ready 1"), "{text}");
     let blob = [("route", "/v1/blobs/sha256/{sha256}"), ("method", "GET")];
     let with = |status: &'static str| [blob[0], blob[1], ("status", status)];
     assert_eq!(

@@ -28,32 +28,94 @@ pub(crate) fn parse_range(value: &str, len: u64) -> RangeOutcome {
     let Some((a, b)) = spec.trim().split_once('-') else {
         return RangeOutcome::Full;
     };
-    // Digits only; a position past u64 is past any blob's end, so it saturates (RFC 9110 allows any length).
+    // Digits only. Positions are compared as u128 so that two positions past u64 still compare
+    // (`bytes=X-Y` with Y < X is ignored, RFC 9110); a position past u128 is past any blob's end.
     let num = |s: &str| {
         if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
             None
         } else {
-            Some(s.parse::<u64>().unwrap_or(u64::MAX))
+            Some(s.parse::<u128>().unwrap_or(u128::MAX))
         }
     };
+    let size = u128::from(len);
+    // Below `size`, so a u64.
+    let pos = |p: u128| p as u64;
     match (a.trim(), b.trim()) {
         ("", suffix) => match num(suffix) {
             Some(0) => RangeOutcome::Unsatisfiable,
             Some(_) if len == 0 => RangeOutcome::Unsatisfiable,
-            Some(n) => RangeOutcome::Partial(len.saturating_sub(n), len - 1),
+            Some(n) => RangeOutcome::Partial(pos(size - n.min(size)), len - 1),
             None => RangeOutcome::Full,
         },
         (start, "") => match num(start) {
-            Some(s) if s < len => RangeOutcome::Partial(s, len - 1),
+            Some(s) if s < size => RangeOutcome::Partial(pos(s), len - 1),
             Some(_) => RangeOutcome::Unsatisfiable,
             None => RangeOutcome::Full,
         },
         (start, end) => match (num(start), num(end)) {
             (Some(s), Some(e)) if s > e => RangeOutcome::Full,
-            (Some(s), Some(_)) if s >= len => RangeOutcome::Unsatisfiable,
-            (Some(s), Some(e)) => RangeOutcome::Partial(s, e.min(len - 1)),
+            (Some(s), Some(_)) if s >= size => RangeOutcome::Unsatisfiable,
+            (Some(s), Some(e)) => RangeOutcome::Partial(pos(s), pos(e.min(size - 1))),
             _ => RangeOutcome::Full,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// RFC 9110's single `bytes=` range, written independently over big integers: `None` = ignore the
+    /// header (whole blob), `Some(None)` = 416, `Some(Some((first, last)))` = 206.
+    fn reference(first: Option<&str>, last: Option<&str>, len: u64) -> Option<Option<(u64, u64)>> {
+        let n = |s: &str| s.parse::<u128>().unwrap();
+        let len = u128::from(len);
+        match (first, last) {
+            (None, None) => None,
+            (None, Some(suffix)) => {
+                let k = n(suffix).min(len);
+                Some((k > 0).then(|| ((len - k) as u64, (len - 1) as u64)))
+            }
+            (Some(f), None) => Some((n(f) < len).then(|| (n(f) as u64, (len - 1) as u64))),
+            (Some(f), Some(l)) if n(l) < n(f) => None,
+            (Some(f), Some(l)) => Some((n(f) < len).then(|| (n(f) as u64, n(l).min(len - 1) as u64))),
+        }
+    }
+
+    /// A position: small (around the blob's size) or far past u64, with optional leading zeros.
+    fn position() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (0u64..2_000).prop_map(|p| p.to_string()),
+            "[1-9][0-9]{19,37}",
+            "0{1,3}[0-9]{1,4}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn single_ranges_follow_rfc_9110(
+            first in proptest::option::of(position()),
+            last in proptest::option::of(position()),
+            len in 0u64..1_500,
+        ) {
+            let header = format!("bytes={}-{}", first.as_deref().unwrap_or(""), last.as_deref().unwrap_or(""));
+            let got = match parse_range(&header, len) {
+                RangeOutcome::Full => None,
+                RangeOutcome::Unsatisfiable => Some(None),
+                RangeOutcome::Partial(s, e) => Some(Some((s, e))),
+            };
+            prop_assert_eq!(got, reference(first.as_deref(), last.as_deref(), len), "{}", header);
+        }
+
+        #[test]
+        fn any_header_gives_a_range_inside_the_blob(value in "\\PC{0,48}", len in 0u64..u64::MAX) {
+            if let RangeOutcome::Partial(s, e) = parse_range(&value, len) {
+                prop_assert!(s <= e && e < len, "{value:?} on {len} bytes gave {s}-{e}");
+            }
+        }
     }
 }
 

@@ -97,12 +97,22 @@ struct Inner {
     metrics: prometheus::Registry,
     /// Request series (akidb-http's middleware), in `metrics`.
     http_metrics: akidb_http::HttpMetrics,
+    /// `model_server_ready`: 1 when `/readyz` would answer 200, checked at each scrape.
+    ready: prometheus::IntGauge,
 }
 
 impl AppState {
     /// Bundles the parts into the state [`router`] takes.
     pub fn new(registry: Registry, store: Arc<dyn BlobStore>, config: Config) -> AppState {
         let metrics = prometheus::Registry::new();
+        let ready = prometheus::IntGauge::new(
+            "model_server_ready",
+            "1 when the registry database and the blob store both answer (as /readyz), else 0.",
+        )
+        .expect("a valid gauge");
+        metrics
+            .register(Box::new(ready.clone()))
+            .expect("a new name in a new registry");
         AppState(Arc::new(Inner {
             registry,
             store,
@@ -110,6 +120,7 @@ impl AppState {
             http_metrics: akidb_http::HttpMetrics::register("model_server", &metrics)
                 .expect("three new series register in a new registry"),
             metrics,
+            ready,
         }))
     }
 

@@ -14,12 +14,10 @@ pub(crate) async fn healthz() -> Response {
     (status = 200, description = "Ready", body = String, content_type = "text/plain"),
     (status = 503, description = "Not ready", body = String, content_type = "text/plain")))]
 pub(crate) async fn readyz(State(st): State<AppState>) -> Response {
-    let st2 = st.clone();
-    let checks = tokio::task::spawn_blocking(move || (st2.0.registry.check(), st2.0.store.check())).await;
-    let (status, msg) = match checks {
-        Ok((Ok(()), Ok(()))) => (StatusCode::OK, "ready\n".to_owned()),
-        checks => {
-            let msg = format!("not ready: {checks:?}\n");
+    let (status, msg) = match readiness(&st).await {
+        Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+        Err(checks) => {
+            let msg = format!("not ready: {checks}\n");
             tracing::warn!("{}", msg.trim_end());
             (StatusCode::SERVICE_UNAVAILABLE, msg)
         }
@@ -27,9 +25,19 @@ pub(crate) async fn readyz(State(st): State<AppState>) -> Response {
     (status, [(header::CACHE_CONTROL, NO_STORE)], msg).into_response()
 }
 
+/// The readiness checks, on the blocking pool; `Ok` when both pass.
+async fn readiness(st: &AppState) -> Result<(), String> {
+    let st2 = st.clone();
+    match tokio::task::spawn_blocking(move || (st2.0.registry.check(), st2.0.store.check())).await {
+        Ok((Ok(()), Ok(()))) => Ok(()),
+        checks => Err(format!("{checks:?}")),
+    }
+}
+
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub(crate) async fn metrics(State(st): State<AppState>) -> Response {
+    st.0.ready.set(i64::from(readiness(&st).await.is_ok()));
     (
         [
             (header::CONTENT_TYPE, "text/plain; version=0.0.4"),
