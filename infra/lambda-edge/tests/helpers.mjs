@@ -2,10 +2,10 @@
 // real process on a free loopback port, and the golden data.
 import { spawn } from 'node:child_process';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadGolden } from '../../../tests/support/golden.mjs';
+import { freePort } from '../../../tests/support/process.mjs';
 
 export const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const repo = path.resolve(here, '../..');
@@ -81,17 +81,7 @@ export function assertForwarded(result, event, before) {
   assert.deepEqual(result, before, 'the request unchanged');
 }
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 /** `akidb serve` on the bundle `bundle`, ready: `{ url, stop() }`. */
 export async function startServe(bundle = path.join(PKG, 'model'), extraArgs = []) {
@@ -123,23 +113,7 @@ export async function startServe(bundle = path.join(PKG, 'model'), extraArgs = [
   };
 }
 
-export function golden() {
-  const sentences = JSON.parse(fs.readFileSync(path.join(GOLDEN, 'sentences.json'), 'utf8'));
-  const bytes = fs.readFileSync(path.join(GOLDEN, 'embeddings.f32'));
-  const vectors = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
-  const tokenIds = JSON.parse(fs.readFileSync(path.join(GOLDEN, 'token_ids.json'), 'utf8')).token_ids;
-  assert.equal(vectors.length, sentences.length * DIM);
-  return { sentences, row: (i) => vectors.subarray(i * DIM, (i + 1) * DIM), tokenIds };
-}
+/** The golden data (sentence-transformers' vectors and token ids), through the shared test module. */
+export const golden = () => loadGolden(GOLDEN);
 
-export const cosine = (a, b) => {
-  let d = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    d += a[i] * b[i];
-    na += a[i] * a[i];
-    nb += b[i] * b[i];
-  }
-  return d / Math.sqrt(na * nb);
-};
+export { cosine } from '../../../tests/support/golden.mjs';
