@@ -23,27 +23,14 @@ for _ in $(seq 300); do
 done
 curl -fs "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$work/serve.log" >&2; exit 1; }
 sentence=$(python3 -c 'import json; print(json.dumps({"texts": [json.load(open("akidb-native/src/bench_sentences.json"))["single"]]}))')
-cat >"$work/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = [[$sentence]]
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %.1f %.2f %.2f %.2f %d %d\n", summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1e3, latency:percentile(95) / 1e3, latency:percentile(99) / 1e3,
-    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
-LUA
-echo "| concurrency | QPS | p50 ms | p95 ms | p99 ms | non-2xx | socket errors |"
-echo "|---|---|---|---|---|---|---|"
+# The load table (wrk, warm-up at each level, then the recorded run) is the one the Jetson benchmark runs
+# on boards: jetson/scripts/bench-load.sh. Its rows feed the ratios below.
+table=$(bash jetson/scripts/bench-load.sh "http://127.0.0.1:$port" "$secs" "$sentence")
+echo "$table"
 declare -A qps p50 p95
-for c in 1 8 64; do
-  threads=$(( c < 2 ? 1 : 2 ))
-  # Unrecorded warm-up at the same concurrency: the batch shapes it brings are compiled on first use.
-  wrk -t"$threads" -c"$c" -d2s --timeout 10s -s "$work/post.lua" "http://127.0.0.1:$port/v1/embed" >/dev/null
-  read -r q a b d e f < <(wrk -t"$threads" -c"$c" -d"${secs}s" --timeout 10s -s "$work/post.lua" "http://127.0.0.1:$port/v1/embed" | grep ^RESULT | cut -d' ' -f2-)
-  qps[$c]=$q; p50[$c]=$a; p95[$c]=$b
-  echo "| $c | $q | $a | $b | $d | $e | $f |"
-done
+while IFS='|' read -r _ c q a b _; do
+  c=${c// /}; qps[$c]=${q// /}; p50[$c]=${a// /}; p95[$c]=${b// /}
+done < <(grep -E '^\| [0-9]' <<<"$table")
 kill $server; wait $server 2>/dev/null || true
 offline=$(target/release/akidb bench --bundle "$bundle" --json --single-runs 50 --batch-rounds 10)
 python3 - "$offline" "${qps[64]}" "${p95[8]}" "${p50[1]}" <<'PY'
