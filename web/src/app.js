@@ -7,7 +7,7 @@
 // query parameters `?model=URL` and `?fallback=URL`.
 
 import { loadEmbedder } from '@akidb/wasm';
-import { topK, formatBytes, formatMs, sha256Hex } from './search.js';
+import { topK, formatBytes, formatMs, sha256Hex, parseCorpus } from './search.js';
 import * as store from './store.js';
 
 const DEFAULTS = {
@@ -34,10 +34,19 @@ const diag = {
   warnings: [],
   lastSearch: null,
 };
+// The page's embedder, for the console and the e2e tests' golden check: `await akidbDemo.embed(['text'])`
+// gives plain arrays (one per text) from the backend in use. Not enumerable: diag stays JSON.
+Object.defineProperty(diag, 'embed', {
+  value: async (texts) => {
+    if (!current) throw new Error('no embedder yet (the page is not ready)');
+    const flat = await current.embedder.embed(texts);
+    return texts.map((_, i) => Array.from(flat.subarray(i * current.dim, (i + 1) * current.dim)));
+  },
+});
 window.akidbDemo = diag;
 
 let config;
-let corpus; // {sentences, examples, sha256}
+let corpus; // {documents, texts, examples, sha256} (search.js parseCorpus)
 let current = null; // {embedder, vectors, dim}
 let generation = 0; // bumped to abandon a load in progress
 let searchSeq = 0;
@@ -54,7 +63,7 @@ function setState(state, message) {
   $('force-server').disabled =
     state === 'loading' || state === 'indexing' || state === 'clearing' || state === 'cleared';
   $('corpus-hint').textContent = ready
-    ? `(${corpus.sentences.length} sentences)`
+    ? `(${corpus.documents.length} documents)`
     : '(available once the corpus is embedded)';
 }
 
@@ -86,8 +95,7 @@ async function loadCorpus() {
   const res = await fetch('corpus.json');
   if (!res.ok) throw new Error(`corpus.json: HTTP ${res.status}`);
   const text = await res.text();
-  const { sentences, examples } = JSON.parse(text);
-  return { sentences, examples, sha256: await sha256Hex(text) };
+  return { ...parseCorpus(JSON.parse(text)), sha256: await sha256Hex(text) };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -227,7 +235,7 @@ async function start() {
     if (gen !== generation) return;
     current = { embedder: e, vectors, dim };
     diag.corpusSource = source;
-    diag.corpusSize = corpus.sentences.length;
+    diag.corpusSize = corpus.documents.length;
   } catch (err) {
     if (gen === generation) fail(`Could not embed the corpus: ${err.message ?? err}`);
     return;
@@ -237,8 +245,8 @@ async function start() {
     embedded: 'embedded in this browser and saved to IndexedDB',
     server: 'embedded by the server (not saved)',
   }[diag.corpusSource];
-  $('m-vectors').textContent = `${corpus.sentences.length} × ${current.dim}, ${how}`;
-  setState('ready', `Ready: ${corpus.sentences.length} sentences, backend ${e.backend}.`);
+  $('m-vectors').textContent = `${corpus.documents.length} × ${current.dim}, ${how}`;
+  setState('ready', `Ready: ${corpus.documents.length} documents, backend ${e.backend}.`);
   refreshPanel();
   const q = $('q').value.trim();
   if (q) search(q);
@@ -246,7 +254,7 @@ async function start() {
 
 /** The corpus vectors: from IndexedDB when this model already embedded this corpus, else embedded now. */
 async function corpusVectors(e, gen) {
-  const n = corpus.sentences.length;
+  const n = corpus.texts.length;
   const key = `${e.model}|${corpus.sha256}`;
   const local = e.backend !== 'server';
   if (local) {
@@ -257,14 +265,14 @@ async function corpusVectors(e, gen) {
       return { vectors: new Float32Array(rec.vectors), dim: rec.dim, source: 'indexeddb' };
     }
   }
-  setState('indexing', `Embedding ${n} corpus sentences (${e.backend})…`);
-  // Similar lengths together: the core pads each batch to its longest sentence's bucket.
-  const order = [...Array(n).keys()].sort((a, b) => corpus.sentences[a].length - corpus.sentences[b].length);
+  setState('indexing', `Embedding ${n} corpus documents (${e.backend})…`);
+  // Similar lengths together: the core pads each batch to its longest text's bucket.
+  const order = [...Array(n).keys()].sort((a, b) => corpus.texts[a].length - corpus.texts[b].length);
   let out = null;
   let dim = 0;
   for (let i = 0; i < n; i += BATCH) {
     const idx = order.slice(i, i + BATCH);
-    const v = await e.embed(idx.map((j) => corpus.sentences[j]));
+    const v = await e.embed(idx.map((j) => corpus.texts[j]));
     if (gen !== generation) throw new Error('abandoned');
     dim ||= v.length / idx.length;
     out ??= new Float32Array(n * dim);
@@ -321,16 +329,31 @@ function render(query, hits, embedMs, rankMs, backend) {
       bar.className = 'score-bar';
       bar.setAttribute('aria-hidden', 'true');
       bar.style.setProperty('--w', `${Math.max(0, Math.min(1, score)) * 100}%`);
+      const doc = corpus.documents[index];
+      li.dataset.title = doc.title;
+      const body = document.createElement('div');
+      body.className = 'doc';
+      const title = document.createElement('span');
+      title.className = 'title';
+      title.textContent = doc.title;
       const text = document.createElement('span');
       text.className = 'text';
-      text.textContent = corpus.sentences[index];
-      text.title = corpus.sentences[index];
-      li.append(s, bar, text);
+      text.textContent = doc.text;
+      text.title = doc.text;
+      body.append(title);
+      if (doc.topic) {
+        const topic = document.createElement('span');
+        topic.className = 'topic';
+        topic.textContent = doc.topic;
+        body.append(' ', topic);
+      }
+      body.append(text);
+      li.append(s, bar, body);
       return li;
     }),
   );
   $('meta').textContent =
-    `Top ${hits.length} of ${corpus.sentences.length} in ${formatMs(embedMs + rankMs)} ` +
+    `Top ${hits.length} of ${corpus.documents.length} in ${formatMs(embedMs + rankMs)} ` +
     `(query embedding ${formatMs(embedMs)}, ranking ${formatMs(rankMs)}) · backend ${backend}`;
 }
 

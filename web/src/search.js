@@ -48,3 +48,42 @@ export async function sha256Hex(text) {
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
 }
+
+/** The corpus file's format and the one version this page reads (web/README.md, "The corpus"). */
+export const CORPUS_FORMAT = 'akidb-demo-corpus';
+export const CORPUS_VERSION = 1;
+
+/**
+ * Checks a parsed corpus.json and returns `{documents, examples, texts}`, `texts[i]` being what is embedded
+ * for `documents[i]` (see documentText). Throws naming the first problem: another format or version, a
+ * document without a title or text, a title used twice.
+ */
+export function parseCorpus(json) {
+  const where = 'corpus.json';
+  if (json?.format !== CORPUS_FORMAT || json?.version !== CORPUS_VERSION) {
+    throw new Error(
+      `${where}: format ${JSON.stringify(json?.format)} version ${JSON.stringify(json?.version)}, ` +
+        `this page reads ${CORPUS_FORMAT} version ${CORPUS_VERSION}`,
+    );
+  }
+  if (!Array.isArray(json.documents) || json.documents.length === 0) throw new Error(`${where}: no documents`);
+  const titles = new Set();
+  json.documents.forEach((d, i) => {
+    for (const key of ['title', 'text']) {
+      if (typeof d?.[key] !== 'string' || d[key].trim() === '') {
+        throw new Error(`${where}: document ${i} has no ${key}`);
+      }
+    }
+    if (titles.has(d.title)) {
+      throw new Error(`${where}: document ${i}: the title ${JSON.stringify(d.title)} is used twice`);
+    }
+    titles.add(d.title);
+  });
+  const examples = Array.isArray(json.examples) ? json.examples.filter((x) => typeof x === 'string') : [];
+  return { documents: json.documents, examples, texts: json.documents.map(documentText) };
+}
+
+/** What is embedded for a document: its title and its text, so a query can match either. */
+export function documentText(doc) {
+  return `${doc.title}. ${doc.text}`;
+}

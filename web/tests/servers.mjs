@@ -1,31 +1,18 @@
-// The demo's two servers as real processes on loopback: model-server (the bundle and, with --static, the
-// page) and `akidb serve` (the page's server fallback), from target/release. Each can be stopped and
-// started again on the same port, so the page keeps its origin (its IndexedDB and service worker).
-import { spawn, execFileSync } from 'node:child_process';
+// The demo's two servers as real processes on loopback (tests/support/process.mjs starts and stops them):
+// model-server (the bundle and, with --static, the page) and `akidb serve` (the page's server fallback),
+// from target/release. Both can be stopped and started again on the same ports, so the page keeps its
+// origin (its IndexedDB and service worker).
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { bundleDir, repo } from '../../tests/support/paths.mjs';
+import { akidbBinary, freePort, spawnProcess, waitForHttp } from '../../tests/support/process.mjs';
 
-export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const bin = (name) => path.join(process.env.AKIDB_BIN_DIR ?? path.join(repo, 'target/release'), name);
-export const BUNDLE = path.join(repo, 'models/all-MiniLM-L6-v2/int8');
+const modelServer = path.join(process.env.AKIDB_BIN_DIR ?? path.join(repo, 'target/release'), 'model-server');
 
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** True when something accepts TCP connections on 127.0.0.1:port. */
+/** True when something accepts TCP connections on 127.0.0.1:port (a stopped server's port refuses). */
 export function listening(port) {
   return new Promise((resolve) => {
     const c = net.connect(port, '127.0.0.1');
@@ -37,43 +24,16 @@ export function listening(port) {
   });
 }
 
-class Proc {
-  constructor(name, file, args) {
-    this.name = name;
-    this.out = '';
-    this.child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const keep = (d) => {
-      this.out = (this.out + d).slice(-8000);
-    };
-    this.child.stdout.on('data', keep);
-    this.child.stderr.on('data', keep);
-    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
+/** Starts `command args` and waits until `readyUrl` answers 200; killed if it never does. */
+async function startReady(command, args, readyUrl) {
+  const proc = spawnProcess(command, args);
+  try {
+    await waitForHttp(readyUrl, { proc, timeoutMs: 120_000 });
+  } catch (e) {
+    await proc.stop('SIGKILL');
+    throw e;
   }
-
-  async waitReady(url, timeoutMs = 120_000) {
-    const until = Date.now() + timeoutMs;
-    let exited = false;
-    this.exited.then(() => (exited = true));
-    while (Date.now() < until) {
-      if (exited) throw new Error(`${this.name} exited before ${url} was ready:\n${this.out}`);
-      try {
-        const res = await fetch(url);
-        if (res.ok) return;
-      } catch {
-        // not listening yet
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`${this.name}: ${url} not ready after ${timeoutMs} ms:\n${this.out}`);
-  }
-
-  async stop() {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.kill('SIGTERM');
-    const t = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
-    await this.exited;
-    clearTimeout(t);
-  }
+  return proc;
 }
 
 /**
@@ -82,7 +42,7 @@ class Proc {
  */
 export async function startServers(site) {
   const data = fs.mkdtempSync(path.join(os.tmpdir(), 'akidb-demo-data-'));
-  execFileSync(bin('model-server'), ['publish', '--data', data, BUNDLE, '--alias', 'latest'], { stdio: 'pipe' });
+  execFileSync(modelServer, ['publish', '--data', data, bundleDir('int8'), '--alias', 'latest'], { stdio: 'pipe' });
   const msPort = await freePort();
   const embedPort = await freePort();
   const s = {
@@ -94,25 +54,10 @@ export async function startServers(site) {
     ms: null,
     embed: null,
     async start() {
-      s.ms = new Proc('model-server', bin('model-server'), [
-        'serve',
-        '--data',
-        data,
-        '--addr',
-        `127.0.0.1:${msPort}`,
-        '--read-only',
-        '--static',
-        site,
-      ]);
-      await s.ms.waitReady(`${s.base}/readyz`);
-      s.embed = new Proc('akidb serve', bin('akidb'), [
-        'serve',
-        '--bundle-url',
-        s.manifestUrl,
-        '--addr',
-        `127.0.0.1:${embedPort}`,
-      ]);
-      await s.embed.waitReady(`http://127.0.0.1:${embedPort}/readyz`);
+      const msArgs = ['serve', '--data', data, '--addr', `127.0.0.1:${msPort}`, '--read-only', '--static', site];
+      s.ms = await startReady(modelServer, msArgs, `${s.base}/readyz`);
+      const embedArgs = ['serve', '--bundle-url', s.manifestUrl, '--addr', `127.0.0.1:${embedPort}`];
+      s.embed = await startReady(akidbBinary(), embedArgs, `http://127.0.0.1:${embedPort}/readyz`);
     },
     async stop() {
       await Promise.all([s.embed?.stop(), s.ms?.stop()]);
