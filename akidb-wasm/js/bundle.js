@@ -1,9 +1,12 @@
 // A model bundle over HTTP: where each file lives (one rule, the same as the Rust client's, pinned by the
 // table tests/blob-urls.json), and fetching the manifest and every file, from IndexedDB when cached, with
-// one progress stream; every file's sha256 checked on download and again when read from the cache.
+// one progress stream; with trusted keys, the manifest's signature checked before any file is used (and the
+// cached signature re-checked when the cached manifest is used); every file's sha256 checked on download
+// and again when read from the cache.
 
 import { Cache, fileRecord, isQuota, recordBytes } from './cache.js';
 import { download, sha256 } from './download.js';
+import { fetchSignature, signatureUrl, trustedKeysJson, verifyManifest } from './signature.js';
 import { absoluteUrl, warn } from './util.js';
 
 const MANIFEST = 'manifest.json';
@@ -62,6 +65,10 @@ export async function fetchBundle(options, wasm, stats) {
     return new Uint8Array(await res.arrayBuffer());
   });
   manifestP.catch(() => {});
+  const keysJson = trustedKeysJson(options.trustedKeys);
+  const sigUrl = signatureUrl(manifestUrl);
+  const signatureP = keysJson ? fetchSignature(fetchImpl, sigUrl) : Promise.resolve(undefined);
+  signatureP.catch(() => {});
   let cache = null;
   if ((options.cache ?? 'indexeddb') === 'indexeddb') {
     try {
@@ -74,16 +81,32 @@ export async function fetchBundle(options, wasm, stats) {
 
   // The manifest: from the network when reachable (it is small, and names the current version), else the
   // copy cached for this URL, so a cached model works offline.
+  // With trusted keys its signature comes from the same place: the network, else the cache's copy, which is
+  // checked again like any cached manifest's.
   let manifestBytes;
+  let signature;
   try {
     manifestBytes = await manifestP;
+    signature = await signatureP;
   } catch (e) {
     const cached = cache && (await cache.get('manifests', manifestUrl).catch(() => null));
     if (!cached) throw e;
-    warn(options, `manifest unreachable (${e.message ?? e}); using the cached one`);
+    warn(options, `manifest or signature unreachable (${e.message ?? e}); using the cached ones`);
     manifestBytes = new Uint8Array(cached.bytes);
+    signature = cached.signature ? new Uint8Array(cached.signature) : undefined;
   }
-  const manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
+  // The signature is checked while the cached files are read and hashed (reads only); nothing the manifest
+  // lists is deleted, fetched or handed to the core before it is verified.
+  const verified = keysJson ? verifyManifest(wasm, manifestBytes, signature, keysJson, manifestUrl) : Promise.resolve(null);
+  verified.catch(() => {});
+  let manifest;
+  try {
+    manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
+  } catch (e) {
+    cache?.close();
+    await verified; // a changed manifest is reported as such, not as bad JSON
+    throw new Error(`${manifestUrl}: not JSON: ${e.message}`);
+  }
   const entries = manifest.files;
 
   const files = new Map([[MANIFEST, manifestBytes]]);
@@ -91,18 +114,28 @@ export async function fetchBundle(options, wasm, stats) {
   const sha256s = new Map();
   const missing = [];
   // Cached files are read and hashed in parallel (WebCrypto hashes off this thread).
-  const cached = await Promise.all(
-    entries.map(async (entry) => {
-      if (!cache) return null;
-      const rec = await cache.get('files', entry.sha256).catch((e) => {
-        warn(options, `cache read failed (${e}); fetching ${entry.path}`);
-        return null;
-      });
-      const bytes = await recordBytes(rec, entry.size);
-      const digest = bytes && (await sha256(bytes, wasm));
-      return { rec, bytes, digest };
-    }),
-  );
+  const readCached = async () =>
+    Promise.all(
+      entries.map(async (entry) => {
+        if (!cache) return null;
+        const rec = await cache.get('files', entry.sha256).catch((e) => {
+          warn(options, `cache read failed (${e}); fetching ${entry.path}`);
+          return null;
+        });
+        const bytes = await recordBytes(rec, entry.size);
+        const digest = bytes && (await sha256(bytes, wasm));
+        return { rec, bytes, digest };
+      }),
+    );
+  const cachedP = readCached();
+  cachedP.catch(() => {});
+  const keyId = await verified.catch((e) => {
+    cache?.close();
+    throw e;
+  });
+  if (keyId) stats.keyId = keyId;
+  stats.signature = keyId ? 'verified' : 'not checked';
+  const cached = await cachedP;
   for (const [i, entry] of entries.entries()) {
     const { rec, bytes, digest } = cached[i] ?? {};
     if (bytes && digest === entry.sha256) {
@@ -153,7 +186,7 @@ export async function fetchBundle(options, wasm, stats) {
       stats.fetched.push(entry.path);
       if (cache) {
         try {
-          await cache.put('files', fileRecord(entry, manifest, bytes));
+          stats.cacheRecords = await cache.putFile(fileRecord(entry, manifest, bytes));
         } catch (e) {
           if (!isQuota(e)) warn(options, `caching ${entry.path} failed: ${e}`);
           else warn(options, `storage quota exceeded caching ${entry.path}; running uncached`);
@@ -163,7 +196,9 @@ export async function fetchBundle(options, wasm, stats) {
   );
   if (cache) {
     try {
-      await cache.put('manifests', { url: manifestUrl, bytes: manifestBytes.buffer });
+      const record = { url: manifestUrl, bytes: manifestBytes.slice().buffer };
+      if (signature) record.signature = signature.slice().buffer;
+      await cache.put('manifests', record);
       stats.evicted = await cache.evictOthers(manifest.name, new Set(entries.map((e) => e.sha256)));
     } catch (e) {
       warn(options, `cache bookkeeping failed: ${e}`);

@@ -1,6 +1,7 @@
-// The IndexedDB cache: `files` holds {sha256, bytes, path, name, version} keyed by sha256, `bytes` a Blob
-// (older caches hold an ArrayBuffer, which is read too); `manifests` holds the last manifest seen per URL
-// (so a reload works offline).
+// The IndexedDB cache: `files` holds {sha256, bytes, path, name, version} keyed by sha256, `bytes` a Blob,
+// or an ArrayBuffer where the engine refuses Blob records (WebKit's ephemeral sessions: Safari's private
+// browsing, WebKitWebDriver's automation) and in caches written before records held Blobs; both are read.
+// `manifests` holds the last manifest seen per URL (so a reload works offline).
 
 const DB_NAME = 'akidb-cache';
 const DB_VERSION = 1;
@@ -15,8 +16,10 @@ function req(r) {
 function txDone(tx) {
   return new Promise((resolve, reject) => {
     tx.oncomplete = () => resolve();
-    tx.onerror = () => reject(tx.error);
-    tx.onabort = () => reject(tx.error ?? new Error('IndexedDB transaction aborted'));
+    // WebKit aborts a refused put with a null `error`: say what happened instead of "null".
+    const failed = (ev) => reject(ev?.target?.error ?? tx.error ?? new Error('IndexedDB transaction aborted'));
+    tx.onerror = failed;
+    tx.onabort = failed;
   });
 }
 
@@ -42,6 +45,18 @@ export class Cache {
     const tx = this.db.transaction(store, 'readwrite');
     tx.objectStore(store).put(value);
     await txDone(tx);
+  }
+  /** Stores a bundle file's record (fileRecord): `bytes` as a Blob, else, where the engine refuses Blob
+   * records, as an ArrayBuffer. Resolves to the kind stored ('blob' or 'arraybuffer'). */
+  async putFile(record) {
+    try {
+      await this.put('files', record);
+      return 'blob';
+    } catch (e) {
+      if (isQuota(e)) throw e;
+      await this.put('files', { ...record, bytes: await record.bytes.arrayBuffer() });
+      return 'arraybuffer';
+    }
   }
   async delete(store, key) {
     const tx = this.db.transaction(store, 'readwrite');

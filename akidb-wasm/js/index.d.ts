@@ -25,6 +25,15 @@ export interface FileEntry {
   sha256: string;
 }
 
+/** A trusted public key: the `key_id` and `public_key` fields of an `akidb keygen` .pub file (the same objects
+ *  as the entries of a `--trusted-keys` file's "keys" list). */
+export interface TrustedKey {
+  /** First 16 hex characters of sha256 of the raw 32-byte ed25519 public key. */
+  key_id: string;
+  /** Base64 of the raw 32-byte ed25519 public key. */
+  public_key: string;
+}
+
 export interface LoadOptions {
   /** URL of the bundle's manifest.json (a static bundle directory, or the model server's
    *  `/v1/models/{name}/{version}/manifest.json`). */
@@ -54,6 +63,13 @@ export interface LoadOptions {
   /** Like blobUrl, as a string (works in worker mode, where functions can't cross): `{path}` and
    *  `{sha256}` are replaced, relative to the manifest URL. */
   blobUrlTemplate?: string;
+  /** Keys whose signature the manifest must carry (`<manifest URL>.sig`, an ed25519 signature over the
+   *  manifest's exact bytes, made by `akidb bundle sign`). More than one: a rotation, either key's signature
+   *  is accepted; revoke a key by leaving it out. With keys, an unsigned manifest, one signed by another key,
+   *  or one whose bytes changed is refused (the error names the key id and the manifest URL) before any file
+   *  is fetched or read from the cache. Without (absent or empty), nothing is checked and the loader warns
+   *  once per page. */
+  trustedKeys?: TrustedKey[];
   /** Attempts after the first for each file (default 3); broken transfers resume with Range. */
   retries?: number;
   /** Pretend WebAssembly SIMD is missing (tests the server fallback). */
@@ -70,6 +86,13 @@ export interface LoadStats {
   fromCache?: string[];
   evicted?: string[];
   corrupt?: string[];
+  /** How the files this load fetched were stored in IndexedDB: 'blob', or 'arraybuffer' where the engine
+   *  refuses Blob records (WebKit's ephemeral sessions: Safari's private browsing, WebKitWebDriver). */
+  cacheRecords?: 'blob' | 'arraybuffer';
+  /** 'verified' (trustedKeys given and the signature checked) or 'not checked' (no trustedKeys). */
+  signature?: 'verified' | 'not checked';
+  /** The id of the key whose signature was verified. */
+  keyId?: string;
   /** Milliseconds from the start of the load until the bundle's bytes were in hand (network or IndexedDB). */
   fetchMs?: number;
   /** Milliseconds from the start until the .wasm was compiled and instantiated (it overlaps the fetch). */
@@ -98,6 +121,8 @@ export function loadEmbedder(options: LoadOptions): Promise<LoadedEmbedder>;
 export function wasmSimdSupported(): boolean;
 export function siblingUrl(entry: FileEntry, manifestUrl: string): string;
 export function modelServerBlobUrl(entry: FileEntry, manifestUrl: string): string;
+/** Where the loader fetches a manifest's signature: its URL with ".sig" appended to the path. */
+export function signatureUrl(manifestUrl: string): string;
 export interface WasmVariant {
   name: string;
   supported(): boolean;

@@ -3,20 +3,23 @@
 // sha256; verifies every file's sha256 on download and again before use (WebCrypto, whose digests the
 // core compares with the manifest's along with the sizes: Bundle::from_hashed_files);
 // runs the wasm core on this thread or in a Web Worker; and falls back to an embedding server when wasm
-// can't run. The low-level `Embedder` (akidb-core through wasm-bindgen) is re-exported.
+// can't run. With `trustedKeys`, the manifest's detached signature (`<manifest URL>.sig`) is checked by the
+// core before any file is used. The low-level `Embedder` (akidb-core through wasm-bindgen) is re-exported.
 //
 // One module per concern: download.js (one file: retries, Range resume, sha256), cache.js (IndexedDB),
 // bundle.js (where files live, fetching a whole bundle), wasm-backend.js (feature detection, the wasm
-// core), server-backend.js (the fallbackUrl backend), worker-client.js (worker mode; worker.js is the
-// worker's side). This file picks a backend.
+// core), signature.js (trusted keys, the manifest's signature), server-backend.js (the fallbackUrl
+// backend), worker-client.js (worker mode; worker.js is the worker's side). This file picks a backend.
 
 import { serverEmbedder } from './server-backend.js';
 import { Embedder, initWasm, loadWasm, pickVariant, sha256Hex, WASM_VARIANTS, wasmSimdSupported } from './wasm-backend.js';
 import { loadInWorker } from './worker-client.js';
+import { noticeUnchecked, trustedKeysJson } from './signature.js';
 import { warn } from './util.js';
 
 export { Embedder, sha256Hex, initWasm, wasmSimdSupported, WASM_VARIANTS };
 export { siblingUrl, modelServerBlobUrl } from './bundle.js';
+export { signatureUrl } from './signature.js';
 
 /**
  * Loads an embedder. See index.d.ts for the options. Resolves to an object whose `backend` is
@@ -24,6 +27,9 @@ export { siblingUrl, modelServerBlobUrl } from './bundle.js';
  */
 export async function loadEmbedder(options) {
   if (!options || !options.url) throw new Error('loadEmbedder: `url` (the bundle manifest URL) is required');
+  // A bad key list is the caller's error: thrown here, before a worker starts or the server fallback could
+  // be taken for it.
+  const checkSignatures = trustedKeysJson(options.trustedKeys) !== null;
   const variant = pickVariant(options);
   if (!variant) {
     const reason = options.pretendNoSimd ? 'SIMD disabled by pretendNoSimd' : 'WebAssembly SIMD is not supported';
@@ -33,6 +39,7 @@ export async function loadEmbedder(options) {
     }
     throw new Error(`${reason} and no fallbackUrl is set`);
   }
+  if (!checkSignatures) noticeUnchecked(options);
   try {
     if (options.worker) return await loadInWorker(options, variant);
     return await loadWasm(options, variant);

@@ -2,6 +2,7 @@
 // bundle into the wasm core on the current thread (the page's, or worker.js's).
 
 import initWasm, { Embedder, sha256Hex } from './web/akidb_wasm.js';
+import * as glue from './web/akidb_wasm.js';
 import { fetchBundle } from './bundle.js';
 import { now } from './util.js';
 
@@ -29,7 +30,7 @@ export const WASM_VARIANTS = [
     supported: () => wasmSimdSupported(),
     init: async (wasmUrl) => {
       await initWasm(wasmUrl ? { module_or_path: wasmUrl } : undefined);
-      return { Embedder, sha256Hex };
+      return { Embedder, sha256Hex, verifyManifestSignature: glue.verifyManifestSignature };
     },
   },
 ];

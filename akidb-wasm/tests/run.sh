@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Every akidb-wasm test, from a fresh machine: installs Chromium + chromedriver (Debian) if missing, builds
-# the npm package (akidb-wasm/build.sh installs wasm-bindgen-cli), installs the test's npm deps (npm ci),
-# then runs
+# Every akidb-wasm test, from a fresh machine: installs the browsers and their drivers (Debian chromium,
+# chromium-driver, firefox-esr, webkit2gtk-driver, xvfb) if missing and geckodriver (crates.io, into
+# target/tools), builds the npm package (akidb-wasm/build.sh installs wasm-bindgen-cli), installs the
+# test's npm deps (npm ci), then runs
 #   1. the golden suite in Node (token ids, cosine bars, wasm vs native on all 200 sentences, int8 + fp32),
 #      and the blob-URL rule against the shared table tests/blob-urls.json,
-#   2. the loader in headless Chromium (progress, Range resume, cache across reload, corruption, eviction,
-#      server fallback to a real target/release/akidb serve, worker mode, model-server URLs with a prefix),
-#   3. the core's golden suite inside headless Chromium through wasm-bindgen-test, with akidb-core's
-#      wasm matmul kernel against plain loops (tests/kernel.rs),
-#   4. the same suite inside headless Firefox ESR (Debian `firefox-esr`; geckodriver from crates.io,
-#      installed into target/tools).
+#   2. the loader's browser suite (progress, Range resume, cache across reload, corruption, eviction,
+#      server fallback to a real target/release/akidb serve, worker mode, model-server URLs with a prefix,
+#      signatures) once in each engine: headless Chromium, Firefox ESR and WebKitGTK (tests/support/browsers.mjs;
+#      AKIDB_BROWSERS=chromium,firefox,webkit picks some),
+#   3. the core's golden suite through wasm-bindgen-test, with akidb-core's wasm matmul kernel against plain
+#      loops (tests/kernel.rs), once in each engine: Chromium (chromedriver), Firefox ESR (geckodriver),
+#      WebKitGTK (WebKitWebDriver, which wasm-bindgen-test-runner drives as its SAFARIDRIVER, under Xvfb:
+#      MiniBrowser has no headless mode).
 # Needs the bundles (scripts/fetch-models.sh) and ../shared/golden.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -17,11 +20,12 @@ cd "$root"
 step() { printf '\n== akidb-wasm: %s\n' "$*" >&2; }
 export PATH="$root/target/tools/bin:$PATH"
 
-step "browsers: chromium, firefox-esr, geckodriver"
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! command -v firefox-esr >/dev/null; then
+step "browsers: chromium, firefox-esr, webkit2gtk-driver, xvfb, geckodriver"
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! command -v firefox-esr >/dev/null \
+  || ! command -v WebKitWebDriver >/dev/null || ! command -v Xvfb >/dev/null; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver firefox-esr >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver firefox-esr webkit2gtk-driver xvfb >/dev/null
 fi
 geckodriver_version=0.37.1
 if ! geckodriver --version 2>/dev/null | grep -q "^geckodriver $geckodriver_version"; then
@@ -34,7 +38,8 @@ bash akidb-wasm/build.sh
 step "native CLI (reference vectors)"
 # Always the default target dir (tests/js/node.test.mjs runs target/release/akidb), even when
 # CARGO_TARGET_DIR points the wasm builds elsewhere.
-env -u CARGO_TARGET_DIR cargo build --release --workspace --all-targets
+# The feature set make test builds with, so this reuses its build instead of re-resolving features.
+env -u CARGO_TARGET_DIR cargo build --release --workspace --all-targets --features akidb-native/test-hooks
 
 step "npm deps"
 (cd akidb-wasm/tests/js && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
@@ -42,7 +47,7 @@ step "npm deps"
 step "golden suite and blob-URL table in Node"
 node --test --test-reporter=spec akidb-wasm/tests/js/node.test.mjs akidb-wasm/tests/js/blob-urls.test.mjs
 
-step "loader in headless Chromium"
+step "loader in headless Chromium, Firefox ESR and WebKitGTK"
 node --test --test-reporter=spec akidb-wasm/tests/js/browser.test.mjs
 
 # The core's golden suite (tests/web.rs) under wasm-bindgen-test-runner; the arguments (env options and
@@ -61,8 +66,22 @@ wasm_bindgen_tests CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}"
 step "golden suite in headless Firefox ESR (wasm-bindgen-test)"
 # A fresh profile per run (geckodriver's default); the binary is named, not looked up, so that a non-ESR
 # firefox elsewhere on PATH can't stand in for it.
-webdriver_json=$(mktemp)
-trap 'rm -f "$webdriver_json"' EXIT
-echo '{"moz:firefoxOptions": {"binary": "/usr/bin/firefox-esr"}}' >"$webdriver_json"
+tmp=$(mktemp -d)
+xvfb_pid=""
+cleanup() {
+  if [ -n "$xvfb_pid" ]; then kill "$xvfb_pid" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+echo '{"moz:firefoxOptions": {"binary": "/usr/bin/firefox-esr"}}' >"$tmp/firefox.json"
 wasm_bindgen_tests -u CHROMEDRIVER GECKODRIVER="$(command -v geckodriver)" \
-  WASM_BINDGEN_TEST_WEBDRIVER_JSON="$webdriver_json"
+  WASM_BINDGEN_TEST_WEBDRIVER_JSON="$tmp/firefox.json"
+
+step "golden suite in WebKitGTK under Xvfb (wasm-bindgen-test)"
+# wasm-bindgen-test-runner speaks to WebKitWebDriver as to safaridriver (an empty capability set, which
+# WebKitWebDriver answers with its MiniBrowser). Xvfb picks a free display and writes its number to fd 3.
+Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp 3>"$tmp/display" 2>"$tmp/xvfb.log" &
+xvfb_pid=$!
+for _ in $(seq 100); do [ -s "$tmp/display" ] && break; sleep 0.1; done
+[ -s "$tmp/display" ] || { echo "Xvfb reported no display:" >&2; cat "$tmp/xvfb.log" >&2; exit 1; }
+wasm_bindgen_tests -u CHROMEDRIVER DISPLAY=":$(head -n1 "$tmp/display")" SAFARIDRIVER="$(command -v WebKitWebDriver)"

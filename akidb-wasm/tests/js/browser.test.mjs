@@ -1,14 +1,15 @@
-// The loader in real headless Chromium against a real local HTTP server: progress to 100% (with a
-// transfer cut half-way and resumed by Range), the IndexedDB cache across a reload with zero model-file
-// requests, a corrupted cache entry detected and re-fetched, the server fallback (answered by a real
-// `target/release/akidb serve` on loopback), worker mode, and the model server's URL scheme with and
-// without a path prefix.
-import { test, before, after } from 'node:test';
+// The loader in every browser engine (headless Chromium, Firefox ESR and WebKitGTK, through
+// tests/support/browsers.mjs; $AKIDB_BROWSERS picks some) against a real local HTTP server: progress to
+// 100% (with a transfer cut half-way and resumed by Range), the IndexedDB cache across a reload with zero
+// model-file requests, a corrupted cache entry detected and re-fetched, the server fallback (answered by a
+// real `target/release/akidb serve` on loopback), worker mode, and the model server's URL scheme with and
+// without a path prefix. The suite is written once; each engine runs all of it.
+import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startServer, repo } from './server.mjs';
-import { launch, openPage } from './browser.mjs';
+import { enginesToTest, launchBrowser } from '../../../tests/support/browsers.mjs';
 import { cosine, loadGolden, maxAbsDiff } from '../../../tests/support/golden.mjs';
 import { metricSum, startAkidbServe } from '../../../tests/support/process.mjs';
 
@@ -19,8 +20,7 @@ const NATIVE_VS_WASM = 1e-4;
 // A golden sentence, to check the fallback's vectors against sentence-transformers too.
 const GOLDEN_TEXT = 'The quick brown fox jumps over the lazy dog.';
 const golden = loadGolden();
-let server, browser, page, serve;
-const logs = [];
+let server, serve;
 
 // The reference vector: the nodejs build of the same core.
 const { Embedder } = await import(path.join(repo, 'akidb-wasm/pkg/node.mjs'));
@@ -33,8 +33,8 @@ const reference = Embedder.fromBundle(files).embed([SENTENCE]);
 const modelFileRequests = () =>
   server.requests().filter((r) => manifest.files.some((f) => r.path.endsWith(`/${f.path}`) || r.path.endsWith(f.sha256)));
 
-/** Runs loadEmbedder in the page and embeds `texts` (default: SENTENCE); returns what it saw. */
-async function load(options, texts = [SENTENCE]) {
+/** Runs loadEmbedder in `page` and embeds `texts` (default: SENTENCE); returns what it saw. */
+async function loadIn(page, options, texts = [SENTENCE]) {
   return page.evaluate(
     async ({ options, texts }) => {
       const progress = [];
@@ -66,196 +66,280 @@ async function load(options, texts = [SENTENCE]) {
 
 before(async () => {
   [server, serve] = await Promise.all([startServer(), startAkidbServe()]);
-  browser = await launch();
-  page = await openPage(browser.context, server.base, logs);
 });
 
 after(async () => {
-  await browser?.close();
   await server?.close();
   const stopped = await serve?.stop();
   if (stopped && stopped.code !== 0) console.log(`akidb serve exited ${JSON.stringify(stopped)}:\n${serve.output()}`);
-  if (process.env.AKIDB_TEST_VERBOSE) console.log(logs.join('\n'));
 });
 
 const url = () => `${server.base}/models/int8/manifest.json`;
-
-test('first load: progress reaches 100%, a broken transfer resumes with Range, files are cached', async () => {
-  assert.equal(await page.evaluate(() => window.akidb.wasmSimdSupported()), true);
-  server.reset();
-  await fetch(`${server.base}/control/cut?path=model.onnx`, { method: 'POST' });
-  const r = await load({ url: url(), cache: 'indexeddb' });
-  assert.equal(r.backend, 'wasm-simd');
-  assert.equal(r.dim, 384);
-  const last = r.progress.at(-1);
-  assert.equal(last.loaded, last.total);
-  assert.equal(last.fraction, 1);
-  assert.equal(last.total, manifest.files.reduce((n, f) => n + f.size, 0));
-  for (let i = 1; i < r.progress.length; i++) assert.ok(r.progress[i].loaded >= r.progress[i - 1].loaded, 'progress is monotonic');
-  assert.ok(r.progress.length > 10, `${r.progress.length} progress events`);
-  const resumed = server.requests().filter((q) => q.path.endsWith('/model.onnx') && q.range);
-  assert.equal(resumed.length, 1, 'the cut transfer is resumed with one Range request');
-  assert.match(resumed[0].range, /^bytes=\d+-$/);
-  assert.deepEqual(r.stats.fetched.sort(), ['model.onnx', 'tokenizer.json']);
-  assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6, 'browser wasm equals Node wasm');
-});
-
-test('reload: the cache answers, zero model-file requests', async () => {
-  await page.reload();
-  await page.waitForFunction(() => window.ready === true);
-  server.reset();
-  const r = await load({ url: url(), cache: 'indexeddb' });
-  assert.deepEqual(modelFileRequests(), [], 'no model file fetched');
-  assert.deepEqual(r.stats.fetched, []);
-  assert.deepEqual(r.stats.fromCache.sort(), ['model.onnx', 'tokenizer.json']);
-  assert.equal(r.progress.at(-1).fraction, 1);
-  assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
-});
-
-test('a corrupted IndexedDB entry is detected, dropped and fetched again', async () => {
-  const sha = manifest.files.find((f) => f.path === 'model.onnx').sha256;
-  await page.evaluate(async (sha) => {
-    const db = await new Promise((res, rej) => {
-      const r = indexedDB.open('akidb-cache');
-      r.onsuccess = () => res(r.result);
-      r.onerror = () => rej(r.error);
-    });
-    const get = db.transaction('files').objectStore('files').get(sha);
-    const rec = await new Promise((res) => (get.onsuccess = () => res(get.result)));
-    if (!(rec.bytes instanceof Blob)) throw new Error('the cache should hold a Blob');
-    const bytes = new Uint8Array(await rec.bytes.arrayBuffer());
-    bytes[12345] ^= 0xff;
-    rec.bytes = new Blob([bytes]);
-    const tx = db.transaction('files', 'readwrite');
-    tx.objectStore('files').put(rec);
-    await new Promise((res) => (tx.oncomplete = res));
-    db.close();
-  }, sha);
-  await page.reload();
-  await page.waitForFunction(() => window.ready === true);
-  server.reset();
-  const r = await load({ url: url(), cache: 'indexeddb' });
-  assert.deepEqual(r.stats.corrupt, ['model.onnx']);
-  assert.equal(modelFileRequests().length, 1, 'model.onnx fetched again, once');
-  assert.ok(r.warnings.some((w) => /corrupt/.test(w)), r.warnings.join('\n'));
-  assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
-  // The repaired entry serves the next load.
-  server.reset();
-  const again = await load({ url: url(), cache: 'indexeddb' });
-  assert.deepEqual(modelFileRequests(), []);
-  assert.equal(again.stats.corrupt, undefined);
-});
-
-test('a cache written before records held Blobs (an ArrayBuffer per file) still answers', async () => {
-  const sha = manifest.files.find((f) => f.path === 'model.onnx').sha256;
-  await page.evaluate(async (sha) => {
-    const db = await new Promise((res) => (indexedDB.open('akidb-cache').onsuccess = (ev) => res(ev.target.result)));
-    const get = db.transaction('files').objectStore('files').get(sha);
-    const rec = await new Promise((res) => (get.onsuccess = () => res(get.result)));
-    rec.bytes = await rec.bytes.arrayBuffer();
-    const tx = db.transaction('files', 'readwrite');
-    tx.objectStore('files').put(rec);
-    await new Promise((res) => (tx.oncomplete = res));
-    db.close();
-  }, sha);
-  server.reset();
-  const r = await load({ url: url(), cache: 'indexeddb' });
-  assert.deepEqual(modelFileRequests(), []);
-  assert.ok(r.stats.fromCache.includes('model.onnx'));
-  assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
-});
-
-test('an older version of the model is evicted', async () => {
-  await page.evaluate(async () => {
-    const db = await new Promise((res) => (indexedDB.open('akidb-cache').onsuccess = (ev) => res(ev.target.result)));
-    const tx = db.transaction('files', 'readwrite');
-    tx.objectStore('files').put({ sha256: 'old', path: 'model.onnx', name: 'all-MiniLM-L6-v2', version: '0.9.0', bytes: new ArrayBuffer(8) });
-    tx.objectStore('files').put({ sha256: 'other', path: 'model.onnx', name: 'another-model', version: '1.0.0', bytes: new ArrayBuffer(8) });
-    await new Promise((res) => (tx.oncomplete = res));
-    db.close();
+/** In the page: whether this engine's IndexedDB stores a Blob (a throwaway database, deleted again). */
+async function engineStoresBlobs() {
+  const name = 'akidb-blob-probe';
+  const db = await new Promise((res, rej) => {
+    const open = indexedDB.open(name, 1);
+    open.onupgradeneeded = () => open.result.createObjectStore('s');
+    open.onsuccess = () => res(open.result);
+    open.onerror = () => rej(open.error);
   });
-  const r = await load({ url: url(), cache: 'indexeddb' });
-  assert.deepEqual(r.stats.evicted, ['0.9.0:model.onnx']);
-  const keys = await page.evaluate(async () => {
-    const db = await new Promise((res) => (indexedDB.open('akidb-cache').onsuccess = (ev) => res(ev.target.result)));
-    const keys = await new Promise((res) => (db.transaction('files').objectStore('files').getAllKeys().onsuccess = (ev) => res(ev.target.result)));
-    db.close();
-    return keys;
+  const tx = db.transaction('s', 'readwrite');
+  tx.objectStore('s').put(new Blob([new Uint8Array(4)]), 'k');
+  const ok = await new Promise((res) => {
+    tx.oncomplete = () => res(true);
+    tx.onerror = tx.onabort = () => res(false);
   });
-  assert.ok(keys.includes('other') && !keys.includes('old'));
-});
+  db.close();
+  await new Promise((res) => (indexedDB.deleteDatabase(name).onsuccess = res));
+  return ok;
+}
 
 /** Requests `akidb serve` answered 200 on POST /v1/embed so far (its own metrics). */
 const servedEmbeds = () => metricSum(serve.url, 'akidb_request_duration_seconds_count', { route: '/v1/embed', status: '200' });
 
-test('without SIMD the loader falls back to a real akidb serve behind the same API', async () => {
-  server.reset();
-  const before = await servedEmbeds();
-  const r = await load({ url: url(), pretendNoSimd: true, fallbackUrl: `${serve.url}/v1/embed` }, [SENTENCE, GOLDEN_TEXT]);
-  assert.equal(r.backend, 'server');
-  assert.equal(r.dim, 384);
-  assert.deepEqual(modelFileRequests(), [], 'the fallback fetches no model file');
-  assert.equal((await servedEmbeds()) - before, 1, 'akidb serve answered one POST /v1/embed');
-  assert.equal(r.vector.length, 2 * 384);
-  const diff = maxAbsDiff(r.vector.slice(0, 384), reference);
-  assert.ok(diff <= NATIVE_VS_WASM, `akidb serve vs the wasm core in Node: max abs diff ${diff}`);
-  const c = cosine(r.vector.slice(384), golden.rowOf(GOLDEN_TEXT));
-  assert.ok(c >= 0.995, `the fallback's vector for a golden sentence: cosine ${c} to sentence-transformers'`);
-});
+for (const engine of enginesToTest()) {
+  describe(engine, () => loaderSuite(engine));
+}
 
-test('a wasm load failure falls back too; without fallbackUrl it throws', async () => {
-  const before = await servedEmbeds();
-  const r = await load({ url: `${server.base}/models/nope/manifest.json`, cache: 'none', retries: 0, fallbackUrl: `${serve.url}/v1/embed` });
-  assert.equal(r.backend, 'server');
-  assert.match(r.reason, /^wasm failed: .*HTTP 404/);
-  assert.equal((await servedEmbeds()) - before, 1, 'akidb serve answered the embed');
-  assert.ok(maxAbsDiff(r.vector, reference) <= NATIVE_VS_WASM);
-  const err = await page.evaluate(async (u) => {
-    try {
-      await window.akidb.loadEmbedder({ url: u, pretendNoSimd: true });
-      return null;
-    } catch (e) {
-      return String(e.message);
-    }
-  }, url());
-  assert.match(err, /fallbackUrl/);
-});
+/** The whole suite in one engine: one browser, one page, the tests in order (each builds on the cache the
+ * previous ones left). */
+function loaderSuite(engine) {
+  let page;
+  const load = (options, texts) => loadIn(page, options, texts);
+  const reload = async () => {
+    await page.reload();
+    await page.waitForFunction(() => window.ready === true);
+  };
 
-test('worker mode: the core runs in a Web Worker from the cache', async () => {
-  await page.reload();
-  await page.waitForFunction(() => window.ready === true);
-  server.reset();
-  const r = await load({ url: url(), cache: 'indexeddb', worker: true });
-  assert.equal(r.worker, true);
-  assert.equal(r.backend, 'wasm-simd');
-  assert.equal(r.dim, 384);
-  assert.deepEqual(modelFileRequests(), []);
-  assert.equal(server.requests().filter((q) => q.path === '/pkg/worker.js').length, 1, 'worker.js was loaded');
-  assert.equal(r.progress.at(-1).fraction, 1, 'progress is forwarded from the worker');
-  assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
-});
+  before(async () => {
+    page = await launchBrowser(engine);
+    // The engine and version, for the package README's list of what was tested.
+    console.log(`# ${engine}: ${page.label}; ${await page.userAgent()}`);
+    await page.goto(`${server.base}/test/page.html`);
+    await page.waitForFunction(() => window.ready === true);
+  });
 
-test('worker mode, uncached, from the model server URL scheme (/v1/models → /v1/blobs/sha256)', async () => {
-  server.reset();
-  const r = await load({ url: `${server.base}/v1/models/all-MiniLM-L6-v2/1.0.0-int8/manifest.json`, cache: 'none', worker: true });
-  assert.equal(r.stats.cache, 'none');
-  assert.deepEqual(r.stats.fetched.sort(), ['model.onnx', 'tokenizer.json']);
-  const blobs = server.requests().filter((q) => q.path.startsWith('/v1/blobs/sha256/')).map((q) => q.path.split('/').pop());
-  assert.deepEqual(blobs.sort(), manifest.files.map((f) => f.sha256).sort());
-  assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
-});
+  after(async () => {
+    if (page && process.env.AKIDB_TEST_VERBOSE)
+      console.log((await page.evaluate(() => window.consoleMessages).catch((e) => [e.message])).join('\n'));
+    await page?.close();
+  });
 
-test('a model server behind a path prefix: blobs are fetched under the same prefix', async () => {
-  server.reset();
-  const r = await load({ url: `${server.base}/edge/v1/models/all-MiniLM-L6-v2/1.0.0-int8/manifest.json`, cache: 'none' });
-  assert.equal(r.backend, 'wasm-simd');
-  const blobs = server.requests().filter((q) => q.path.includes('/v1/blobs/'));
-  assert.deepEqual(blobs.map((q) => q.path).sort(), manifest.files.map((f) => `/edge/v1/blobs/sha256/${f.sha256}`).sort());
-  assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
-});
+  test('first load: progress reaches 100%, a broken transfer resumes with Range, files are cached', async () => {
+    assert.equal(await page.evaluate(() => window.akidb.wasmSimdSupported()), true);
+    server.reset();
+    await fetch(`${server.base}/control/cut?path=model.onnx`, { method: 'POST' });
+    const r = await load({ url: url(), cache: 'indexeddb' });
+    assert.equal(r.backend, 'wasm-simd');
+    assert.equal(r.dim, 384);
+    const last = r.progress.at(-1);
+    assert.equal(last.loaded, last.total);
+    assert.equal(last.fraction, 1);
+    assert.equal(
+      last.total,
+      manifest.files.reduce((n, f) => n + f.size, 0),
+    );
+    for (let i = 1; i < r.progress.length; i++)
+      assert.ok(r.progress[i].loaded >= r.progress[i - 1].loaded, 'progress is monotonic');
+    const during = r.progress.filter((p) => p.fraction > 0 && p.fraction < 1);
+    assert.ok(during.length >= 3, `${during.length} progress events between 0 and 1`);
+    const resumed = server.requests().filter((q) => q.path.endsWith('/model.onnx') && q.range);
+    assert.equal(resumed.length, 1, 'the cut transfer is resumed with one Range request');
+    assert.match(resumed[0].range, /^bytes=\d+-$/);
+    assert.deepEqual(r.stats.fetched.sort(), ['model.onnx', 'tokenizer.json']);
+    // The documented record kind: a Blob where the engine stores Blobs in IndexedDB, else an ArrayBuffer
+    // (WebKit's ephemeral sessions, WebKitWebDriver's among them, refuse Blob records).
+    const blobs = await page.evaluate(engineStoresBlobs);
+    assert.equal(r.stats.cacheRecords, blobs ? 'blob' : 'arraybuffer', `this engine stores Blob records: ${blobs}`);
+    assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6, 'browser wasm equals Node wasm');
+  });
 
-test('blobUrlTemplate locates files anywhere', async () => {
-  const r = await load({ url: url(), cache: 'none', blobUrlTemplate: `${server.base}/models/int8/{path}?h={sha256}` });
-  assert.equal(r.backend, 'wasm-simd');
-  assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
-});
+  test('reload: the cache answers, zero model-file requests', async () => {
+    await reload();
+    server.reset();
+    const r = await load({ url: url(), cache: 'indexeddb' });
+    assert.deepEqual(modelFileRequests(), [], 'no model file fetched');
+    assert.deepEqual(r.stats.fetched, []);
+    assert.deepEqual(r.stats.fromCache.sort(), ['model.onnx', 'tokenizer.json']);
+    assert.equal(r.progress.at(-1).fraction, 1);
+    assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
+  });
+
+  test('a corrupted IndexedDB entry is detected, dropped and fetched again', async () => {
+    const sha = manifest.files.find((f) => f.path === 'model.onnx').sha256;
+    await page.evaluate(async (sha) => {
+      const db = await new Promise((res, rej) => {
+        const r = indexedDB.open('akidb-cache');
+        r.onsuccess = () => res(r.result);
+        r.onerror = () => rej(r.error);
+      });
+      const get = db.transaction('files').objectStore('files').get(sha);
+      const rec = await new Promise((res) => (get.onsuccess = () => res(get.result)));
+      // Either record kind (see the first test), written back as the same kind.
+      const blob = Object.prototype.toString.call(rec.bytes) === '[object Blob]';
+      const bytes = new Uint8Array(blob ? await rec.bytes.arrayBuffer() : rec.bytes);
+      bytes[12345] ^= 0xff;
+      rec.bytes = blob ? new Blob([bytes]) : bytes.buffer;
+      const tx = db.transaction('files', 'readwrite');
+      tx.objectStore('files').put(rec);
+      await new Promise((res) => (tx.oncomplete = res));
+      db.close();
+    }, sha);
+    await reload();
+    server.reset();
+    const r = await load({ url: url(), cache: 'indexeddb' });
+    assert.deepEqual(r.stats.corrupt, ['model.onnx']);
+    assert.equal(modelFileRequests().length, 1, 'model.onnx fetched again, once');
+    assert.ok(
+      r.warnings.some((w) => /corrupt/.test(w)),
+      r.warnings.join('\n'),
+    );
+    assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
+    // The repaired entry serves the next load.
+    server.reset();
+    const again = await load({ url: url(), cache: 'indexeddb' });
+    assert.deepEqual(modelFileRequests(), []);
+    assert.equal(again.stats.corrupt, undefined);
+  });
+
+  test('a cache written before records held Blobs (an ArrayBuffer per file) still answers', async () => {
+    const sha = manifest.files.find((f) => f.path === 'model.onnx').sha256;
+    await page.evaluate(async (sha) => {
+      const db = await new Promise((res) => (indexedDB.open('akidb-cache').onsuccess = (ev) => res(ev.target.result)));
+      const get = db.transaction('files').objectStore('files').get(sha);
+      const rec = await new Promise((res) => (get.onsuccess = () => res(get.result)));
+      // (Where the engine refuses Blob records the loader already wrote an ArrayBuffer.)
+      if (rec.bytes instanceof Blob) rec.bytes = await rec.bytes.arrayBuffer();
+      // (A tag check: Firefox runs WebDriver scripts in a sandbox whose ArrayBuffer is another realm's.)
+      const kind = Object.prototype.toString.call(rec.bytes);
+      if (kind !== '[object ArrayBuffer]') throw new Error(`model.onnx's record holds ${kind}`);
+      const tx = db.transaction('files', 'readwrite');
+      tx.objectStore('files').put(rec);
+      await new Promise((res) => (tx.oncomplete = res));
+      db.close();
+    }, sha);
+    server.reset();
+    const r = await load({ url: url(), cache: 'indexeddb' });
+    assert.deepEqual(modelFileRequests(), []);
+    assert.ok(r.stats.fromCache.includes('model.onnx'));
+    assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
+  });
+
+  test('an older version of the model is evicted', async () => {
+    await page.evaluate(async () => {
+      const db = await new Promise((res) => (indexedDB.open('akidb-cache').onsuccess = (ev) => res(ev.target.result)));
+      const tx = db.transaction('files', 'readwrite');
+      tx.objectStore('files').put({
+        sha256: 'old',
+        path: 'model.onnx',
+        name: 'all-MiniLM-L6-v2',
+        version: '0.9.0',
+        bytes: new ArrayBuffer(8),
+      });
+      tx.objectStore('files').put({
+        sha256: 'other',
+        path: 'model.onnx',
+        name: 'another-model',
+        version: '1.0.0',
+        bytes: new ArrayBuffer(8),
+      });
+      await new Promise((res) => (tx.oncomplete = res));
+      db.close();
+    });
+    const r = await load({ url: url(), cache: 'indexeddb' });
+    assert.deepEqual(r.stats.evicted, ['0.9.0:model.onnx']);
+    const keys = await page.evaluate(async () => {
+      const db = await new Promise((res) => (indexedDB.open('akidb-cache').onsuccess = (ev) => res(ev.target.result)));
+      const keys = await new Promise(
+        (res) => (db.transaction('files').objectStore('files').getAllKeys().onsuccess = (ev) => res(ev.target.result)),
+      );
+      db.close();
+      return keys;
+    });
+    assert.ok(keys.includes('other') && !keys.includes('old'));
+  });
+
+  test('without SIMD the loader falls back to a real akidb serve behind the same API', async () => {
+    server.reset();
+    const before = await servedEmbeds();
+    const r = await load({ url: url(), pretendNoSimd: true, fallbackUrl: `${serve.url}/v1/embed` }, [SENTENCE, GOLDEN_TEXT]);
+    assert.equal(r.backend, 'server');
+    assert.equal(r.dim, 384);
+    assert.deepEqual(modelFileRequests(), [], 'the fallback fetches no model file');
+    assert.equal((await servedEmbeds()) - before, 1, 'akidb serve answered one POST /v1/embed');
+    assert.equal(r.vector.length, 2 * 384);
+    const diff = maxAbsDiff(r.vector.slice(0, 384), reference);
+    assert.ok(diff <= NATIVE_VS_WASM, `akidb serve vs the wasm core in Node: max abs diff ${diff}`);
+    const c = cosine(r.vector.slice(384), golden.rowOf(GOLDEN_TEXT));
+    assert.ok(c >= 0.995, `the fallback's vector for a golden sentence: cosine ${c} to sentence-transformers'`);
+  });
+
+  test('a wasm load failure falls back too; without fallbackUrl it throws', async () => {
+    const before = await servedEmbeds();
+    const r = await load({
+      url: `${server.base}/models/nope/manifest.json`,
+      cache: 'none',
+      retries: 0,
+      fallbackUrl: `${serve.url}/v1/embed`,
+    });
+    assert.equal(r.backend, 'server');
+    assert.match(r.reason, /^wasm failed: .*HTTP 404/);
+    assert.equal((await servedEmbeds()) - before, 1, 'akidb serve answered the embed');
+    assert.ok(maxAbsDiff(r.vector, reference) <= NATIVE_VS_WASM);
+    const err = await page.evaluate(async (u) => {
+      try {
+        await window.akidb.loadEmbedder({ url: u, pretendNoSimd: true });
+        return null;
+      } catch (e) {
+        return String(e.message);
+      }
+    }, url());
+    assert.match(err, /fallbackUrl/);
+  });
+
+  test('worker mode: the core runs in a Web Worker from the cache', async () => {
+    await reload();
+    server.reset();
+    const r = await load({ url: url(), cache: 'indexeddb', worker: true });
+    assert.equal(r.worker, true);
+    assert.equal(r.backend, 'wasm-simd');
+    assert.equal(r.dim, 384);
+    assert.deepEqual(modelFileRequests(), []);
+    assert.equal(server.requests().filter((q) => q.path === '/pkg/worker.js').length, 1, 'worker.js was loaded');
+    assert.equal(r.progress.at(-1).fraction, 1, 'progress is forwarded from the worker');
+    assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
+  });
+
+  test('worker mode, uncached, from the model server URL scheme (/v1/models → /v1/blobs/sha256)', async () => {
+    server.reset();
+    const r = await load({
+      url: `${server.base}/v1/models/all-MiniLM-L6-v2/1.0.0-int8/manifest.json`,
+      cache: 'none',
+      worker: true,
+    });
+    assert.equal(r.stats.cache, 'none');
+    assert.deepEqual(r.stats.fetched.sort(), ['model.onnx', 'tokenizer.json']);
+    const blobs = server
+      .requests()
+      .filter((q) => q.path.startsWith('/v1/blobs/sha256/'))
+      .map((q) => q.path.split('/').pop());
+    assert.deepEqual(blobs.sort(), manifest.files.map((f) => f.sha256).sort());
+    assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
+  });
+
+  test('a model server behind a path prefix: blobs are fetched under the same prefix', async () => {
+    server.reset();
+    const r = await load({ url: `${server.base}/edge/v1/models/all-MiniLM-L6-v2/1.0.0-int8/manifest.json`, cache: 'none' });
+    assert.equal(r.backend, 'wasm-simd');
+    const blobs = server.requests().filter((q) => q.path.includes('/v1/blobs/'));
+    assert.deepEqual(blobs.map((q) => q.path).sort(), manifest.files.map((f) => `/edge/v1/blobs/sha256/${f.sha256}`).sort());
+    assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
+  });
+
+  test('blobUrlTemplate locates files anywhere', async () => {
+    const r = await load({ url: url(), cache: 'none', blobUrlTemplate: `${server.base}/models/int8/{path}?h={sha256}` });
+    assert.equal(r.backend, 'wasm-simd');
+    assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
+  });
+}

@@ -2,7 +2,9 @@
 // the model bundles, the test pages and onnxruntime-web as static files (Range, a request log, a one-shot
 // "cut this transfer half-way" switch: POST /control/cut?path=SUFFIX), plus the model server's URL scheme
 // over the int8 bundle, at the root and under a path prefix (/edge): GET {prefix}/v1/models/{name}/{version}
-// /manifest.json (a version ending in "int8") and GET {prefix}/v1/blobs/sha256/{hex}.
+// /manifest.json (a version ending in "int8") and GET {prefix}/v1/blobs/sha256/{hex}. `mounts` adds folders
+// (the signed bundles the suite makes); POST /control/down?path=PREFIX makes every path under PREFIX answer
+// 503 until POST /control/up (a server gone away, for the offline cases).
 //
 //   node akidb-wasm/tests/js/server.mjs     serves at PORT (default 8787) until Ctrl-C
 import fs from 'node:fs';
@@ -18,11 +20,12 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 /** The path prefixes under which the model server's scheme is served. */
 export const MODEL_SERVER_PREFIXES = ['', '/edge'];
 
-export async function startServer({ port = 0 } = {}) {
+export async function startServer({ port = 0, mounts = {} } = {}) {
   const int8 = JSON.parse(fs.readFileSync(path.join(bundleDir('int8'), 'manifest.json')));
   const blobs = new Map(int8.files.map((f) => [f.sha256, f.path]));
   const prefixes = MODEL_SERVER_PREFIXES.map((p) => p.replace(/[/]/g, '\\/')).join('|');
   const manifestRe = new RegExp(`^(?:${prefixes})\\/v1\\/models\\/[^/]+\\/([^/]+)\\/manifest\\.json$`);
+  let down = null;
   const blobRe = new RegExp(`^(?:${prefixes})\\/v1\\/blobs\\/sha256\\/([0-9a-f]{64})$`);
   const server = await serve({
     port,
@@ -31,12 +34,23 @@ export async function startServer({ port = 0 } = {}) {
       '/models/': path.join(repo, 'models/all-MiniLM-L6-v2'),
       '/test/': here,
       '/ort/': path.join(here, 'node_modules/onnxruntime-web/dist'),
+      ...mounts,
     },
     headers: { 'access-control-allow-origin': '*', 'cache-control': 'no-store' },
     route: (req, res, url) => {
       if (req.method === 'POST' && url.pathname === '/control/cut') {
         server.cutNext(url.searchParams.get('path'));
         res.end('ok');
+        return true;
+      }
+      if (req.method === 'POST' && (url.pathname === '/control/down' || url.pathname === '/control/up')) {
+        down = url.pathname === '/control/down' ? url.searchParams.get('path') : null;
+        res.end('ok');
+        return true;
+      }
+      if (down && url.pathname.startsWith(down)) {
+        res.writeHead(503, { 'content-type': 'text/plain' });
+        res.end('down for the test\n');
         return true;
       }
       const manifest = manifestRe.exec(url.pathname);
