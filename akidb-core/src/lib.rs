@@ -27,6 +27,7 @@ mod embedder;
 mod error;
 mod manifest;
 mod model;
+pub mod signing;
 mod tokenize;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 #[doc(hidden)]
