@@ -2,7 +2,8 @@
 # Builds the Lambda@Edge deployment package: infra/lambda-edge/dist/akidb-edge.zip (handler index.handler,
 # nodejs22.x) and its unpacked tree dist/pkg/ (what the tests and the local adapter run).
 #
-#   bash infra/lambda-edge/build.sh [--bundle DIR] [--cold-start-budget-ms N] [--edge-max-texts N]
+#   bash infra/lambda-edge/build.sh [--bundle DIR] [--trusted-keys FILE] [--cold-start-budget-ms N]
+#                                   [--edge-max-texts N] [--out DIR]
 #
 # The zip holds index.mjs, src/, config.json (Lambda@Edge has no environment variables, so the config travels
 # in the package), model/ (the int8 bundle, default models/all-MiniLM-L6-v2/int8) and node_modules/ as
@@ -10,16 +11,30 @@
 # consumer gets it. The package's browser builds (web/, bundler/: a 12.8 MB .wasm each) are removed: the
 # handler imports the nodejs build. Prints the compressed and unpacked sizes against Lambda's limits and
 # fails over 50 MB compressed (origin triggers' limit).
+# Signatures: the bundle's manifest.json.sig (made by `akidb bundle sign`, at publish time: this build never
+# sees a private key) is copied into the zip beside the manifest whenever the bundle has one. With
+# --trusted-keys FILE ({"keys": [{key_id, public_key}, ...]}), FILE goes into the zip as trusted-keys.json,
+# config.json names it, the handler refuses at init a bundle whose signature doesn't verify, and this build
+# checks the signature first with the same code (@akidb/wasm's verifyManifestSignature), so a package that
+# would refuse its own model is never built. --out DIR builds into DIR instead of dist/ (the tests' packages).
 # Needs akidb-wasm/pkg (bash akidb-wasm/build.sh), the bundle (scripts/fetch-models.sh), node, npm, zip.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
 bundle="$root/models/all-MiniLM-L6-v2/int8"
+dist="$here/dist"
+trusted_keys=""
 overrides=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --bundle) bundle=$(cd "$2" && pwd); shift 2 ;;
+    --out) mkdir -p "$2"; dist=$(cd "$2" && pwd); shift 2 ;;
+    --trusted-keys)
+      [ -f "$2" ] || { echo "build.sh: --trusted-keys $2: no such file" >&2; exit 2; }
+      trusted_keys=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+      overrides+=("trustedKeysFile=trusted-keys.json")
+      shift 2 ;;
     --cold-start-budget-ms) overrides+=("coldStartBudgetMs=$2"); shift 2 ;;
     --edge-max-texts) overrides+=("edgeMaxTexts=$2"); shift 2 ;;
     *) echo "build.sh: unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
@@ -33,7 +48,6 @@ for need in "$root/akidb-wasm/pkg/package.json" "$bundle/manifest.json"; do
   fi
 done
 
-dist="$here/dist"
 mkdir -p "$dist"
 work=$(mktemp -d "$dist/build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -49,11 +63,33 @@ node --input-type=module -e '
   const values = {};
   for (const kv of pairs) {
     const [k, v] = kv.split("=");
-    values[k] = Number(v);
+    values[k] = k === "trustedKeysFile" ? v : Number(v);
   }
   fs.writeFileSync(out, JSON.stringify(makeConfig(values, "build.sh flags"), null, 2) + "\n");
 ' "$here/src/config.mjs" "$work/config.json" "${overrides[@]}"
 cp "$work/config.json" "$stage/config.json"
+
+sig="$bundle/manifest.json.sig"
+if [ -n "$trusted_keys" ]; then
+  if [ ! -f "$sig" ]; then
+    echo "build.sh: --trusted-keys given but $sig is missing (sign the bundle: akidb bundle sign --key FILE $bundle)" >&2
+    exit 1
+  fi
+  # The handler's check, now: the package's own verifyManifestSignature (its nodejs build).
+  node -e '
+    const fs = require("fs");
+    const [glue, manifest, sig, keys] = process.argv.slice(1);
+    const { verifyManifestSignature } = require(glue);
+    try {
+      const keyId = verifyManifestSignature(fs.readFileSync(manifest), fs.readFileSync(sig), fs.readFileSync(keys, "utf8"), manifest);
+      console.log("build.sh: " + manifest + " signed by trusted key " + keyId);
+    } catch (e) {
+      console.error("build.sh: the handler would refuse this bundle: " + (e.message ?? e));
+      process.exit(1);
+    }
+  ' "$root/akidb-wasm/pkg/node/akidb_wasm.js" "$bundle/manifest.json" "$sig" "$trusted_keys"
+  cp "$trusted_keys" "$stage/trusted-keys.json"
+fi
 
 cp "$here/index.mjs" "$stage/"
 cp "$here"/src/*.mjs "$stage/src/"
@@ -83,8 +119,9 @@ if [ ! -f "$stage/node_modules/@akidb/wasm/node/akidb_wasm_bg.wasm" ]; then
   exit 1
 fi
 
-# The bundle: manifest.json and exactly the files it lists.
+# The bundle: manifest.json, its signature when there is one, and exactly the files the manifest lists.
 cp "$bundle/manifest.json" "$stage/model/"
+if [ -f "$sig" ]; then cp "$sig" "$stage/model/"; fi
 node -e '
   const m = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
   for (const f of m.files) console.log(f.path);

@@ -9,4 +9,7 @@ import { createHandler } from './src/handler.mjs';
 const root = path.dirname(fileURLToPath(import.meta.url));
 const config = readConfig(path.join(root, 'config.json'));
 
-export const handler = createHandler(config, { bundleDir: path.resolve(root, config.bundleDir) });
+export const handler = createHandler(config, {
+  bundleDir: path.resolve(root, config.bundleDir),
+  trustedKeysFile: config.trustedKeysFile ? path.resolve(root, config.trustedKeysFile) : null,
+});

@@ -5,6 +5,10 @@ import fs from 'node:fs';
 export const DEFAULTS = Object.freeze({
   // The packaged bundle's directory, relative to the package root.
   bundleDir: 'model',
+  // The trusted signing keys ({"keys": [{key_id, public_key}, ...]}, the format of `akidb --trusted-keys`),
+  // relative to the package root; build.sh --trusted-keys copies the file in as trusted-keys.json. Empty:
+  // the bundle's signature is not checked (the load log says so).
+  trustedKeysFile: '',
   // How long an invocation waits for a model that is still loading before it lets CloudFront forward the
   // request to the origin. 0 = never wait.
   coldStartBudgetMs: 3000,

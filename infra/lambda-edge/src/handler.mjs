@@ -59,19 +59,22 @@ function flatHeaders(headers = {}) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
 /**
- * A handler for `config` (see config.mjs) whose model is the bundle in `bundleDir`, loading from now on.
- * `load(dir, {warmup})` is the loader (model.mjs's by default). The function has `.ready` (a promise that
- * settles when loading ends, never rejects) and `.state` (`{ model, error, timings }`).
+ * A handler for `config` (see config.mjs) whose model is the bundle in `bundleDir`, loading from now on,
+ * its manifest's signature checked against the keys in `trustedKeysFile` (none: not checked).
+ * `load(dir, {warmup, trustedKeysFile})` is the loader (model.mjs's by default). The function has `.ready`
+ * (a promise that settles when loading ends, never rejects) and `.state` (`{ model, error, timings }`).
  */
-export function createHandler(config, { bundleDir, load = loadBundle } = {}) {
+export function createHandler(config, { bundleDir, trustedKeysFile = null, load = loadBundle } = {}) {
   const log = config.log ? (fields) => console.log(JSON.stringify({ source: 'akidb-edge', ...fields })) : () => {};
   const state = { model: null, error: null, timings: null };
   const ready = (async () => {
     try {
-      const m = await load(bundleDir, { warmup: config.warmup });
+      const m = await load(bundleDir, { warmup: config.warmup, trustedKeysFile });
       state.model = m;
       state.timings = m.timings;
-      log({ event: 'model-loaded', model: m.model, timings: m.timings });
+      // Once per container: which key signed the bundle, or that nothing checked it.
+      const signature = m.signedBy ? { signed_by: m.signedBy } : { signature: 'not checked (no trusted keys configured)' };
+      log({ event: 'model-loaded', model: m.model, ...signature, timings: m.timings });
     } catch (e) {
       // Every invocation of this container falls back from now on; the origin keeps serving.
       state.error = e;

@@ -6,48 +6,18 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { launchChromium } from '../../../tests/support/chromium.mjs';
+import { serve as serveStatic } from '../../../tests/support/static-server.mjs';
 import { startAdapter } from '../adapter.mjs';
 import { PKG, repo, startServe } from './helpers.mjs';
 
 const DIST = path.join(repo, 'web/dist');
 const BUNDLE = path.join(PKG, 'model');
-const READY_MS = 600_000; // the corpus (188 sentences) embedded on two shared cores
-
-const TYPES = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript',
-  '.mjs': 'text/javascript',
-  '.json': 'application/json',
-  '.css': 'text/css',
-  '.svg': 'image/svg+xml',
-  '.wasm': 'application/wasm',
-  '.webmanifest': 'application/manifest+json',
-  '.onnx': 'application/octet-stream',
-};
-
-/** A static server on loopback: `/bundle/*` from the packaged bundle, everything else from `site`. */
-async function startStatic(site) {
-  const server = http.createServer((req, res) => {
-    const p = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    const file = p.startsWith('/bundle/') ? path.join(BUNDLE, p.slice('/bundle/'.length)) : path.join(site, p === '/' ? 'index.html' : p);
-    const base = p.startsWith('/bundle/') ? BUNDLE : site;
-    if (!file.startsWith(base) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
-      logs.push(`[static] 404 ${req.method} ${req.url}`);
-      res.writeHead(404).end('not found');
-      return;
-    }
-    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-cache' });
-    fs.createReadStream(file).pipe(res);
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => server.close(r)) };
-}
+const READY_MS = 600_000; // the corpus (340 documents) embedded twice on two shared cores
 
 let serve;
 let adapter;
@@ -56,6 +26,9 @@ let web;
 let browser;
 let page;
 const logs = [];
+/** The page's console and every file the static server did not find. */
+const diagnostics = () =>
+  [...logs, ...(web?.requests ?? []).filter((r) => r.status === 404).map((r) => `[static] 404 ${r.method} ${r.url}`)].join('\n');
 
 before(async () => {
   const { handler } = await import(pathToFileURL(path.join(PKG, 'index.mjs')).href);
@@ -76,7 +49,8 @@ before(async () => {
     }
   }
   fs.writeFileSync(path.join(site, 'config.json'), JSON.stringify({ modelUrl: '/bundle/manifest.json', fallbackUrl: `${adapter.url}/v1/embed` }));
-  web = await startStatic(site);
+  // The page from `site`, the packaged bundle under /bundle/.
+  web = await serveStatic({ mounts: { '/': site, '/bundle/': BUNDLE }, headers: { 'cache-control': 'no-cache' } });
   browser = await launchChromium(chromium, { viewport: { width: 1280, height: 900 } });
   page = browser.context.pages()[0] ?? (await browser.context.newPage());
   page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
@@ -89,13 +63,13 @@ after(async () => {
   await adapter?.close();
   await serve?.stop();
   if (site) fs.rmSync(site, { recursive: true, force: true });
-  if (process.env.AKIDB_TEST_VERBOSE) console.log(logs.join('\n'));
+  if (process.env.AKIDB_TEST_VERBOSE) console.log(diagnostics());
 });
 
 async function waitState(state) {
   await page.waitForFunction((s) => ['error', s].includes(document.body.dataset.state), state, { timeout: READY_MS, polling: 100 });
   const d = await page.evaluate(() => JSON.parse(JSON.stringify(window.akidbDemo)));
-  assert.equal(d.state, state, `page state ${d.state}: ${await page.locator('#status').textContent()}\n${logs.join('\n')}`);
+  assert.equal(d.state, state, `page state ${d.state}: ${await page.locator('#status').textContent()}\n${diagnostics()}`);
   return d;
 }
 
@@ -106,7 +80,7 @@ async function search(query) {
   await page.waitForFunction((q) => document.getElementById('results').dataset.query === q, query, { timeout: 60_000 });
   return page.evaluate(() => ({
     backend: document.getElementById('results').dataset.backend,
-    hits: [...document.querySelectorAll('#results li')].map((li) => ({ text: li.querySelector('.text').textContent, score: Number(li.dataset.score) })),
+    hits: [...document.querySelectorAll('#results li')].map((li) => ({ title: li.querySelector('.title').textContent, score: Number(li.dataset.score) })),
   }));
 }
 
@@ -136,11 +110,11 @@ test('demo page: the forced server fallback through the edge adapter gives the w
   for (const q of corpus.examples) {
     const r = await search(q);
     assert.equal(r.backend, 'server');
-    assert.deepEqual(r.hits.map((h) => h.text), wasm[q].hits.map((h) => h.text), `top results for ${JSON.stringify(q)}`);
+    assert.deepEqual(r.hits.map((h) => h.title), wasm[q].hits.map((h) => h.title), `top results for ${JSON.stringify(q)}`);
     r.hits.forEach((h, i) => assert.ok(Math.abs(h.score - wasm[q].hits[i].score) < 1e-3, `${q}: ${h.score} vs ${wasm[q].hits[i].score}`));
   }
   const edge = adapter.counts.edge - countsBefore.edge;
-  const batches = Math.ceil(corpus.sentences.length / 16);
+  const batches = Math.ceil(corpus.documents.length / 16);
   console.log(`# through the adapter: ${edge} answers from the edge, ${adapter.counts.origin - countsBefore.origin} from the origin (CORS preflights)`);
   assert.ok(edge >= batches + corpus.examples.length, `${edge} edge answers for ${batches} corpus batches and ${corpus.examples.length} queries`);
   assert.equal(await tokensEmbedded(), tokensBefore, 'akidb serve embedded nothing: the edge answered every embedding');

@@ -1,11 +1,14 @@
 // Shared pieces of the Lambda@Edge tests: paths, CloudFront events as AWS documents them, `akidb serve` as a
-// real process on a free loopback port, and the golden data.
-import { spawn } from 'node:child_process';
+// real process on a free loopback port, the zip unpacked and invoked in a fresh Node process, and the golden
+// data.
+import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadGolden } from '../../../tests/support/golden.mjs';
-import { freePort } from '../../../tests/support/process.mjs';
+import { freePort, startAkidbServe } from '../../../tests/support/process.mjs';
 
 export const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const repo = path.resolve(here, '../..');
@@ -83,34 +86,38 @@ export function assertForwarded(result, event, before) {
 
 export { freePort };
 
-/** `akidb serve` on the bundle `bundle`, ready: `{ url, stop() }`. */
-export async function startServe(bundle = path.join(PKG, 'model'), extraArgs = []) {
-  const port = await freePort();
-  const child = spawn(AKIDB, ['serve', '--bundle', bundle, '--addr', `127.0.0.1:${port}`, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out = (out + d).slice(-4000)));
-  child.stderr.on('data', (d) => (out = (out + d).slice(-4000)));
-  const url = `http://127.0.0.1:${port}`;
-  const until = Date.now() + 120_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`akidb serve exited: ${out}`);
-    if (Date.now() > until) throw new Error(`akidb serve not ready in 120 s: ${out}`);
-    try {
-      if ((await fetch(`${url}/readyz`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    url,
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
+/** `akidb serve` on the bundle `bundle` (tests/support/process.mjs), ready: `{ url, stop() }`. */
+export function startServe(bundle = path.join(PKG, 'model'), extraArgs = []) {
+  return startAkidbServe({ bundle, args: extraArgs });
+}
+
+/** The zip `zip` unpacked into a fresh temporary directory (the caller removes it). */
+export function unzipFresh(zip = ZIP) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'akidb-edge-zip-'));
+  execFileSync('unzip', ['-q', zip, '-d', dir]);
+  return dir;
+}
+
+// A fresh Node process as the Lambda runtime: import index.mjs, invoke `events`, print what came back.
+const INVOKE = `
+import { pathToFileURL } from 'node:url';
+const [dir, eventsJson] = process.argv.slice(1);
+const { handler } = await import(pathToFileURL(dir + '/index.mjs').href);
+const out = [];
+for (const event of JSON.parse(eventsJson)) out.push({ event, result: await handler(event) });
+await handler.ready;
+out.push({ event: JSON.parse(eventsJson)[0], result: await handler(JSON.parse(eventsJson)[0]) });
+console.log('RESULTS ' + JSON.stringify(out));
+`;
+
+/**
+ * Imports the unpacked package `dir` in a fresh Node process and invokes `events`, then the first event
+ * again once the model has loaded (or been refused): `{ results: [{event, result}], logs }` (its stdout).
+ */
+export function invoke(dir, events) {
+  const stdout = execFileSync(process.execPath, ['--input-type=module', '-e', INVOKE, dir, JSON.stringify(events)], { maxBuffer: 64 << 20 }).toString();
+  const line = stdout.split('\n').find((l) => l.startsWith('RESULTS '));
+  return { results: JSON.parse(line.slice('RESULTS '.length)), logs: stdout };
 }
 
 /** The golden data (sentence-transformers' vectors and token ids), through the shared test module. */

@@ -6,33 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { ZIP, originRequest, here } from './helpers.mjs';
-
-function unzipFresh() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'akidb-edge-zip-'));
-  execFileSync('unzip', ['-q', ZIP, '-d', dir]);
-  return dir;
-}
-
-// A fresh Node process as the Lambda runtime: import index.mjs, invoke `events`, print what came back.
-const INVOKE = `
-import { pathToFileURL } from 'node:url';
-const [dir, eventsJson] = process.argv.slice(1);
-const { handler } = await import(pathToFileURL(dir + '/index.mjs').href);
-const out = [];
-for (const event of JSON.parse(eventsJson)) out.push({ event, result: await handler(event) });
-await handler.ready;
-out.push({ event: JSON.parse(eventsJson)[0], result: await handler(JSON.parse(eventsJson)[0]) });
-console.log('RESULTS ' + JSON.stringify(out));
-`;
-
-function invoke(dir, events) {
-  const stdout = execFileSync(process.execPath, ['--input-type=module', '-e', INVOKE, dir, JSON.stringify(events)], { maxBuffer: 64 << 20 }).toString();
-  const line = stdout.split('\n').find((l) => l.startsWith('RESULTS '));
-  return { results: JSON.parse(line.slice('RESULTS '.length)), logs: stdout };
-}
+import { ZIP, originRequest, here, unzipFresh, invoke } from './helpers.mjs';
 
 const EVENTS = [
   originRequest({ body: '{"texts": ["hello from the edge"]}' }),
