@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The @akidb/wasm benchmark against onnxruntime-web 1.30 in Node and headless Chromium (not a test).
+# The @akidb/wasm benchmark against onnxruntime-web 1.30 in Node and in headless Chromium and WebKitGTK
+# (AKIDB_BROWSERS picks the engines; the browsers and drivers are the ones akidb-wasm/tests/run.sh installs).
+# Not a test. The raw samples go to target/bench/wasm-samples.json (BENCH_SAMPLES).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"

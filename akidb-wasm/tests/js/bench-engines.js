@@ -1,4 +1,4 @@
-// Engines and timing shared by the Node and Chromium halves of the benchmark (bench.mjs, bench.html).
+// Engines and timing shared by the Node and browser halves of the benchmark (bench.mjs, bench.html).
 // Both engines run end to end: tokenize (the akidb tokenizer, for both) + model + mean pooling + L2.
 
 export const now = () => performance.now();
@@ -8,14 +8,15 @@ export function median(xs) {
   return s[Math.floor(s.length / 2)];
 }
 
-export async function time(fn, runs) {
+/** `runs` timings of `fn` (ms each): the raw samples. */
+export async function samples(fn, runs) {
   const ts = [];
   for (let i = 0; i < runs; i++) {
     const t0 = now();
     await fn();
     ts.push(now() - t0);
   }
-  return median(ts);
+  return ts;
 }
 
 /** onnxruntime-web on the same model file: pads the batch to its longest sentence, as it must. */
@@ -60,13 +61,14 @@ export async function ortEngine(ort, modelBytes, tokenizer, dim) {
   return { createMs, embed, release: () => session.release() };
 }
 
-/** Warm single latency and batch-32 time of `embed`. */
+/** Warm single latency and batch-32 time of `embed`: the raw samples, and their medians. */
 export async function measure(embed, sentences, { singleRuns = 30, batchRuns = 3 } = {}) {
   await embed([sentences.single]);
   await embed(sentences.batch);
-  const singleMs = await time(() => embed([sentences.single]), singleRuns);
-  const batchMs = await time(() => embed(sentences.batch), batchRuns);
-  return { singleMs, batchMs, sentPerS: sentences.batch.length / (batchMs / 1e3) };
+  const singleSamples = await samples(() => embed([sentences.single]), singleRuns);
+  const batchSamples = await samples(() => embed(sentences.batch), batchRuns);
+  const batchMs = median(batchSamples);
+  return { singleSamples, batchSamples, singleMs: median(singleSamples), batchMs, sentPerS: sentences.batch.length / (batchMs / 1e3) };
 }
 
 export function minCosine(a, b, dim) {

@@ -1,6 +1,8 @@
 // Benchmark (not a test): @akidb/wasm vs onnxruntime-web 1.30 (wasm, SIMD, numThreads = 1, the same int8
-// model file, the same sentences: akidb-native/src/bench_sentences.json), in Node and in headless
-// Chromium, interleaved rounds, medians. Run: bash akidb-wasm/tests/bench.sh
+// model file, the same sentences: akidb-native/src/bench_sentences.json), in Node and in the browser engines
+// ($AKIDB_BROWSERS, default headless Chromium and WebKitGTK, through tests/support/browsers.mjs), interleaved
+// rounds, medians. The raw samples are written to $BENCH_SAMPLES (default target/bench/wasm-samples.json).
+// Run: bash akidb-wasm/tests/bench.sh
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -74,42 +76,53 @@ async function main() {
     }
   }
 
-  // Chromium: a fresh browser per round; akidb cold from the network, then from IndexedDB after a reload.
+  // Each browser engine: a fresh browser per round (engines interleaved within a round); akidb cold from the
+  // network, then from IndexedDB after a reload.
   const { startServer } = await import('./server.mjs');
-  const { launch } = await import('./browser.mjs');
+  const { enginesToTest, launchBrowser } = await import('../../../tests/support/browsers.mjs');
+  const engines = enginesToTest(process.env.AKIDB_BROWSERS ?? 'chromium,webkit');
   const server = await startServer();
-  const web = { akidb: [], ort: [] };
+  const web = Object.fromEntries(engines.map((e) => [e, { akidb: [], ort: [] }]));
+  const labels = {};
   const url = `${server.base}/models/int8/manifest.json`;
   for (let round = 0; round < ROUNDS; round++) {
-    const b = await launch();
-    const page = b.context.pages()[0] ?? (await b.context.newPage());
-    const open = async () => {
-      await page.goto(`${server.base}/test/bench.html`);
-      await page.waitForFunction(() => window.ready === true);
-    };
-    await open();
-    const net = await page.evaluate((a) => window.benchAkidbCold(a), { url, sentences, clear: true });
-    await open();
-    const idb = await page.evaluate((a) => window.benchAkidbCold(a), { url, sentences, clear: false });
-    if (idb.stats.fetched.length) throw new Error('the IndexedDB run fetched model files');
-    const warm = await page.evaluate((a) => window.benchAkidbWarm(a), { sentences });
-    web.akidb.push({
-      ...warm,
-      coldMs: net.coldMs,
-      netFetchMs: net.stats.fetchMs,
-      netWasmReadyMs: net.stats.wasmReadyMs,
-      netModelMs: net.stats.modelMs,
-      netFirstEmbedMs: net.firstEmbedMs,
-      idbMs: idb.coldMs,
-      idbFetchMs: idb.stats.fetchMs,
-      idbWasmReadyMs: idb.stats.wasmReadyMs,
-      idbModelMs: idb.stats.modelMs,
-      idbFirstEmbedMs: idb.firstEmbedMs,
-    });
-    await open();
-    web.ort.push(await page.evaluate((a) => window.benchOrt(a), { modelUrl: `${server.base}/models/int8/model.onnx`, sentences, ids }));
-    process.stderr.write(`chromium round ${round + 1}: akidb single ${f(warm.singleMs)} ms, ort ${f(web.ort.at(-1).singleMs)} ms\n`);
-    await b.close();
+    for (const engine of engines) {
+      const page = await launchBrowser(engine);
+      labels[engine] = page.label;
+      try {
+        const open = async () => {
+          await page.goto(`${server.base}/test/bench.html`);
+          await page.waitForFunction(() => window.ready === true);
+        };
+        await open();
+        const net = await page.evaluate((a) => window.benchAkidbCold(a), { url, sentences, clear: true });
+        await open();
+        const idb = await page.evaluate((a) => window.benchAkidbCold(a), { url, sentences, clear: false });
+        if (idb.stats.fetched.length) throw new Error(`${engine}: the IndexedDB run fetched model files`);
+        const warm = await page.evaluate((a) => window.benchAkidbWarm(a), { sentences });
+        web[engine].akidb.push({
+          ...warm,
+          coldMs: net.coldMs,
+          netFetchMs: net.stats.fetchMs,
+          netWasmReadyMs: net.stats.wasmReadyMs,
+          netModelMs: net.stats.modelMs,
+          netFirstEmbedMs: net.firstEmbedMs,
+          idbMs: idb.coldMs,
+          idbFetchMs: idb.stats.fetchMs,
+          idbWasmReadyMs: idb.stats.wasmReadyMs,
+          idbModelMs: idb.stats.modelMs,
+          idbFirstEmbedMs: idb.firstEmbedMs,
+        });
+        await open();
+        const ortModel = `${server.base}/models/int8/model.onnx`;
+        web[engine].ort.push(await page.evaluate((a) => window.benchOrt(a), { modelUrl: ortModel, sentences, ids }));
+        process.stderr.write(
+          `${engine} round ${round + 1}: akidb single ${f(warm.singleMs)} ms, ort ${f(web[engine].ort.at(-1).singleMs)} ms\n`,
+        );
+      } finally {
+        await page.close();
+      }
+    }
   }
   await server.close();
 
@@ -130,28 +143,71 @@ async function main() {
   row('Node: batch throughput (sentences/s)', med(node.akidb, 'sentPerS'), med(node.ort, 'sentPerS'), false);
   row('Node: cold start, disk → first embedding (ms)', med(node.akidb, 'coldMs'), med(node.ort, 'coldMs'), true, 0);
   row('Node: RSS growth after the runs (MB)', med(node.akidb, 'rssMB'), med(node.ort, 'rssMB'), true, 0);
-  row(`Chromium: warm single, ${singleTokens} tokens (ms)`, med(web.akidb, 'singleMs'), med(web.ort, 'singleMs'));
-  row('Chromium: batch of 32 (ms)', med(web.akidb, 'batchMs'), med(web.ort, 'batchMs'));
-  row('Chromium: batch throughput (sentences/s)', med(web.akidb, 'sentPerS'), med(web.ort, 'sentPerS'), false);
-  row('Chromium: cold start, network → first embedding (ms)', med(web.akidb, 'coldMs'), med(web.ort, 'coldMs'), true, 0);
-  row('Chromium: akidb IndexedDB → first embedding vs ORT first session creation (ms)', med(web.akidb, 'idbMs'), med(web.ort, 'firstCreateMs'), true, 0);
-  row('Chromium: ORT later session creation in the same page (ms)', undefined, med(web.ort, 'laterCreateMs'), true, 0);
-  row('Chromium: wasm linear memory after the runs (MB)', med(web.akidb, 'wasmMemMB'), undefined, true, 0);
+  const name = (e) => labels[e].split(' (')[0];
+  const first = engines[0];
+  const firstName = name(first);
+  row(`${firstName}: warm single, ${singleTokens} tokens (ms)`, med(web[first].akidb, 'singleMs'), med(web[first].ort, 'singleMs'));
+  row(`${firstName}: batch of 32 (ms)`, med(web[first].akidb, 'batchMs'), med(web[first].ort, 'batchMs'));
+  row(`${firstName}: batch throughput (sentences/s)`, med(web[first].akidb, 'sentPerS'), med(web[first].ort, 'sentPerS'), false);
+  row(`${firstName}: cold start, network → first embedding (ms)`, med(web[first].akidb, 'coldMs'), med(web[first].ort, 'coldMs'), true, 0);
+  row(
+    `${firstName}: akidb IndexedDB → first embedding vs ORT first session creation (ms)`,
+    med(web[first].akidb, 'idbMs'),
+    med(web[first].ort, 'firstCreateMs'),
+    true,
+    0,
+  );
+  row(`${firstName}: ORT later session creation in the same page (ms)`, undefined, med(web[first].ort, 'laterCreateMs'), true, 0);
+  row(`${firstName}: wasm linear memory after the runs (MB)`, med(web[first].akidb, 'wasmMemMB'), undefined, true, 0);
   row('.wasm raw (MB)', ours.raw, theirs.raw, true, 2);
   row('.wasm gzip -9 (MB)', ours.gz, theirs.gz, true, 2);
   console.log(`\n@akidb/wasm vs onnxruntime-web 1.30 (wasm SIMD, 1 thread), int8 all-MiniLM-L6-v2, ${ROUNDS} interleaved rounds, medians`);
   console.log(`min cosine akidb vs ORT on the batch: ${cos.toFixed(6)}\n`);
   console.log('| | @akidb/wasm | onnxruntime-web | ratio |\n|---|---|---|---|');
   console.log(rows.join('\n'));
+  // The engines side by side (same run, same machine, rounds interleaved).
+  const cols = engines.map((e) => web[e]);
+  const line = (what, vals, d = 1) => `| ${what} | ${vals.map((v) => f(v, d)).join(' | ')} |`;
+  console.log(`\nThe browser engines side by side (medians of ${ROUNDS} rounds; ${engines.map((e) => labels[e]).join(', ')})\n`);
+  console.log(`| | ${engines.map(name).join(' | ')} |\n|---|${engines.map(() => '---|').join('')}`);
   console.log(
-    `\nChromium, IndexedDB → first embedding, where the time goes (ms, medians): bundle out of IndexedDB and hashed (WebCrypto) ${f(med(web.akidb, 'idbFetchMs'), 0)}` +
-      ` and .wasm ready ${f(med(web.akidb, 'idbWasmReadyMs'), 0)} (both from the start, in parallel), model load (fromHashedBundle: sizes and digests checked,` +
-      ` parse, type, fold weights) ${f(med(web.akidb, 'idbModelMs'), 0)}, first embedding (compiles its plan) ${f(med(web.akidb, 'idbFirstEmbedMs'), 0)}`,
+    [
+      line(`@akidb/wasm: warm single, ${singleTokens} tokens (ms)`, cols.map((c) => med(c.akidb, 'singleMs'))),
+      line('@akidb/wasm: batch throughput, 32 sentences (sentences/s)', cols.map((c) => med(c.akidb, 'sentPerS'))),
+      line('onnxruntime-web: warm single (ms)', cols.map((c) => med(c.ort, 'singleMs'))),
+      line('onnxruntime-web: batch throughput (sentences/s)', cols.map((c) => med(c.ort, 'sentPerS'))),
+      line('@akidb/wasm: cold start, network → first embedding (ms)', cols.map((c) => med(c.akidb, 'coldMs')), 0),
+      line('@akidb/wasm: IndexedDB → first embedding (ms)', cols.map((c) => med(c.akidb, 'idbMs')), 0),
+    ].join('\n'),
+  );
+
+  // The raw samples (every timing of every round), for whoever wants more than medians.
+  const samplesFile = process.env.BENCH_SAMPLES ?? path.join(repo, 'target/bench/wasm-samples.json');
+  fs.mkdirSync(path.dirname(samplesFile), { recursive: true });
+  const raw = (rs) => rs.map(({ singleSamples, batchSamples, coldMs, idbMs }) => ({ singleSamples, batchSamples, coldMs, idbMs }));
+  fs.writeFileSync(
+    samplesFile,
+    JSON.stringify(
+      {
+        unit: 'ms',
+        sentences: { single: singleTokens, batch: sentences.batch.length, batchTokens },
+        node: { akidb: raw(node.akidb), ort: raw(node.ort) },
+        browsers: Object.fromEntries(engines.map((e) => [e, { label: labels[e], akidb: raw(web[e].akidb), ort: raw(web[e].ort) }])),
+      },
+      null,
+      1,
+    ),
+  );
+  console.log(`\nraw samples: ${path.relative(repo, samplesFile)}`);
+  console.log(
+    `\n${firstName}, IndexedDB → first embedding, where the time goes (ms, medians): bundle out of IndexedDB and hashed (WebCrypto) ${f(med(web[first].akidb, 'idbFetchMs'), 0)}` +
+      ` and .wasm ready ${f(med(web[first].akidb, 'idbWasmReadyMs'), 0)} (both from the start, in parallel), model load (fromHashedBundle: sizes and digests checked,` +
+      ` parse, type, fold weights) ${f(med(web[first].akidb, 'idbModelMs'), 0)}, first embedding (compiles its plan) ${f(med(web[first].akidb, 'idbFirstEmbedMs'), 0)}`,
   );
   console.log(
-    `Chromium, network → first embedding (a first visit), where the time goes (ms, medians): bundle downloaded, verified and` +
-      ` written to IndexedDB ${f(med(web.akidb, 'netFetchMs'), 0)}, .wasm ready ${f(med(web.akidb, 'netWasmReadyMs'), 0)} (in parallel),` +
-      ` fromHashedBundle ${f(med(web.akidb, 'netModelMs'), 0)}, first embedding ${f(med(web.akidb, 'netFirstEmbedMs'), 0)}`,
+    `${firstName}, network → first embedding (a first visit), where the time goes (ms, medians): bundle downloaded, verified and` +
+      ` written to IndexedDB ${f(med(web[first].akidb, 'netFetchMs'), 0)}, .wasm ready ${f(med(web[first].akidb, 'netWasmReadyMs'), 0)} (in parallel),` +
+      ` fromHashedBundle ${f(med(web[first].akidb, 'netModelMs'), 0)}, first embedding ${f(med(web[first].akidb, 'netFirstEmbedMs'), 0)}`,
   );
   console.log(`akidb matmul kernels (Node): ${node.akidb[0].kernels.join(', ')}`);
 }
