@@ -149,3 +149,29 @@ impl Embedder {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     akidb_core::sha256_hex(bytes)
 }
+
+/// Checks a bundle's detached signature (issue #19's format; the one implementation is
+/// `akidb_core::signing`, which the CLI, `akidb serve` and model-server use too).
+///
+/// `manifest`: the exact `manifest.json` bytes as fetched; `signature`: the bytes of `manifest.json.sig`,
+/// or `undefined`/`null` when there was none (a 404); `trustedKeysJson`: the trusted keys as JSON, either
+/// the list `[{key_id, public_key}, …]` (the loader's `trustedKeys`) or a trust file
+/// `{"keys": [...]}`; `manifestName`: the manifest's URL or path, for error messages.
+///
+/// Returns the key id that signed the manifest. With no trusted keys nothing is checked and `undefined`
+/// is returned. Throws (an `Error` naming the manifest, and the key id when there is one) on a missing,
+/// malformed or not-verifying signature, a key id not in the list (unknown or revoked), or a trusted-keys
+/// JSON that is not a valid key list.
+#[wasm_bindgen(js_name = verifyManifestSignature)]
+pub fn verify_manifest_signature(
+    manifest: &[u8],
+    signature: Option<Vec<u8>>,
+    #[wasm_bindgen(js_name = trustedKeysJson)] trusted_keys_json: &str,
+    #[wasm_bindgen(js_name = manifestName)] manifest_name: &str,
+) -> Result<Option<String>, JsError> {
+    let trusted = akidb_core::signing::TrustedKeys::from_json(trusted_keys_json.as_bytes(), "trustedKeys")
+        .map_err(js_err)?;
+    trusted
+        .verify_manifest(manifest, signature.as_deref(), manifest_name)
+        .map_err(js_err)
+}

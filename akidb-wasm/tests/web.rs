@@ -86,3 +86,35 @@ fn a_corrupt_file_is_named() {
     .expect_err("a flipped byte fails verification");
     assert!(err.to_string().contains("model.onnx"), "{err}");
 }
+
+/// The browser's signature check (`verifyManifestSignature`): the real manifest signed by a key made
+/// here verifies to its key id; one changed byte is refused naming the key id and the manifest.
+#[wasm_bindgen_test]
+fn a_signed_manifest_with_a_changed_byte_is_refused() {
+    use akidb_core::signing::PrivateKey;
+    let mut seed = [0u8; 32];
+    seed.iter_mut()
+        .for_each(|b| *b = (js_sys::Math::random() * 256.0) as u8);
+    let key = PrivateKey::from_seed(seed);
+    let trusted = String::from_utf8(key.public_key().to_json()).unwrap();
+    let trusted = format!("[{trusted}]");
+    let manifest = int8!("manifest.json");
+    let signature = key.sign_manifest(manifest);
+    let name = "https://cdn.example/v1/models/all-MiniLM-L6-v2/1.0.0-int8/manifest.json";
+    let key_id = akidb_wasm::verify_manifest_signature(manifest, Some(signature.clone()), &trusted, name)
+        .unwrap_or_else(|_| panic!("the signed manifest verifies"));
+    assert_eq!(key_id.as_deref(), Some(key.key_id()));
+
+    let mut changed = manifest.to_vec();
+    changed[manifest.len() / 2] ^= 1;
+    let err = akidb_wasm::verify_manifest_signature(&changed, Some(signature), &trusted, name)
+        .expect_err("a changed byte is refused");
+    let message = js_sys::Error::from(wasm_bindgen::JsValue::from(err))
+        .message()
+        .as_string()
+        .unwrap();
+    assert!(
+        message.contains(key.key_id()) && message.contains(name),
+        "{message}"
+    );
+}
