@@ -1,9 +1,9 @@
-// Types of the high-level loader (index.js) only. What wasm-bindgen exports (`Embedder`, `sha256Hex`, the
-// init function) is typed by wasm-bindgen's own declarations, generated with the glue by build.sh
-// (web/akidb_wasm.d.ts), so the two can't drift apart.
-import type { Embedder, sha256Hex } from './web/akidb_wasm.js';
+// Types of the high-level loader (index.js) only. What wasm-bindgen exports (`Embedder`, `sha256Hex`,
+// `verifyManifestSignature`, the init function) is typed by wasm-bindgen's own declarations, generated
+// with the glue by build.sh (web/akidb_wasm.d.ts), so the two can't drift apart.
+import type { Embedder, sha256Hex, verifyManifestSignature } from './web/akidb_wasm.js';
 
-export { Embedder, sha256Hex } from './web/akidb_wasm.js';
+export { Embedder, sha256Hex, verifyManifestSignature } from './web/akidb_wasm.js';
 /** Initialises the web build's wasm module (the loader does this itself). */
 export { default as initWasm } from './web/akidb_wasm.js';
 
@@ -126,6 +126,10 @@ export function signatureUrl(manifestUrl: string): string;
 export interface WasmVariant {
   name: string;
   supported(): boolean;
-  init(wasmUrl?: string | URL): Promise<{ Embedder: typeof Embedder; sha256Hex: typeof sha256Hex }>;
+  init(wasmUrl?: string | URL): Promise<{
+    Embedder: typeof Embedder;
+    sha256Hex: typeof sha256Hex;
+    verifyManifestSignature: typeof verifyManifestSignature;
+  }>;
 }
 export const WASM_VARIANTS: WasmVariant[];

@@ -12,12 +12,21 @@
 // backend), worker-client.js (worker mode; worker.js is the worker's side). This file picks a backend.
 
 import { serverEmbedder } from './server-backend.js';
-import { Embedder, initWasm, loadWasm, pickVariant, sha256Hex, WASM_VARIANTS, wasmSimdSupported } from './wasm-backend.js';
+import {
+  Embedder,
+  initWasm,
+  loadWasm,
+  pickVariant,
+  sha256Hex,
+  verifyManifestSignature,
+  WASM_VARIANTS,
+  wasmSimdSupported,
+} from './wasm-backend.js';
 import { loadInWorker } from './worker-client.js';
 import { noticeUnchecked, trustedKeysJson } from './signature.js';
 import { warn } from './util.js';
 
-export { Embedder, sha256Hex, initWasm, wasmSimdSupported, WASM_VARIANTS };
+export { Embedder, sha256Hex, verifyManifestSignature, initWasm, wasmSimdSupported, WASM_VARIANTS };
 export { siblingUrl, modelServerBlobUrl } from './bundle.js';
 export { signatureUrl } from './signature.js';
 

@@ -60,9 +60,5 @@ export async function fetchSignature(fetchImpl, url) {
  * `manifestUrl`.
  */
 export async function verifyManifest(wasm, manifestBytes, signature, keysJson, manifestUrl) {
-  const core = await wasm;
-  if (typeof core.verifyManifestSignature !== 'function') {
-    throw new Error('this build of @akidb/wasm has no verifyManifestSignature; trustedKeys cannot be checked');
-  }
-  return core.verifyManifestSignature(manifestBytes, signature, keysJson, manifestUrl);
+  return (await wasm).verifyManifestSignature(manifestBytes, signature, keysJson, manifestUrl);
 }

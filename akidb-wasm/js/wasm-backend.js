@@ -1,8 +1,7 @@
 // The wasm backend: feature detection, the wasm builds this package ships (best first), and loading a
 // bundle into the wasm core on the current thread (the page's, or worker.js's).
 
-import initWasm, { Embedder, sha256Hex } from './web/akidb_wasm.js';
-import * as glue from './web/akidb_wasm.js';
+import initWasm, { Embedder, sha256Hex, verifyManifestSignature } from './web/akidb_wasm.js';
 import { fetchBundle } from './bundle.js';
 import { now } from './util.js';
 
@@ -30,7 +29,7 @@ export const WASM_VARIANTS = [
     supported: () => wasmSimdSupported(),
     init: async (wasmUrl) => {
       await initWasm(wasmUrl ? { module_or_path: wasmUrl } : undefined);
-      return { Embedder, sha256Hex, verifyManifestSignature: glue.verifyManifestSignature };
+      return { Embedder, sha256Hex, verifyManifestSignature };
     },
   },
 ];
@@ -72,4 +71,4 @@ export async function loadWasm(options, variant) {
   };
 }
 
-export { Embedder, sha256Hex, initWasm };
+export { Embedder, sha256Hex, verifyManifestSignature, initWasm };

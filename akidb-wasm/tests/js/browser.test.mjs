@@ -3,7 +3,8 @@
 // 100% (with a transfer cut half-way and resumed by Range), the IndexedDB cache across a reload with zero
 // model-file requests, a corrupted cache entry detected and re-fetched, the server fallback (answered by a
 // real `target/release/akidb serve` on loopback), worker mode, and the model server's URL scheme with and
-// without a path prefix. The suite is written once; each engine runs all of it.
+// without a path prefix, and bundle signatures (trustedKeys: signed, rotated, changed byte, untrusted,
+// missing, revoked, the cached signature re-checked). The suite is written once; each engine runs all of it.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -12,6 +13,7 @@ import { startServer, repo } from './server.mjs';
 import { enginesToTest, launchBrowser } from '../../../tests/support/browsers.mjs';
 import { cosine, loadGolden, maxAbsDiff } from '../../../tests/support/golden.mjs';
 import { metricSum, startAkidbServe } from '../../../tests/support/process.mjs';
+import { makeSignedBundles, trusted } from './signed-bundles.mjs';
 
 const SENTENCE = 'AkiDB Edge runs the same core everywhere.';
 // The fallback is answered by the native core (tract on x86), the reference comes from the wasm build:
@@ -21,6 +23,7 @@ const NATIVE_VS_WASM = 1e-4;
 const GOLDEN_TEXT = 'The quick brown fox jumps over the lazy dog.';
 const golden = loadGolden();
 let server, serve;
+const signed = makeSignedBundles();
 
 // The reference vector: the nodejs build of the same core.
 const { Embedder } = await import(path.join(repo, 'akidb-wasm/pkg/node.mjs'));
@@ -65,16 +68,23 @@ async function loadIn(page, options, texts = [SENTENCE]) {
 }
 
 before(async () => {
-  [server, serve] = await Promise.all([startServer(), startAkidbServe()]);
+  [server, serve] = await Promise.all([startServer({ mounts: { '/signed/': signed.dir } }), startAkidbServe()]);
 });
 
 after(async () => {
+  signed.remove();
   await server?.close();
   const stopped = await serve?.stop();
   if (stopped && stopped.code !== 0) console.log(`akidb serve exited ${JSON.stringify(stopped)}:\n${serve.output()}`);
 });
 
 const url = () => `${server.base}/models/int8/manifest.json`;
+const signedUrl = (name) => `${server.base}/signed/${name}/manifest.json`;
+const { a, b, c } = signed.keys;
+
+/** A pattern matching every string of `parts` (each taken literally), in any order. */
+const naming = (...parts) => new RegExp(parts.map((p) => `(?=[^]*${p.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')})`).join(''));
+
 /** In the page: whether this engine's IndexedDB stores a Blob (a throwaway database, deleted again). */
 async function engineStoresBlobs() {
   const name = 'akidb-blob-probe';
@@ -341,5 +351,155 @@ function loaderSuite(engine) {
     const r = await load({ url: url(), cache: 'none', blobUrlTemplate: `${server.base}/models/int8/{path}?h={sha256}` });
     assert.equal(r.backend, 'wasm-simd');
     assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
+  });
+
+  test('without trustedKeys: one console message says signatures are not checked', async () => {
+    await reload();
+    const r = await page.evaluate(async (u) => {
+      const stats = [];
+      for (let i = 0; i < 2; i++) {
+        const e = await window.akidb.loadEmbedder({ url: u, cache: 'none' });
+        stats.push(e.stats);
+        e.free();
+      }
+      return { stats, messages: window.consoleMessages.filter((m) => /signature/.test(m)) };
+    }, url());
+    assert.equal(r.messages.length, 1, r.messages.join('\n'));
+    assert.match(r.messages[0], /^\[warn\] @akidb\/wasm: model signatures are not checked/);
+    assert.deepEqual(
+      r.stats.map((s) => s.signature),
+      ['not checked', 'not checked'],
+    );
+  });
+
+  test('a bundle signed by a trusted key loads and names its key', async () => {
+    server.reset();
+    const r = await load({ url: signedUrl('a'), cache: 'none', trustedKeys: [trusted(a)] });
+    assert.equal(r.backend, 'wasm-simd');
+    assert.equal(r.stats.signature, 'verified');
+    assert.equal(r.stats.keyId, a.key_id);
+    assert.equal(server.requests().filter((q) => q.path === '/signed/a/manifest.json.sig').length, 1);
+    assert.ok(!r.warnings.some((w) => /not checked/.test(w)), r.warnings.join('\n'));
+    assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
+  });
+
+  test('a rotated key set accepts bundles signed by either key', async () => {
+    for (const [name, key] of [
+      ['a', a],
+      ['b', b],
+    ]) {
+      const r = await load({ url: signedUrl(name), cache: 'none', trustedKeys: [trusted(a), trusted(b)] });
+      assert.equal(r.stats.keyId, key.key_id, name);
+      assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
+    }
+  });
+
+  test('a manifest with one changed byte is refused before any file is fetched', async () => {
+    server.reset();
+    await assert.rejects(
+      load({ url: signedUrl('changed'), cache: 'none', trustedKeys: [trusted(a), trusted(b)] }),
+      naming(a.key_id, signedUrl('changed'), 'does not verify'),
+    );
+    assert.deepEqual(modelFileRequests(), [], 'no model file fetched');
+  });
+
+  test('a signature by an untrusted key is refused', async () => {
+    server.reset();
+    await assert.rejects(
+      load({ url: signedUrl('c'), cache: 'none', trustedKeys: [trusted(a), trusted(b)] }),
+      naming(c.key_id, signedUrl('c'), 'not among the trusted keys'),
+    );
+    assert.deepEqual(modelFileRequests(), []);
+  });
+
+  test('a missing signature is refused when keys are configured', async () => {
+    server.reset();
+    await assert.rejects(
+      load({ url: signedUrl('unsigned'), cache: 'none', trustedKeys: [trusted(a)] }),
+      naming(signedUrl('unsigned'), 'not signed'),
+    );
+    assert.deepEqual(modelFileRequests(), []);
+  });
+
+  test('a revoked key (removed from the set) is refused; with a fallbackUrl the server answers instead', async () => {
+    await assert.rejects(
+      load({ url: signedUrl('a'), cache: 'none', trustedKeys: [trusted(b)] }),
+      naming(a.key_id, signedUrl('a'), 'not among the trusted keys'),
+    );
+    server.reset();
+    const r = await load({ url: signedUrl('a'), cache: 'none', trustedKeys: [trusted(b)], fallbackUrl: `${serve.url}/v1/embed` });
+    assert.equal(r.backend, 'server');
+    assert.match(r.reason, naming('wasm failed', a.key_id, 'not among the trusted keys'));
+    assert.deepEqual(modelFileRequests(), [], 'no file of the refused bundle fetched');
+    assert.ok(maxAbsDiff(r.vector, reference) <= NATIVE_VS_WASM);
+  });
+
+  test('a malformed trustedKeys is the caller’s error, not a fallback', async () => {
+    await assert.rejects(
+      load({ url: signedUrl('a'), trustedKeys: [{ key_id: a.key_id }], fallbackUrl: `${serve.url}/v1/embed` }),
+      /trustedKeys\[0\] is not \{key_id: string, public_key: string\}/,
+    );
+  });
+
+  test('worker mode checks the signature in the worker', async () => {
+    const ok = await load({ url: signedUrl('b'), cache: 'none', worker: true, trustedKeys: [trusted(a), trusted(b)] });
+    assert.equal(ok.worker, true);
+    assert.equal(ok.stats.keyId, b.key_id);
+    assert.ok(maxAbsDiff(ok.vector, reference) <= 1e-6);
+    server.reset();
+    await assert.rejects(
+      load({ url: signedUrl('changed'), cache: 'none', worker: true, trustedKeys: [trusted(a)] }),
+      naming(a.key_id, signedUrl('changed'), 'does not verify'),
+    );
+    assert.deepEqual(modelFileRequests(), []);
+  });
+
+  test('the cached signature is checked again: offline it must verify, a tampered one is re-fetched online and refused offline', async () => {
+    const options = { url: signedUrl('a'), cacheName: 'akidb-signed', trustedKeys: [trusted(a)] };
+    const first = await load(options);
+    assert.equal(first.stats.keyId, a.key_id);
+    const cachedSignature = () =>
+      page.evaluate(async (u) => {
+        const db = await new Promise((res) => (indexedDB.open('akidb-signed').onsuccess = (ev) => res(ev.target.result)));
+        const get = db.transaction('manifests').objectStore('manifests').get(u);
+        const rec = await new Promise((res) => (get.onsuccess = () => res(get.result)));
+        db.close();
+        return rec.signature ? new TextDecoder().decode(rec.signature) : null;
+      }, options.url);
+    const served = fs.readFileSync(path.join(signed.dir, 'a/manifest.json.sig'), 'utf8');
+    assert.equal(await cachedSignature(), served, 'the cache keeps the signature beside the manifest');
+    const tamper = () =>
+      page.evaluate(async (u) => {
+        const db = await new Promise((res) => (indexedDB.open('akidb-signed').onsuccess = (ev) => res(ev.target.result)));
+        const get = db.transaction('manifests').objectStore('manifests').get(u);
+        const rec = await new Promise((res) => (get.onsuccess = () => res(get.result)));
+        const sig = JSON.parse(new TextDecoder().decode(rec.signature));
+        sig.signature = (sig.signature[0] === 'A' ? 'B' : 'A') + sig.signature.slice(1);
+        rec.signature = new TextEncoder().encode(JSON.stringify(sig)).buffer;
+        const tx = db.transaction('manifests', 'readwrite');
+        tx.objectStore('manifests').put(rec);
+        await new Promise((res) => (tx.oncomplete = res));
+        db.close();
+      }, options.url);
+    const down = (on) => fetch(`${server.base}/control/${on ? 'down' : 'up'}?path=/signed/a/`, { method: 'POST' });
+    try {
+      // Offline with an intact cached signature: verified again, loads.
+      await down(true);
+      const offline = await load(options);
+      assert.equal(offline.stats.keyId, a.key_id);
+      assert.ok(offline.warnings.some((w) => /using the cached ones/.test(w)), offline.warnings.join('\n'));
+      // Online with a tampered cached signature: the signature is fetched again and the cache repaired.
+      await down(false);
+      await tamper();
+      const online = await load(options);
+      assert.equal(online.stats.keyId, a.key_id);
+      assert.equal(await cachedSignature(), served, 'the fetched signature replaced the tampered one');
+      // Offline with a tampered cached signature: refused.
+      await tamper();
+      await down(true);
+      await assert.rejects(load(options), naming(a.key_id, options.url, 'does not verify'));
+    } finally {
+      await down(false);
+    }
   });
 }
