@@ -1,14 +1,15 @@
 // Benchmark (not a test): @akidb/wasm vs onnxruntime-web 1.30 (wasm, SIMD, numThreads = 1, the same int8
 // model file, the same sentences: akidb-native/src/bench_sentences.json), in Node and in the browser engines
 // ($AKIDB_BROWSERS, default headless Chromium and WebKitGTK, through tests/support/browsers.mjs), interleaved
-// rounds, medians. The raw samples are written to $BENCH_SAMPLES (default target/bench/wasm-samples.json).
-// Run: bash akidb-wasm/tests/bench.sh
+// rounds. Writes raw samples (scripts/lib/benchstats.py's JSON lines) to $BENCH_SAMPLES (default
+// target/bench/wasm-samples.jsonl) and what goes beside them to wasm-samples.meta.json; bench_table.py
+// makes the tables. Run: bash akidb-wasm/tests/bench.sh
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { measure, ortEngine, now, median, minCosine } from './bench-engines.js';
+import { measure, ortEngine, now, minCosine } from './bench-engines.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../../..');
@@ -126,90 +127,61 @@ async function main() {
   }
   await server.close();
 
-  const med = (rs, k) => (rs.length && rs[0][k] !== undefined ? median(rs.map((r) => r[k])) : undefined);
+  // Everything measured, as raw samples (one JSON line each, scripts/lib/benchstats.py's format) for
+  // akidb-wasm/tests/bench_table.py, which turns them into the tables; plus what the tables print beside
+  // the figures (engine versions, token counts, .wasm sizes, agreement of the two engines' vectors).
+  const lines = [];
+  const emit = (subject, metric, values) => {
+    for (const value of [values].flat()) {
+      if (value !== undefined && Number.isFinite(value)) lines.push(JSON.stringify({ bench: 'wasm', subject, metric, value }));
+    }
+  };
+  const emitRuns = (where, engine, runs) => {
+    for (const r of runs) {
+      const subject = `${where}/${engine}`;
+      emit(subject, 'single_ms', r.singleSamples);
+      emit(subject, 'batch32_ms', r.batchSamples);
+      emit(subject, 'batch_sentences_per_s', r.batchSamples.map((ms) => sentences.batch.length / (ms / 1e3)));
+      emit(subject, 'cold_ms', r.coldMs);
+      emit(subject, 'rss_growth_mb', r.rssMB);
+      emit(subject, 'wasm_memory_mb', r.wasmMemMB);
+      emit(subject, 'idb_first_embedding_ms', r.idbMs);
+      emit(subject, 'first_session_ms', r.firstCreateMs);
+      emit(subject, 'later_session_ms', r.laterCreateMs);
+      // Where a browser load's time goes, from the network (net_) and from IndexedDB (idb_).
+      const phases = { FetchMs: 'fetch_ms', WasmReadyMs: 'wasm_ready_ms', ModelMs: 'model_ms', FirstEmbedMs: 'first_embed_ms' };
+      for (const [k, metric] of Object.entries(phases)) {
+        emit(subject, `net_${metric}`, r[`net${k}`]);
+        emit(subject, `idb_${metric}`, r[`idb${k}`]);
+      }
+    }
+  };
+  for (const engine of ['akidb', 'ort']) emitRuns('node', engine, node[engine]);
+  for (const e of engines) for (const engine of ['akidb', 'ort']) emitRuns(e, engine, web[e][engine]);
+  const out = process.env.BENCH_SAMPLES ?? path.join(repo, 'target/bench/wasm-samples.jsonl');
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, `${lines.join('\n')}\n`);
+
   const size = (file) => {
     const buf = fs.readFileSync(file);
-    return { raw: buf.length / 1e6, gz: zlib.gzipSync(buf, { level: 9 }).length / 1e6 };
+    return { raw: buf.length / 1e6, gzip: zlib.gzipSync(buf, { level: 9 }).length / 1e6 };
   };
-  const ours = size(path.join(repo, 'akidb-wasm/pkg/web/akidb_wasm_bg.wasm'));
-  const theirs = size(path.join(here, 'node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm'));
-  const cos = minCosine(Float32Array.from(node.akidb[0].batch), Float32Array.from(node.ort[0].batch), 384);
-
-  const rows = [];
-  const row = (what, a, o, lowerIsBetter = true, d = 1) =>
-    rows.push(`| ${what} | ${f(a, d)} | ${f(o, d)} | ${a && o ? (lowerIsBetter ? (a / o).toFixed(2) + '×' : (a / o).toFixed(2) + '×') : '–'} |`);
-  row(`Node: warm single, ${singleTokens} tokens (ms)`, med(node.akidb, 'singleMs'), med(node.ort, 'singleMs'));
-  row(`Node: batch of 32, ${batchTokens} tokens, ORT pads to 32×${longest} (ms)`, med(node.akidb, 'batchMs'), med(node.ort, 'batchMs'));
-  row('Node: batch throughput (sentences/s)', med(node.akidb, 'sentPerS'), med(node.ort, 'sentPerS'), false);
-  row('Node: cold start, disk → first embedding (ms)', med(node.akidb, 'coldMs'), med(node.ort, 'coldMs'), true, 0);
-  row('Node: RSS growth after the runs (MB)', med(node.akidb, 'rssMB'), med(node.ort, 'rssMB'), true, 0);
-  const name = (e) => labels[e].split(' (')[0];
-  const first = engines[0];
-  const firstName = name(first);
-  row(`${firstName}: warm single, ${singleTokens} tokens (ms)`, med(web[first].akidb, 'singleMs'), med(web[first].ort, 'singleMs'));
-  row(`${firstName}: batch of 32 (ms)`, med(web[first].akidb, 'batchMs'), med(web[first].ort, 'batchMs'));
-  row(`${firstName}: batch throughput (sentences/s)`, med(web[first].akidb, 'sentPerS'), med(web[first].ort, 'sentPerS'), false);
-  row(`${firstName}: cold start, network → first embedding (ms)`, med(web[first].akidb, 'coldMs'), med(web[first].ort, 'coldMs'), true, 0);
-  row(
-    `${firstName}: akidb IndexedDB → first embedding vs ORT first session creation (ms)`,
-    med(web[first].akidb, 'idbMs'),
-    med(web[first].ort, 'firstCreateMs'),
-    true,
-    0,
-  );
-  row(`${firstName}: ORT later session creation in the same page (ms)`, undefined, med(web[first].ort, 'laterCreateMs'), true, 0);
-  row(`${firstName}: wasm linear memory after the runs (MB)`, med(web[first].akidb, 'wasmMemMB'), undefined, true, 0);
-  row('.wasm raw (MB)', ours.raw, theirs.raw, true, 2);
-  row('.wasm gzip -9 (MB)', ours.gz, theirs.gz, true, 2);
-  console.log(`\n@akidb/wasm vs onnxruntime-web 1.30 (wasm SIMD, 1 thread), int8 all-MiniLM-L6-v2, ${ROUNDS} interleaved rounds, medians`);
-  console.log(`min cosine akidb vs ORT on the batch: ${cos.toFixed(6)}\n`);
-  console.log('| | @akidb/wasm | onnxruntime-web | ratio |\n|---|---|---|---|');
-  console.log(rows.join('\n'));
-  // The engines side by side (same run, same machine, rounds interleaved).
-  const cols = engines.map((e) => web[e]);
-  const line = (what, vals, d = 1) => `| ${what} | ${vals.map((v) => f(v, d)).join(' | ')} |`;
-  console.log(`\nThe browser engines side by side (medians of ${ROUNDS} rounds; ${engines.map((e) => labels[e]).join(', ')})\n`);
-  console.log(`| | ${engines.map(name).join(' | ')} |\n|---|${engines.map(() => '---|').join('')}`);
-  console.log(
-    [
-      line(`@akidb/wasm: warm single, ${singleTokens} tokens (ms)`, cols.map((c) => med(c.akidb, 'singleMs'))),
-      line('@akidb/wasm: batch throughput, 32 sentences (sentences/s)', cols.map((c) => med(c.akidb, 'sentPerS'))),
-      line('onnxruntime-web: warm single (ms)', cols.map((c) => med(c.ort, 'singleMs'))),
-      line('onnxruntime-web: batch throughput (sentences/s)', cols.map((c) => med(c.ort, 'sentPerS'))),
-      line('@akidb/wasm: cold start, network → first embedding (ms)', cols.map((c) => med(c.akidb, 'coldMs')), 0),
-      line('@akidb/wasm: IndexedDB → first embedding (ms)', cols.map((c) => med(c.akidb, 'idbMs')), 0),
-    ].join('\n'),
-  );
-
-  // The raw samples (every timing of every round), for whoever wants more than medians.
-  const samplesFile = process.env.BENCH_SAMPLES ?? path.join(repo, 'target/bench/wasm-samples.json');
-  fs.mkdirSync(path.dirname(samplesFile), { recursive: true });
-  const raw = (rs) => rs.map(({ singleSamples, batchSamples, coldMs, idbMs }) => ({ singleSamples, batchSamples, coldMs, idbMs }));
-  fs.writeFileSync(
-    samplesFile,
-    JSON.stringify(
-      {
-        unit: 'ms',
-        sentences: { single: singleTokens, batch: sentences.batch.length, batchTokens },
-        node: { akidb: raw(node.akidb), ort: raw(node.ort) },
-        browsers: Object.fromEntries(engines.map((e) => [e, { label: labels[e], akidb: raw(web[e].akidb), ort: raw(web[e].ort) }])),
-      },
-      null,
-      1,
-    ),
-  );
-  console.log(`\nraw samples: ${path.relative(repo, samplesFile)}`);
-  console.log(
-    `\n${firstName}, IndexedDB → first embedding, where the time goes (ms, medians): bundle out of IndexedDB and hashed (WebCrypto) ${f(med(web[first].akidb, 'idbFetchMs'), 0)}` +
-      ` and .wasm ready ${f(med(web[first].akidb, 'idbWasmReadyMs'), 0)} (both from the start, in parallel), model load (fromHashedBundle: sizes and digests checked,` +
-      ` parse, type, fold weights) ${f(med(web[first].akidb, 'idbModelMs'), 0)}, first embedding (compiles its plan) ${f(med(web[first].akidb, 'idbFirstEmbedMs'), 0)}`,
-  );
-  console.log(
-    `${firstName}, network → first embedding (a first visit), where the time goes (ms, medians): bundle downloaded, verified and` +
-      ` written to IndexedDB ${f(med(web[first].akidb, 'netFetchMs'), 0)}, .wasm ready ${f(med(web[first].akidb, 'netWasmReadyMs'), 0)} (in parallel),` +
-      ` fromHashedBundle ${f(med(web[first].akidb, 'netModelMs'), 0)}, first embedding ${f(med(web[first].akidb, 'netFirstEmbedMs'), 0)}`,
-  );
-  console.log(`akidb matmul kernels (Node): ${node.akidb[0].kernels.join(', ')}`);
+  const meta = {
+    rounds: ROUNDS,
+    singleTokens,
+    batchSentences: sentences.batch.length,
+    batchTokens,
+    longest,
+    engines: Object.fromEntries([['node', `Node ${process.versions.node}`], ...engines.map((e) => [e, labels[e]])]),
+    wasm: {
+      akidb: size(path.join(repo, 'akidb-wasm/pkg/web/akidb_wasm_bg.wasm')),
+      ort: size(path.join(here, 'node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm')),
+    },
+    minCosine: minCosine(Float32Array.from(node.akidb[0].batch), Float32Array.from(node.ort[0].batch), 384),
+    kernels: node.akidb[0].kernels,
+  };
+  fs.writeFileSync(`${out.replace(/\.jsonl$/, '')}.meta.json`, `${JSON.stringify(meta, null, 1)}\n`);
+  process.stderr.write(`raw samples: ${path.relative(repo, out)} (${lines.length} lines)\n`);
 }
 
 if (process.argv[2] === '--child') await child(process.argv[3]);
