@@ -331,7 +331,7 @@ test('offline: servers stopped and the context offline, a reload still loads and
     assert.deepEqual([...d.stats.fromCache].sort(), ['model.onnx', 'tokenizer.json']);
     assert.equal(d.corpusSource, 'indexeddb');
     assert.ok(
-      d.warnings.some((w) => /manifest unreachable/.test(w)),
+      d.warnings.some((w) => /manifest (or signature )?unreachable/.test(w)),
       `warnings: ${d.warnings}`,
     );
     assert.equal(await page.locator('#net').textContent(), 'offline');

@@ -1,22 +1,44 @@
 #!/usr/bin/env bash
-# The demo page's tests: builds web/dist (web/build.sh), installs the test's npm deps (npm ci, lockfile,
-# no install scripts), then runs the unit tests of the page's helpers in Node and the end-to-end tests in
-# headless Chromium (/usr/bin/chromium through playwright-core, no browser download) against real
-# model-server and `akidb serve` processes on free loopback ports. Screenshots go to web/tests/out/.
-# Assumes what scripts/test.sh builds before it: akidb-wasm/pkg, target/release/{akidb,model-server},
-# the int8 bundle (scripts/fetch-models.sh), and ../shared/golden.
+# The demo page's tests, from a clean clone with ../shared beside it. Builds or installs what is missing, and
+# only that: Debian's chromium, the int8 bundle (scripts/fetch-models.sh), target/release/{akidb,model-server},
+# the npm package akidb-wasm/pkg (rebuilt when its sources are newer); then builds web/dist (web/build.sh),
+# installs the test's npm deps (npm ci, lockfile, no install scripts) and runs the unit tests of the page's
+# helpers and corpus in Node and the end-to-end tests in headless Chromium (/usr/bin/chromium through
+# playwright-core, no browser download) against real model-server and `akidb serve` processes on free
+# loopback ports. Screenshots go to web/tests/out/.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
+t0=$(date +%s)
+
+golden=${AKIDB_GOLDEN:-../shared/golden}
+if [ ! -f "$golden/embeddings.f32" ]; then
+  echo "web/tests/run.sh: the golden data $golden is missing (../shared beside the clone, or AKIDB_GOLDEN)" >&2
+  exit 1
+fi
 
 chromium=${CHROMIUM:-/usr/bin/chromium}
-for need in "$chromium" target/release/akidb target/release/model-server models/all-MiniLM-L6-v2/int8/manifest.json; do
-  if [ ! -e "$need" ]; then
-    echo "web/tests/run.sh: $need is missing (scripts/test.sh builds it before this script)" >&2
-    exit 1
-  fi
-done
+if [ ! -x "$chromium" ]; then
+  echo "web tests: installing chromium (Debian)" >&2
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends chromium
+fi
+
+[ -f models/all-MiniLM-L6-v2/int8/manifest.json ] || bash scripts/fetch-models.sh
+if [ ! -x target/release/akidb ] || [ ! -x target/release/model-server ]; then
+  # The feature set scripts/test.sh builds with (another set would recompile tract).
+  cargo build --release --workspace --all-targets --features akidb-native/test-hooks
+fi
+pkg_stamp=akidb-wasm/pkg/package.json
+if [ ! -f "$pkg_stamp" ] ||
+  [ -n "$(find akidb-core/src akidb-wasm/src akidb-wasm/js akidb-wasm/Cargo.toml akidb-core/Cargo.toml Cargo.lock \
+    -newer "$pkg_stamp" -print -quit)" ]; then
+  bash akidb-wasm/build.sh
+fi
 
 bash web/build.sh
 (cd web/tests && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 node --test --test-reporter=spec web/tests/unit.test.mjs web/tests/e2e.test.mjs
+echo "web tests passed in $(($(date +%s) - t0)) s"
