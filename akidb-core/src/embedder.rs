@@ -2,6 +2,7 @@
 
 use crate::batching::plan_chunks;
 use crate::bundle::Bundle;
+use crate::device::{load_model, Device, Placement};
 use crate::error::{Error, Result};
 use crate::manifest::{FileRole, Manifest, Pooling};
 use crate::model::{PaddedBatch, SentenceModel};
@@ -12,8 +13,11 @@ use crate::tokenize::{TextTokenizer, Tokens};
 pub struct EmbedderOptions {
     /// Most sentences in one model run.
     pub max_batch: usize,
-    /// Most compiled shape plans kept; each costs tens of milliseconds to compile.
+    /// Most compiled shape plans kept; each costs tens of milliseconds to compile (and on a GPU holds its
+    /// own device copy of the weights).
     pub plan_cache: usize,
+    /// Where the model runs (see [`crate::device`]).
+    pub device: Device,
 }
 
 impl Default for EmbedderOptions {
@@ -21,6 +25,7 @@ impl Default for EmbedderOptions {
         EmbedderOptions {
             max_batch: 32,
             plan_cache: 48,
+            device: Device::Cpu,
         }
     }
 }
@@ -89,6 +94,7 @@ pub struct Embedder {
     tokenizer: TextTokenizer,
     model: SentenceModel,
     options: EmbedderOptions,
+    placement: Placement,
 }
 
 impl Embedder {
@@ -105,18 +111,45 @@ impl Embedder {
             &manifest.file(FileRole::Tokenizer).path,
             manifest.max_seq_length,
         )?;
-        let model = SentenceModel::load(bundle.model_bytes(), &manifest, options.plan_cache)?;
+        let (model, placement) = load_model(
+            bundle.model_bytes(),
+            &manifest,
+            options.plan_cache,
+            options.device,
+        )?;
         Ok(Embedder {
             manifest,
             tokenizer,
             model,
             options,
+            placement,
         })
     }
 
     /// The bundle's manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// The device the model runs on: [`Device::Cpu`] or [`Device::Cuda`] (what `auto` settled on).
+    pub fn device(&self) -> Device {
+        self.placement.device
+    }
+
+    /// `cpu`, or the driver's name of the GPU (`NVIDIA H200`, `Orin`).
+    pub fn device_name(&self) -> &str {
+        &self.placement.name
+    }
+
+    /// Why [`Device::Auto`] took the CPU (the GPU's error), if it did.
+    pub fn device_fallback(&self) -> Option<&str> {
+        self.placement.fallback.as_deref()
+    }
+
+    /// Ops of the GPU plans compiled so far that tract-cuda has no kernel for, so they run on the CPU
+    /// (`op (node)`, sorted); always empty on the CPU.
+    pub fn host_ops(&self) -> Vec<String> {
+        self.model.host_ops()
     }
 
     /// Embedding dimension.

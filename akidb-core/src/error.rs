@@ -59,6 +59,10 @@ pub enum Error {
         max_seq_length: usize,
         positions: usize,
     },
+    /// The device asked for cannot be used (no GPU support in this build, no driver, a CUDA library
+    /// missing, no such device, or the GPU cannot run the model).
+    #[error("device {device} is not usable: {reason}")]
+    Device { device: String, reason: String },
     /// Running the model failed.
     #[error("inference failed: {0}")]
     Inference(String),

@@ -23,6 +23,7 @@
 mod batching;
 mod bundle;
 mod create;
+pub mod device;
 mod embedder;
 mod error;
 mod manifest;
@@ -36,6 +37,7 @@ pub mod wasm_kernels;
 pub use batching::{plan_chunks, seq_bucket, Chunk};
 pub use bundle::{Bundle, HashedFile};
 pub use create::{BundleSpec, MODEL_FILE, TOKENIZER_FILE};
+pub use device::Device;
 pub use embedder::{Embedder, EmbedderOptions, Embeddings};
 pub use error::{Error, Result};
 pub use manifest::{

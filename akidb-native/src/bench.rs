@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use akidb_core::{Embedder, EmbedderOptions};
+use akidb_core::{Device, Embedder, EmbedderOptions};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +24,10 @@ pub struct BenchSentences {
 pub struct BenchReport {
     /// Bundle name and version.
     pub model: String,
+    /// Where the model ran: `cpu` or `cuda:N`.
+    pub device: String,
+    /// `cpu`, or the GPU's name.
+    pub device_name: String,
     /// Reading, verifying and preparing the bundle, in seconds.
     pub load_s: f64,
     /// Milliseconds to the first embedding after load (includes compiling its plan).
@@ -42,8 +46,16 @@ pub struct BenchReport {
     pub sentences_per_s: f64,
     /// Peak resident set size of the process, MB.
     pub peak_rss_mb: f64,
-    /// tract's matmul kernels in the plans the run compiled.
+    /// tract's matmul kernels in the plans the run compiled (CPU plans only).
     pub matmul_kernels: Vec<String>,
+    /// Texts in the large batch (`--big-batch`), if measured.
+    pub big_batch: Option<usize>,
+    /// Median time to embed the large batch, warm.
+    pub big_batch_ms: Option<f64>,
+    /// Large-batch throughput, sentences per second.
+    pub big_batch_sentences_per_s: Option<f64>,
+    /// Ops of the GPU plans that ran on the CPU (none on the CPU).
+    pub host_ops: Vec<String>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -64,12 +76,43 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// Runs the benchmark on the bundle in `dir`: `single_runs` single-sentence calls, `batch_rounds` batches.
+/// Runs the benchmark on the bundle in `dir` on the CPU: `single_runs` single-sentence calls,
+/// `batch_rounds` batches.
 pub fn run(dir: &std::path::Path, single_runs: usize, batch_rounds: usize) -> Result<BenchReport> {
+    run_on(dir, single_runs, batch_rounds, 0, Device::Cpu)
+}
+
+/// Times `rounds` (at least one) embeddings of `texts` after a warm-up one; milliseconds, sorted.
+fn time_batches(embedder: &Embedder, texts: &[&str], rounds: usize) -> Result<Vec<f64>> {
+    embedder.embed(texts)?; // compiles the batch's plans
+    let mut times: Vec<f64> = (0..rounds.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            embedder.embed(texts).map(|_| ms(t))
+        })
+        .collect::<Result<_, _>>()?;
+    times.sort_by(f64::total_cmp);
+    Ok(times)
+}
+
+/// [`run`] on `device`, and with `big_batch` > 0 also batches of that many texts (the batch repeated),
+/// `batch_rounds` of them.
+pub fn run_on(
+    dir: &std::path::Path,
+    single_runs: usize,
+    batch_rounds: usize,
+    big_batch: usize,
+    device: Device,
+) -> Result<BenchReport> {
     let inputs: BenchSentences = serde_json::from_str(SENTENCES_JSON)?;
     let start = Instant::now();
     let bundle = crate::bundle_dir::load(dir)?;
-    let embedder = Embedder::with_options(&bundle, EmbedderOptions::default())?;
+    let options = EmbedderOptions {
+        device,
+        max_batch: EmbedderOptions::default().max_batch.max(big_batch),
+        ..EmbedderOptions::default()
+    };
+    let embedder = Embedder::with_options(&bundle, options)?;
     let load_s = start.elapsed().as_secs_f64();
     drop(bundle);
 
@@ -89,18 +132,18 @@ pub fn run(dir: &std::path::Path, single_runs: usize, batch_rounds: usize) -> Re
     times.sort_by(f64::total_cmp);
 
     let batch: Vec<&str> = inputs.batch.iter().map(String::as_str).collect();
-    embedder.embed(&batch)?; // compiles the batch's plans
-    let mut batch_times: Vec<f64> = (0..batch_rounds.max(1))
-        .map(|_| {
-            let t = Instant::now();
-            embedder.embed(&batch).map(|_| ms(t))
-        })
-        .collect::<Result<_, _>>()?;
-    batch_times.sort_by(f64::total_cmp);
-    let batch32_ms = percentile(&batch_times, 0.5);
+    let batch32_ms = percentile(&time_batches(&embedder, &batch, batch_rounds)?, 0.5);
+    let big_batch_ms = if big_batch > 0 {
+        let texts: Vec<&str> = batch.iter().copied().cycle().take(big_batch).collect();
+        Some(percentile(&time_batches(&embedder, &texts, batch_rounds)?, 0.5))
+    } else {
+        None
+    };
     let m = embedder.manifest();
     Ok(BenchReport {
         model: format!("{}@{}", m.name, m.version),
+        device: embedder.device().to_string(),
+        device_name: embedder.device_name().to_string(),
         load_s,
         first_ms,
         single_tokens: embedder.tokenize(&single)?[0].ids.len(),
@@ -111,5 +154,9 @@ pub fn run(dir: &std::path::Path, single_runs: usize, batch_rounds: usize) -> Re
         sentences_per_s: batch.len() as f64 / (batch32_ms / 1e3),
         peak_rss_mb: peak_rss_mb(),
         matmul_kernels: embedder.matmul_kernels(),
+        big_batch: big_batch_ms.map(|_| big_batch),
+        big_batch_ms,
+        big_batch_sentences_per_s: big_batch_ms.map(|ms| big_batch as f64 / (ms / 1e3)),
+        host_ops: embedder.host_ops(),
     })
 }

@@ -4,7 +4,7 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use akidb_core::{Bundle, BundleSpec, Embedder, Pooling};
+use akidb_core::{Bundle, BundleSpec, Device, Embedder, EmbedderOptions, Pooling};
 use akidb_native::{bench, bundle_dir, jsonl};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -34,6 +34,9 @@ enum Command {
         /// Longest text accepted, in characters (the model reads the first few hundred tokens only).
         #[arg(long, default_value_t = 100_000)]
         max_chars: usize,
+        /// Where the model runs: cpu, cuda, cuda:N, or auto (the GPU if it loads, else the CPU).
+        #[arg(long, default_value = "cpu")]
+        device: Device,
     },
     /// Tokenize texts like `embed` does, writing one {"ids": [...]} line per input.
     Tokenize {
@@ -60,6 +63,12 @@ enum Command {
         /// Batches of 32 to time.
         #[arg(long, default_value_t = 10)]
         batch_rounds: usize,
+        /// Also time batches of this many texts (the 32 repeated), e.g. 256 on a GPU; 0: not measured.
+        #[arg(long, default_value_t = 0)]
+        big_batch: usize,
+        /// Where the model runs: cpu, cuda, cuda:N, or auto (the GPU if it loads, else the CPU).
+        #[arg(long, default_value = "cpu")]
+        device: Device,
     },
     /// Serve embeddings over HTTP: POST /v1/embed {"texts": [...]}, OpenAI-compatible POST /v1/embeddings,
     /// /healthz, /readyz, /metrics, /openapi.json.
@@ -77,17 +86,26 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: std::net::SocketAddr,
-    /// Most texts per model call.
-    #[arg(long, default_value_t = 32)]
-    max_batch: usize,
-    /// Longest wait, in milliseconds, for more texts to fill a batch (0: none; batches still form from
-    /// what queues while the workers are busy).
-    #[arg(long, default_value_t = 0)]
-    max_wait_ms: u64,
-    /// Most texts waiting in the queue; beyond it requests get 429.
-    #[arg(long, default_value_t = 2048)]
-    queue: usize,
-    /// Worker threads running the model (default: one per core).
+    /// Where the model runs: cpu, cuda, cuda:N, or auto (the GPU if it loads, else the CPU; /readyz and
+    /// the akidb_device_info metric say which). `cuda` without a usable GPU stops at start, naming what
+    /// is missing.
+    #[arg(long, default_value = "cpu")]
+    device: Device,
+    /// Most texts per model call (default: 32 on the CPU, 256 on a GPU).
+    #[arg(long)]
+    max_batch: Option<usize>,
+    /// Longest wait, in milliseconds, for more texts to fill a batch (default: 0 on the CPU — batches
+    /// still form from what queues while the workers are busy —, 2 on a GPU).
+    #[arg(long)]
+    max_wait_ms: Option<u64>,
+    /// Most tokens per model call; a batch over it runs as several calls (default: no limit on the CPU,
+    /// 32768 on a GPU).
+    #[arg(long)]
+    max_batch_tokens: Option<usize>,
+    /// Most texts waiting in the queue; beyond it requests get 429 (default: 2048 on the CPU, 4096 on a GPU).
+    #[arg(long)]
+    queue: Option<usize>,
+    /// Worker threads running the model (default: one per core on the CPU, 2 on a GPU).
     #[arg(long)]
     workers: Option<usize>,
     /// Most texts per request.
@@ -134,12 +152,28 @@ fn serve(args: ServeArgs) -> Result<()> {
     config.limits.max_chars = args.max_chars;
     config.limits.max_body_bytes = args.max_body_bytes;
     config.limits.request_timeout = Duration::from_secs(args.timeout_s);
-    config.batching.max_batch = args.max_batch.max(1);
-    config.batching.max_wait = Duration::from_millis(args.max_wait_ms);
-    config.batching.queue_capacity = args.queue;
-    if let Some(w) = args.workers {
-        config.batching.workers = w.max(1);
+    config.device = args.device;
+    // A flag given applies whichever device the model lands on (with auto, either).
+    for batching in [&mut config.batching, &mut config.gpu_batching] {
+        if let Some(n) = args.max_batch {
+            batching.max_batch = n.max(1);
+        }
+        if let Some(ms) = args.max_wait_ms {
+            batching.max_wait = Duration::from_millis(ms);
+        }
+        if let Some(n) = args.max_batch_tokens {
+            batching.max_tokens = n.max(1);
+        }
+        if let Some(n) = args.queue {
+            batching.queue_capacity = n;
+        }
+        if let Some(w) = args.workers {
+            batching.workers = w.max(1);
+        }
     }
+    // Before any other thread starts: selecting cuda:N restricts the process to that GPU. A GPU that is
+    // not usable stops the service here, with what is missing, before the port opens.
+    akidb_core::device::check(args.device)?;
     let source = match (args.bundle, args.bundle_url) {
         (Some(dir), _) => BundleSource::Dir(dir),
         (None, Some(url)) => BundleSource::Url(url),
@@ -204,11 +238,23 @@ fn spinner(message: &str) -> ProgressBar {
 }
 
 fn load_embedder(dir: &Path) -> Result<Embedder> {
+    load_embedder_on(dir, Device::Cpu)
+}
+
+fn load_embedder_on(dir: &Path, device: Device) -> Result<Embedder> {
+    akidb_core::device::check(device)?;
     let bar = spinner(&format!("loading {}", dir.display()));
     let bundle = bundle_dir::load(dir)?;
-    let embedder =
-        Embedder::new(&bundle).with_context(|| format!("cannot load the model of {}", dir.display()))?;
+    let options = EmbedderOptions {
+        device,
+        ..EmbedderOptions::default()
+    };
+    let embedder = Embedder::with_options(&bundle, options)
+        .with_context(|| format!("cannot load the model of {}", dir.display()))?;
     bar.finish_and_clear();
+    if let Some(why) = embedder.device_fallback() {
+        eprintln!("--device auto: running on the CPU ({why})");
+    }
     Ok(embedder)
 }
 
@@ -228,9 +274,9 @@ fn texts_or_stdin(text: Vec<String>, max_chars: usize) -> Result<Vec<String>> {
 /// Inputs per model call when streaming; bounds memory on large inputs.
 const EMBED_CHUNK: usize = 256;
 
-fn embed(bundle: &Path, text: Vec<String>, max_chars: usize) -> Result<()> {
+fn embed(bundle: &Path, text: Vec<String>, max_chars: usize, device: Device) -> Result<()> {
     let texts = texts_or_stdin(text, max_chars)?;
-    let embedder = load_embedder(bundle)?;
+    let embedder = load_embedder_on(bundle, device)?;
     let bar = if texts.len() > EMBED_CHUNK {
         ProgressBar::new(texts.len() as u64)
     } else {
@@ -316,7 +362,8 @@ fn run(cli: Cli) -> Result<()> {
             bundle,
             text,
             max_chars,
-        } => embed(&bundle, text, max_chars),
+            device,
+        } => embed(&bundle, text, max_chars, device),
         Command::Tokenize {
             bundle,
             text,
@@ -327,14 +374,18 @@ fn run(cli: Cli) -> Result<()> {
             json,
             single_runs,
             batch_rounds,
+            big_batch,
+            device,
         } => {
+            akidb_core::device::check(device)?;
             let bar = spinner("benchmarking");
-            let report = bench::run(&bundle, single_runs, batch_rounds)?;
+            let report = bench::run_on(&bundle, single_runs, batch_rounds, big_batch, device)?;
             bar.finish_and_clear();
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 println!("model            {}", report.model);
+                println!("device           {} ({})", report.device, report.device_name);
                 println!("load             {:.2} s", report.load_s);
                 println!("first embedding  {:.1} ms", report.first_ms);
                 println!(
@@ -345,8 +396,18 @@ fn run(cli: Cli) -> Result<()> {
                     "batch of 32      {:.1} ms  ({:.1} sentences/s, {} tokens)",
                     report.batch32_ms, report.sentences_per_s, report.batch_tokens
                 );
+                if let (Some(n), Some(ms), Some(rate)) = (
+                    report.big_batch,
+                    report.big_batch_ms,
+                    report.big_batch_sentences_per_s,
+                ) {
+                    println!("batch of {n:<8} {ms:.1} ms  ({rate:.1} sentences/s)");
+                }
                 println!("peak RSS         {:.0} MB", report.peak_rss_mb);
                 println!("matmul kernels   {}", report.matmul_kernels.join(", "));
+                if !report.host_ops.is_empty() {
+                    println!("ops on the CPU   {}", report.host_ops.join(", "));
+                }
             }
             Ok(())
         }

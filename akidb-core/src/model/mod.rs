@@ -44,6 +44,9 @@ pub(crate) struct SentenceModel {
     has_token_types: bool,
     plans: Mutex<PlanCache>,
     path: String,
+    /// Plans are compiled for the GPU (tract-cuda) rather than the CPU: see [`crate::device`].
+    #[cfg_attr(not(feature = "cuda-backend"), allow(dead_code))]
+    gpu: bool,
 }
 
 /// Token ids and masks of a padded `[batch, seq]` block, row-major.
@@ -88,7 +91,16 @@ impl SentenceModel {
             has_token_types: manifest.onnx.token_type_ids.is_some(),
             plans: Mutex::new(PlanCache::new(plan_capacity)),
             path,
+            gpu: false,
         })
+    }
+
+    /// The same model with its plans compiled for the GPU. The device must have been opened
+    /// ([`crate::device::open_cuda`]); no plan is compiled yet.
+    #[cfg(feature = "cuda-backend")]
+    pub(crate) fn on_gpu(mut self) -> SentenceModel {
+        self.gpu = true;
+        self
     }
 
     /// Runs one padded block and returns `last_hidden_state`, `[batch, seq, dim]` row-major.

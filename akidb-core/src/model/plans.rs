@@ -112,7 +112,7 @@ impl SentenceModel {
         consts.share(model).map_err(|e| model_error(&self.path, e))
     }
 
-    pub(super) fn plan(&self, batch: usize, seq: usize) -> Result<Plan> {
+    pub(crate) fn plan(&self, batch: usize, seq: usize) -> Result<Plan> {
         let slot = self
             .plans
             .lock()
@@ -125,11 +125,14 @@ impl SentenceModel {
         let subs = HashMap::from([(self.sequence.clone(), seq.to_dim())]);
         let planning_error =
             |e: TractError| model_error(&self.path, format!("planning shape [{batch}, {seq}]: {e:#}"));
-        let mut optimized = self
-            .base(batch)?
-            .set_symbols(&subs)
-            .and_then(|m| m.into_optimized())
-            .map_err(planning_error)?;
+        let concrete = self.base(batch)?.set_symbols(&subs).map_err(planning_error)?;
+        #[cfg(feature = "cuda-backend")]
+        if self.gpu {
+            let plan = crate::device::compile_plan(concrete).map_err(planning_error)?;
+            *slot = Some(plan.clone());
+            return Ok(plan);
+        }
+        let mut optimized = concrete.into_optimized().map_err(planning_error)?;
         self.share_consts(&mut optimized)?;
         let plan: Plan = optimized.into_runnable().map_err(planning_error)?;
         release_freed_memory();
@@ -137,15 +140,32 @@ impl SentenceModel {
         Ok(plan)
     }
 
+    /// Ops of the cached GPU plans that run on the CPU (`op (node)`), sorted, each once; empty on the CPU.
+    pub(crate) fn host_ops(&self) -> Vec<String> {
+        #[cfg(feature = "cuda-backend")]
+        if self.gpu {
+            let mut names = std::collections::BTreeSet::new();
+            for slot in self.cached_slots() {
+                let Ok(slot) = slot.try_lock() else { continue };
+                for plan in slot.iter() {
+                    names.extend(crate::device::host_ops(plan));
+                }
+            }
+            return names.into_iter().collect();
+        }
+        Vec::new()
+    }
+
+    fn cached_slots(&self) -> Vec<PlanSlot> {
+        let cache = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        cache.plans.values().map(|(slot, _)| slot.clone()).collect()
+    }
+
     /// Names of the matmul kernels of the cached plans, sorted and deduplicated; a plan being compiled
     /// is skipped rather than waited for.
     pub(crate) fn matmul_kernels(&self) -> Vec<String> {
-        let slots: Vec<PlanSlot> = {
-            let cache = self.plans.lock().unwrap_or_else(|p| p.into_inner());
-            cache.plans.values().map(|(slot, _)| slot.clone()).collect()
-        };
         let mut names = std::collections::BTreeSet::new();
-        for slot in slots {
+        for slot in self.cached_slots() {
             let Ok(slot) = slot.try_lock() else { continue };
             for node in slot.iter().flat_map(|plan| plan.model().nodes()) {
                 if let Some(matmul) = node.op_as::<OptMatMul>() {

@@ -340,7 +340,13 @@ pub async fn healthz() -> &'static str {
 #[utoipa::path(get, path = "/readyz", responses((status = 200, description = "Ready"), (status = 503, description = "Loading")))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     match state.ready() {
-        Some(ready) => (StatusCode::OK, format!("ready: {}\n", ready.model)).into_response(),
+        Some(ready) => {
+            let on = match ready.embedder.device() {
+                akidb_core::Device::Cpu => "cpu".to_string(),
+                gpu => format!("{gpu} ({})", ready.embedder.device_name()),
+            };
+            (StatusCode::OK, format!("ready: {} on {on}\n", ready.model)).into_response()
+        }
         None => (StatusCode::SERVICE_UNAVAILABLE, "loading\n").into_response(),
     }
 }

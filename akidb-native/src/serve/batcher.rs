@@ -33,6 +33,56 @@ pub struct BatchOptions {
     pub queue_capacity: usize,
     /// Worker threads, each running one core call at a time.
     pub workers: usize,
+    /// Most tokens (special tokens included) in one core call: a batch over it runs as several calls.
+    /// Bounds a GPU batch's activation memory and its time on the device.
+    pub max_tokens: usize,
+}
+
+impl BatchOptions {
+    /// The CPU's defaults: one worker per core, batches of at most 32 formed from what queues while the
+    /// workers are busy (no waiting), no token budget beyond `max_batch` × the longest sequence.
+    pub fn cpu() -> BatchOptions {
+        BatchOptions {
+            max_batch: 32,
+            max_wait: Duration::ZERO,
+            queue_capacity: 2048,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_tokens: usize::MAX,
+        }
+    }
+
+    /// A GPU's defaults: a GPU is efficient only on large batches, so they may grow to 256 texts and a
+    /// worker waits up to 2 ms for more; 32768 tokens per call (a full batch of 128-token texts); two
+    /// workers, so that one tokenises and pools on the CPU while the other's batch is on the GPU, each on
+    /// its own CUDA stream. Chosen from the CPU figures and the GPU's shape, NOT yet measured on a GPU:
+    /// scripts/gpu/run.sh measures them (serve at concurrency 64) and they are to be confirmed there.
+    pub fn gpu() -> BatchOptions {
+        BatchOptions {
+            max_batch: 256,
+            max_wait: Duration::from_millis(2),
+            queue_capacity: 4096,
+            workers: 2,
+            max_tokens: 32_768,
+        }
+    }
+}
+
+/// Splits a batch's token counts, in order, into runs of at most `max_tokens` tokens each (a single text
+/// over the budget runs alone); returns the end index of each run.
+fn token_runs(lens: &[usize], max_tokens: usize) -> Vec<usize> {
+    let mut ends = Vec::new();
+    let mut sum = 0usize;
+    for (i, &len) in lens.iter().enumerate() {
+        if sum > 0 && sum.saturating_add(len) > max_tokens {
+            ends.push(i);
+            sum = 0;
+        }
+        sum = sum.saturating_add(len);
+    }
+    if !lens.is_empty() {
+        ends.push(lens.len());
+    }
+    ends
 }
 
 /// One text's answer: its vector and its token count (special tokens included).
@@ -212,18 +262,25 @@ fn worker(
         metrics
             .tokens
             .inc_by(tokens.iter().map(|t| t.ids.len() as u64).sum());
-        match embedder.embed_tokens(&tokens) {
-            Ok(all) => {
-                for ((job, row), t) in live.into_iter().zip(all.rows()).zip(&tokens) {
-                    let _ = job.reply.send(Ok(Embedded {
-                        vector: row.to_vec(),
-                        tokens: t.ids.len(),
-                    }));
+        let lens: Vec<usize> = tokens.iter().map(|t| t.ids.len()).collect();
+        let mut live = live.into_iter();
+        let mut start = 0;
+        for end in token_runs(&lens, options.max_tokens) {
+            let (run, jobs) = (&tokens[start..end], live.by_ref().take(end - start));
+            start = end;
+            match embedder.embed_tokens(run) {
+                Ok(all) => {
+                    for ((job, row), t) in jobs.zip(all.rows()).zip(run) {
+                        let _ = job.reply.send(Ok(Embedded {
+                            vector: row.to_vec(),
+                            tokens: t.ids.len(),
+                        }));
+                    }
                 }
-            }
-            Err(e) => {
-                for job in live {
-                    let _ = job.reply.send(Err(JobError::Model(e.to_string())));
+                Err(e) => {
+                    for job in jobs {
+                        let _ = job.reply.send(Err(JobError::Model(e.to_string())));
+                    }
                 }
             }
         }
@@ -240,7 +297,18 @@ mod tests {
             max_wait,
             queue_capacity: 1024,
             workers: 2,
+            max_tokens: usize::MAX,
         }
+    }
+
+    #[test]
+    fn a_batch_over_the_token_budget_runs_in_several_calls() {
+        assert_eq!(token_runs(&[10, 10, 10, 10], 20), vec![2, 4]);
+        assert_eq!(token_runs(&[10, 10, 10], 25), vec![2, 3]);
+        // A text over the budget on its own still runs, alone.
+        assert_eq!(token_runs(&[5, 300, 5], 100), vec![1, 2, 3]);
+        assert_eq!(token_runs(&[7; 4], usize::MAX), vec![4]);
+        assert!(token_runs(&[], 10).is_empty());
     }
 
     /// A job queue and the receiving end the workers share.

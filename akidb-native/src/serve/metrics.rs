@@ -1,7 +1,9 @@
 //! Prometheus metrics of the embedding service.
 
 use akidb_http::{HttpMetrics, LATENCY_BUCKETS};
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 /// Every metric the service exports, registered in one registry.
 pub struct Metrics {
@@ -19,6 +21,9 @@ pub struct Metrics {
     pub tokens: IntCounter,
     /// Requests refused, by reason (`queue_full`, `timeout`, `invalid`).
     pub rejections: IntCounterVec,
+    /// 1 for the device the model runs on, once loaded: `device` (`cpu`, `cuda:0`), `name` (`cpu` or the
+    /// GPU's name) and `requested` (the `--device` given, e.g. `auto`).
+    pub device: IntGaugeVec,
 }
 
 impl Metrics {
@@ -47,12 +52,18 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let device = IntGaugeVec::new(
+            Opts::new("akidb_device_info", "1 for the device the model runs on."),
+            &["device", "name", "requested"],
+        )
+        .expect("valid metric");
         for m in [
             Box::new(ready.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(queue_wait.clone()),
             Box::new(batch_size.clone()),
             Box::new(tokens.clone()),
             Box::new(rejections.clone()),
+            Box::new(device.clone()),
         ] {
             registry.register(m).expect("metric names are unique");
         }
@@ -64,6 +75,7 @@ impl Metrics {
             batch_size,
             tokens,
             rejections,
+            device,
         }
     }
 

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use akidb_core::{Bundle, Embedder};
+use akidb_core::{Bundle, Device, Embedder, EmbedderOptions};
 use akidb_http::ServeOptions;
 use anyhow::{Context, Result};
 use axum::extract::DefaultBodyLimit;
@@ -55,8 +55,12 @@ pub struct Limits {
 pub struct ServeConfig {
     /// Request limits.
     pub limits: Limits,
-    /// Batching and queue.
+    /// Where the model runs: `cpu`, `cuda:N`, or `auto` (the GPU if it loads, else the CPU).
+    pub device: Device,
+    /// Batching and queue when the model runs on the CPU.
     pub batching: BatchOptions,
+    /// Batching and queue when it runs on a GPU.
+    pub gpu_batching: BatchOptions,
     /// Connection timeouts and cap.
     pub connections: ServeOptions,
     /// Timeouts, caps and retries of a `--bundle-url` download.
@@ -65,7 +69,6 @@ pub struct ServeConfig {
 
 impl Default for ServeConfig {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         ServeConfig {
             limits: Limits {
                 max_texts: 256,
@@ -73,12 +76,9 @@ impl Default for ServeConfig {
                 max_body_bytes: 2 << 20,
                 request_timeout: Duration::from_secs(30),
             },
-            batching: BatchOptions {
-                max_batch: 32,
-                max_wait: Duration::ZERO,
-                queue_capacity: 2048,
-                workers: cores,
-            },
+            device: Device::Cpu,
+            batching: BatchOptions::cpu(),
+            gpu_batching: BatchOptions::gpu(),
             connections: ServeOptions::default(),
             fetch: crate::remote::FetchOptions::default(),
         }
@@ -122,6 +122,20 @@ impl AppState {
 
     /// Installs the loaded model and starts its workers.
     pub fn set_ready(&self, embedder: Arc<Embedder>, batching: BatchOptions) {
+        let requested = embedder.device();
+        self.install(embedder, batching, requested);
+    }
+
+    /// [`AppState::set_ready`], for a model loaded with `--device requested`.
+    fn install(&self, embedder: Arc<Embedder>, batching: BatchOptions, requested: Device) {
+        self.metrics
+            .device
+            .with_label_values(&[
+                embedder.device().to_string(),
+                embedder.device_name().to_string(),
+                requested.to_string(),
+            ])
+            .set(1);
         let m = embedder.manifest();
         let model = format!("{}@{}", m.name, m.version);
         let batcher = Batcher::start(embedder.clone(), batching, self.metrics.clone());
@@ -181,6 +195,37 @@ pub async fn load_bundle(source: &BundleSource, fetch: &crate::remote::FetchOpti
     }
 }
 
+/// Loads the model on `device`, its core batches as large as the batcher's for that device. `auto` may end
+/// on either, so its core takes the larger of the two (the batcher bounds what it is given).
+pub fn load_embedder(
+    bundle: &Bundle,
+    device: Device,
+    cpu: &BatchOptions,
+    gpu: &BatchOptions,
+) -> Result<Embedder> {
+    let cpu_options = EmbedderOptions::default();
+    let max_batch = match device {
+        Device::Cpu => cpu.max_batch,
+        Device::Cuda(_) => gpu.max_batch,
+        Device::Auto => cpu.max_batch.max(gpu.max_batch),
+    };
+    let plan_cache = match device {
+        Device::Cpu => cpu_options.plan_cache,
+        // Each GPU plan holds its own device copy of the weights (about 90 MB for MiniLM in f32).
+        Device::Cuda(_) | Device::Auto => GPU_PLAN_CACHE,
+    };
+    let options = EmbedderOptions {
+        max_batch,
+        plan_cache,
+        device,
+    };
+    Ok(Embedder::with_options(bundle, options)?)
+}
+
+/// Plans kept on a GPU: 24 shapes × ~90 MB of weights each ≈ 2.2 GB of device memory, which an 8 GB
+/// Jetson Orin (memory shared with the CPU) can spare; to be confirmed by scripts/gpu/run.sh.
+pub const GPU_PLAN_CACHE: usize = 24;
+
 /// Compiles the plans that single-sentence traffic and its batches use, so the first requests after
 /// `/readyz` turns green do not pay for compilation.
 pub fn warm_up(embedder: &Embedder, max_batch: usize) -> Result<()> {
@@ -213,20 +258,39 @@ pub async fn run(config: ServeConfig, source: BundleSource, addr: SocketAddr) ->
         let started = Instant::now();
         let loaded = async {
             let bundle = load_bundle(&source, &config.fetch).await?;
-            let max_batch = config.batching.max_batch;
-            let embedder = tokio::task::spawn_blocking(move || -> Result<Embedder> {
-                let embedder = Embedder::new(&bundle)?;
-                warm_up(&embedder, max_batch)?;
-                Ok(embedder)
+            let (device, cpu, gpu) = (
+                config.device,
+                config.batching.clone(),
+                config.gpu_batching.clone(),
+            );
+            tokio::task::spawn_blocking(move || -> Result<(Embedder, BatchOptions)> {
+                let embedder = load_embedder(&bundle, device, &cpu, &gpu)?;
+                let batching = if embedder.device() == Device::Cpu {
+                    cpu
+                } else {
+                    gpu
+                };
+                warm_up(&embedder, batching.max_batch)?;
+                Ok((embedder, batching))
             })
-            .await??;
-            anyhow::Ok(embedder)
+            .await?
         };
         match loaded.await {
-            Ok(embedder) => {
+            Ok((embedder, batching)) => {
                 let m = embedder.manifest();
-                tracing::info!(model = %m.name, version = %m.version, secs = started.elapsed().as_secs_f64(), "ready");
-                loader_state.set_ready(Arc::new(embedder), config.batching.clone());
+                tracing::info!(model = %m.name, version = %m.version, device = %embedder.device(),
+                    device_name = embedder.device_name(), secs = started.elapsed().as_secs_f64(), "ready");
+                if let Some(why) = embedder.device_fallback() {
+                    tracing::warn!(
+                        reason = why,
+                        "--device auto: the GPU is not usable, serving on the CPU"
+                    );
+                }
+                let host_ops = embedder.host_ops();
+                if !host_ops.is_empty() {
+                    tracing::warn!(ops = ?host_ops, "ops the GPU backend runs on the CPU");
+                }
+                loader_state.install(Arc::new(embedder), batching, config.device);
             }
             Err(e) => {
                 let _ = fatal_tx.send(e);
