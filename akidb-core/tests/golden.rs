@@ -1,70 +1,45 @@
 //! The core against sentence-transformers' reference (`../shared/golden/`), on the real bundles that
 //! `scripts/fetch-models.sh` builds under `models/`.
 
-mod support;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use akidb_core::{Bundle, Embedder};
-use support::golden::{self, Golden};
+use akidb_testkit::golden::{self, FP32_BARS, INT8_BARS};
+use akidb_testkit::paths;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn golden_data() -> &'static Golden {
-    static GOLDEN: OnceLock<Golden> = OnceLock::new();
-    GOLDEN.get_or_init(|| {
-        let dir = std::env::var_os("AKIDB_GOLDEN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace().join("../shared/golden"));
-        let read =
-            |f: &str| std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{}/{f}: {e}", dir.display()));
-        Golden::parse(
-            &read("sentences.json"),
-            &read("embeddings.f32"),
-            &read("token_ids.json"),
-        )
-    })
-}
-
-fn embedder(variant: &str) -> Embedder {
-    let dir = workspace().join("models/all-MiniLM-L6-v2").join(variant);
-    let manifest = std::fs::read(dir.join("manifest.json"))
-        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/fetch-models.sh first", dir.display()));
+fn embedder(dir: &Path) -> Embedder {
+    let manifest = paths::read(dir, "manifest.json");
     let bundle = Bundle::from_files(&manifest, |p| std::fs::read(dir.join(p)).ok()).expect("bundle verifies");
     Embedder::new(&bundle).expect("model loads")
 }
 
 fn int8() -> &'static Embedder {
     static E: OnceLock<Embedder> = OnceLock::new();
-    E.get_or_init(|| embedder("int8"))
+    E.get_or_init(|| embedder(&paths::int8_bundle()))
 }
 
 #[test]
 fn token_ids_equal_the_reference_for_every_sentence() {
-    golden::check_token_ids(int8(), golden_data());
+    golden::check_token_ids(int8(), golden::reference());
 }
 
 #[test]
 fn int8_bundle_meets_the_cosine_bars() {
-    let (min, mean) = golden::check_embeddings(int8(), golden_data(), 0.995, 0.999);
+    let (min, mean) = golden::check_embeddings(int8(), golden::reference(), INT8_BARS);
     eprintln!("int8: min cosine {min:.6}, mean {mean:.6}");
 }
 
 #[test]
 fn fp32_bundle_matches_the_reference_for_every_sentence() {
-    let (min, mean) = golden::check_embeddings(&embedder("fp32"), golden_data(), 0.99999, 0.99999);
+    let (min, mean) =
+        golden::check_embeddings(&embedder(&paths::fp32_bundle()), golden::reference(), FP32_BARS);
     eprintln!("fp32: min cosine {min:.8}, mean {mean:.8}");
 }
 
 #[test]
 fn a_batch_gives_the_same_vectors_as_one_by_one() {
-    let golden = golden_data();
+    let golden = golden::reference();
     // Lengths from 2 to 256 tokens, several per bucket, in no particular order.
     let texts: Vec<&str> = golden.texts().into_iter().step_by(3).collect();
     golden::check_batch_matches_single(int8(), &texts, 1e-5);

@@ -3,23 +3,13 @@
 //! position-embedding table and the process grew until the allocator aborted. Such a bundle is refused
 //! when it is built, verified or loaded, and the error names both numbers.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use akidb_core::{Bundle, BundleSpec, Embedder, Error, Pooling};
+use akidb_testkit::paths::{self, read};
 
 /// MiniLM's position-embedding table has 512 rows (`max_position_embeddings` of BERT).
 const MINILM_POSITIONS: usize = 512;
-
-fn bundle_dir(variant: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../models/all-MiniLM-L6-v2")
-        .join(variant)
-}
-
-fn read(dir: &Path, file: &str) -> Vec<u8> {
-    std::fs::read(dir.join(file))
-        .unwrap_or_else(|e| panic!("{}/{file}: {e}; run scripts/fetch-models.sh first", dir.display()))
-}
 
 fn spec(max_seq_length: usize) -> BundleSpec {
     BundleSpec {
@@ -60,7 +50,7 @@ fn bundle_with_max_seq_length(dir: &Path, max_seq_length: usize) -> Bundle {
 
 #[test]
 fn building_a_bundle_longer_than_the_models_positions_is_refused() {
-    let dir = bundle_dir("int8");
+    let dir = paths::int8_bundle();
     let (model, tokenizer) = (read(&dir, "model.onnx"), read(&dir, "tokenizer.json"));
     for too_long in [MINILM_POSITIONS + 1, 100_000] {
         let err = Bundle::create(spec(too_long), model.clone(), tokenizer.clone()).unwrap_err();
@@ -74,7 +64,7 @@ fn building_a_bundle_longer_than_the_models_positions_is_refused() {
 fn verifying_or_loading_a_bundle_longer_than_the_models_positions_is_refused() {
     // int8 stores the table behind a dequantising Cast and Mul; fp32 stores it plain.
     for variant in ["int8", "fp32"] {
-        let bundle = bundle_with_max_seq_length(&bundle_dir(variant), 100_000);
+        let bundle = bundle_with_max_seq_length(&paths::bundle(variant), 100_000);
         let err = Embedder::new(&bundle).err().expect("a 100000-token bundle loads");
         assert_refused(&err, 100_000);
     }
@@ -82,7 +72,7 @@ fn verifying_or_loading_a_bundle_longer_than_the_models_positions_is_refused() {
 
 #[test]
 fn a_bundle_at_the_models_position_limit_embeds_a_longer_text() {
-    let bundle = bundle_with_max_seq_length(&bundle_dir("int8"), MINILM_POSITIONS);
+    let bundle = bundle_with_max_seq_length(&paths::int8_bundle(), MINILM_POSITIONS);
     let embedder = Embedder::new(&bundle).expect("512 tokens fit");
     let long = "word ".repeat(2 * MINILM_POSITIONS);
     assert_eq!(

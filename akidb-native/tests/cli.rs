@@ -4,22 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn int8_bundle() -> PathBuf {
-    let dir = workspace().join("models/all-MiniLM-L6-v2/int8");
-    assert!(
-        dir.join("manifest.json").exists(),
-        "{} missing: run scripts/fetch-models.sh",
-        dir.display()
-    );
-    dir
-}
+use akidb_testkit::paths::int8_bundle;
 
 fn akidb(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_akidb"))

@@ -1,51 +1,22 @@
 //! `akidb serve` over real HTTP on loopback, with the real int8 bundle.
 
-#[path = "../../akidb-core/tests/support/golden.rs"]
-mod golden;
-
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use akidb_core::Embedder;
 use akidb_http::ServeOptions;
 use akidb_native::serve::{self, AppState, EmbedResponse, ErrorBody, OpenAiResponse, ServeConfig};
+use akidb_testkit::golden::{self, max_abs_diff, INT8_BARS};
+use akidb_testkit::{net, paths, process::Spawned};
 use base64::Engine;
-use golden::Golden;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn bundle_dir() -> PathBuf {
-    workspace().join("models/all-MiniLM-L6-v2/int8")
-}
 
 fn embedder() -> Arc<Embedder> {
     static E: OnceLock<Arc<Embedder>> = OnceLock::new();
     E.get_or_init(|| {
-        Arc::new(Embedder::new(&akidb_native::bundle_dir::load(&bundle_dir()).unwrap()).unwrap())
+        Arc::new(Embedder::new(&akidb_native::bundle_dir::load(&paths::int8_bundle()).unwrap()).unwrap())
     })
     .clone()
-}
-
-fn golden_data() -> &'static Golden {
-    static G: OnceLock<Golden> = OnceLock::new();
-    G.get_or_init(|| {
-        let dir = std::env::var_os("AKIDB_GOLDEN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace().join("../shared/golden"));
-        let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
-        Golden::parse(
-            &read("sentences.json"),
-            &read("embeddings.f32"),
-            &read("token_ids.json"),
-        )
-    })
 }
 
 /// Starts the service in this process on an ephemeral loopback port; returns its base URL.
@@ -87,10 +58,6 @@ async fn metrics_text(client: &reqwest::Client, base: &str) -> String {
         .unwrap()
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
-}
-
 async fn post(client: &reqwest::Client, url: String, body: serde_json::Value) -> reqwest::Response {
     client.post(url).json(&body).send().await.unwrap()
 }
@@ -99,7 +66,7 @@ async fn post(client: &reqwest::Client, url: String, body: serde_json::Value) ->
 async fn both_routes_return_the_cores_vectors_and_meet_the_golden_bars() {
     let base = start(ServeConfig::default(), true).await;
     let client = reqwest::Client::new();
-    let golden = golden_data();
+    let golden = golden::reference();
     let texts = golden.texts();
     let core = embedder().embed(&texts).unwrap();
     let mut served = Vec::new();
@@ -119,14 +86,7 @@ async fn both_routes_return_the_cores_vectors_and_meet_the_golden_bars() {
         served.extend(body.embeddings);
     }
     assert_eq!(served.len(), texts.len());
-    let cosines: Vec<f64> = served
-        .iter()
-        .enumerate()
-        .map(|(i, v)| golden::cosine(v, golden.row(i)))
-        .collect();
-    let min = cosines.iter().copied().fold(1.0, f64::min);
-    let mean = cosines.iter().sum::<f64>() / cosines.len() as f64;
-    assert!(min >= 0.995 && mean >= 0.999, "min {min} mean {mean}");
+    golden::check_vectors(golden, served.iter().map(Vec::as_slice), INT8_BARS);
     for (i, v) in served.iter().enumerate() {
         assert!(
             max_abs_diff(v, core.row(i)) <= 1e-5,
@@ -185,7 +145,7 @@ fn floats(v: &serve::OpenAiVector) -> Vec<f32> {
 async fn concurrent_clients_each_get_their_own_vectors() {
     let base = start(ServeConfig::default(), true).await;
     let client = reqwest::Client::new();
-    let golden = golden_data();
+    let golden = golden::reference();
     let core = Arc::new(embedder().embed(&golden.texts()).unwrap());
     let mut tasks = Vec::new();
     for c in 0..40usize {
@@ -228,7 +188,7 @@ async fn overload_gives_429_with_retry_after_and_the_service_recovers() {
     config.batching.max_batch = 4;
     let base = start(config, true).await;
     let client = reqwest::Client::new();
-    let long = golden_data()
+    let long = golden::reference()
         .sentences
         .iter()
         .max_by_key(|s| s.len())
@@ -484,40 +444,19 @@ async fn readiness_metrics_and_openapi() {
 /// feature's hook, so the test knows it is in flight); the request still gets its vectors.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_accepted_requests() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let addr = net::free_addr();
     let hold = tempfile::tempdir().unwrap();
     let marker = hold.path().join("batch-held");
     // Warm-up calls the core directly, so only requests' batches meet the hook.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_akidb"))
-        .args([
-            "serve",
-            "--bundle",
-            bundle_dir().to_str().unwrap(),
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .args(["--workers", "1"])
-        .env("AKIDB_TEST_HOLD_BATCH", &marker)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_akidb"));
+    command
+        .args(["serve", "--bundle", paths::int8_bundle().to_str().unwrap()])
+        .args(["--addr", &addr, "--workers", "1"])
+        .env("AKIDB_TEST_HOLD_BATCH", &marker);
+    let mut child = Spawned::spawn(command);
+    let base = format!("http://{addr}");
     let client = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..300 {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
-            if r.status() == 200 {
-                ready = true;
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "the service never became ready");
+    tokio::task::block_in_place(|| child.wait_ready(&addr, "/readyz", Duration::from_secs(30)));
     let request = {
         let (client, base) = (client.clone(), base.clone());
         tokio::spawn(async move {
@@ -542,23 +481,21 @@ async fn shutdown_finishes_accepted_requests() {
     }
     assert!(
         held,
-        "no batch reached the hook: is akidb built with --features akidb-native/test-hooks?"
+        "no batch reached the hook: is akidb built with --features akidb-native/test-hooks? Its output:\n{}",
+        child.output()
     );
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    child.terminate();
     // The process is shutting down with the request in its worker; let the worker go on.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
-        child.try_wait().unwrap().is_none(),
-        "the process exited with a request in flight"
+        child.try_wait().is_none(),
+        "the process exited with a request in flight; its output:\n{}",
+        child.output()
     );
     std::fs::remove_file(&marker).unwrap();
     assert_eq!(request.await.unwrap(), (200, 1));
-    let exit = child.wait().unwrap();
-    assert!(exit.success(), "exit status {exit}");
+    let exit = tokio::task::block_in_place(|| child.wait_timeout(Duration::from_secs(30)));
+    assert!(exit.success(), "exit status {exit}; output:\n{}", child.output());
 }
 
 /// A request of many texts runs as batches of at most `max_batch`, over every worker.
@@ -569,7 +506,7 @@ async fn a_large_request_is_split_into_max_batch_batches() {
     config.batching.workers = 2;
     let base = start(config, true).await;
     let client = reqwest::Client::new();
-    let golden = golden_data();
+    let golden = golden::reference();
     let texts: Vec<&str> = golden.texts().into_iter().take(64).collect();
     let r = post(
         &client,
@@ -724,15 +661,10 @@ async fn a_stalled_bundle_server_fails_the_start_naming_the_url() {
             held.push(stream);
         }
     });
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let started = std::time::Instant::now();
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_akidb"))
         .args(["serve", "--bundle-url", &url, "--fetch-timeout-s", "1"])
-        .args(["--addr", &format!("127.0.0.1:{port}")])
+        .args(["--addr", &net::free_addr()])
         .output();
     let out = tokio::time::timeout(Duration::from_secs(30), child)
         .await
