@@ -82,6 +82,7 @@ if [ -n "$trusted_keys" ]; then
     const { verifyManifestSignature } = require(glue);
     try {
       const keyId = verifyManifestSignature(fs.readFileSync(manifest), fs.readFileSync(sig), fs.readFileSync(keys, "utf8"), manifest);
+      if (keyId === undefined) throw new Error(keys + " lists no keys (leave out --trusted-keys to build without the check)");
       console.log("build.sh: " + manifest + " signed by trusted key " + keyId);
     } catch (e) {
       console.error("build.sh: the handler would refuse this bundle: " + (e.message ?? e));

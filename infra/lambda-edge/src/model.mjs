@@ -11,6 +11,7 @@
 // reads, the wasm compile and the model parse (a step that has started runs to its end: JS can't preempt it).
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
@@ -34,8 +35,13 @@ export async function verifyBundleSignature(dir, manifestBytes, trustedKeysFile)
     // Absent: the core refuses it (keys are configured), with its own message.
     if (e.code !== 'ENOENT') throw e;
   }
-  const { verifyManifestSignature } = await import('@akidb/wasm');
-  return verifyManifestSignature(new Uint8Array(manifestBytes), signature, trusted, path.join(dir, 'manifest.json'));
+  // The package's Node entry (node.mjs) exports the Embedder only; its nodejs build (the same module
+  // instance node.mjs loads) has every wasm export.
+  const { verifyManifestSignature } = createRequire(import.meta.url)('@akidb/wasm/node');
+  const keyId = verifyManifestSignature(new Uint8Array(manifestBytes), signature, trusted, path.join(dir, 'manifest.json'));
+  // The core checks nothing when the list is empty; configured keys must mean a check.
+  if (keyId === undefined) throw new Error(`trusted keys ${trustedKeysFile}: no keys listed`);
+  return keyId;
 }
 
 /**

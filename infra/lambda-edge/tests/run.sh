@@ -6,6 +6,8 @@
 #   rules.test.mjs     which requests the edge answers, refuses or forwards; the config checks
 #   handler.test.mjs   synthetic CloudFront events: golden, native core, fallbacks, same answers as akidb serve
 #   package.test.mjs   the zip unpacked in a fresh Node process; a flipped model byte refused, all forwarded
+#   signature.test.mjs signed bundles: keys from `akidb keygen`, build.sh --trusted-keys; changed byte,
+#                      untrusted key, missing signature, revoked key refused; rotated keys accepted
 #   contract.test.mjs  tests/contract/suite.mjs against akidb serve and against the handler behind adapter.mjs
 #   e2e.test.mjs       the demo page's forced server fallback through the edge adapter, headless Chromium
 set -euo pipefail
@@ -34,7 +36,11 @@ fi
 shellcheck "$here/build.sh" "$here/bench.sh" "$here/tests/run.sh"
 
 [ -f models/all-MiniLM-L6-v2/int8/manifest.json ] || bash scripts/fetch-models.sh
-[ -x target/release/akidb ] || cargo build --release -p akidb-native
+# akidb signs the test bundles (keygen, bundle sign): rebuilt when missing or without those commands, with
+# the feature set scripts/test.sh builds (another set would recompile tract).
+if ! target/release/akidb keygen --help >/dev/null 2>&1; then
+  cargo build --release --workspace --all-targets --features akidb-native/test-hooks
+fi
 
 # The npm package: rebuilt when missing or older than any source it is built from.
 pkg_stamp=akidb-wasm/pkg/package.json
@@ -55,6 +61,7 @@ node --test --test-concurrency=1 --test-reporter=spec \
   "$here/tests/rules.test.mjs" \
   "$here/tests/handler.test.mjs" \
   "$here/tests/package.test.mjs" \
+  "$here/tests/signature.test.mjs" \
   "$here/tests/contract.test.mjs" \
   "$here/tests/e2e.test.mjs"
 echo "lambda-edge tests passed in $(($(date +%s) - t0)) s"
