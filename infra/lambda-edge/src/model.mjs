@@ -38,9 +38,10 @@ export async function verifyBundleSignature(dir, manifestBytes, trustedKeysFile)
   // The package's Node entry (node.mjs) exports the Embedder only; its nodejs build (the same module
   // instance node.mjs loads) has every wasm export.
   const { verifyManifestSignature } = createRequire(import.meta.url)('@akidb/wasm/node');
-  const keyId = verifyManifestSignature(new Uint8Array(manifestBytes), signature, trusted, path.join(dir, 'manifest.json'));
-  // The core checks nothing when the list is empty; configured keys must mean a check.
-  if (keyId === undefined) throw new Error(`trusted keys ${trustedKeysFile}: no keys listed`);
+  const manifest = path.join(dir, 'manifest.json');
+  const keyId = verifyManifestSignature(new Uint8Array(manifestBytes), signature, trusted, manifest);
+  // The core checks nothing when the list is empty; a configured trusted-keys file must mean a check.
+  if (keyId === undefined) throw new Error(`${trustedKeysFile} lists no keys, so manifest ${manifest} can't be checked; refusing it`);
   return keyId;
 }
 

@@ -145,6 +145,10 @@ test('a revoked key (removed from the trusted keys): refused, naming it', () => 
   );
 });
 
+test('an empty trusted-keys list in the package: refused (configured keys always mean a check)', () => {
+  assertRefused(run((dir) => writeTrust(path.join(dir, 'trusted-keys.json'), [])));
+});
+
 test('without trusted keys (the default build): loads, and the log says once that nothing was checked', () => {
   const dir = unzipFresh(ZIP);
   try {
@@ -172,6 +176,9 @@ test('build.sh refuses to package a bundle its handler would refuse', () => {
   // Signed by a, only the untrusted key trusted.
   const onlyUntrusted = writeTrust(path.join(tmp, 'trust-untrusted.json'), ['untrusted']);
   assert.match(failure(['--bundle', bundle, '--trusted-keys', onlyUntrusted]), new RegExp(`would refuse.*${keys.a.key_id}`));
+  // An empty list.
+  const empty = writeTrust(path.join(tmp, 'trust-empty.json'), []);
+  assert.match(failure(['--bundle', bundle, '--trusted-keys', empty]), /lists no keys/);
   // No signature at all.
   const unsigned = path.join(tmp, 'unsigned');
   fs.cpSync(bundle, unsigned, { recursive: true });
