@@ -67,8 +67,8 @@ export interface LoadOptions {
    *  manifest's exact bytes, made by `akidb bundle sign`). More than one: a rotation, either key's signature
    *  is accepted; revoke a key by leaving it out. With keys, an unsigned manifest, one signed by another key,
    *  or one whose bytes changed is refused (the error names the key id and the manifest URL) before any file
-   *  is fetched or read from the cache. Without (absent or empty), nothing is checked and the loader warns
-   *  once per page. */
+   *  is fetched or read from the cache. Without (absent), nothing is checked and the loader warns once per
+   *  page. An empty list is an error (revoking the last key must not switch the check off). */
   trustedKeys?: TrustedKey[];
   /** Attempts after the first for each file (default 3); broken transfers resume with Range. */
   retries?: number;

@@ -1,2 +1,2 @@
 // The Node entry (node.mjs) re-exports the nodejs build's classes; wasm-bindgen generates their types.
-export { Embedder, sha256Hex } from './node/akidb_wasm.js';
+export { Embedder, sha256Hex, verifyManifestSignature } from './node/akidb_wasm.js';

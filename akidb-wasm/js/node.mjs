@@ -4,3 +4,4 @@ const require = createRequire(import.meta.url);
 const wasm = require('./node/akidb_wasm.js');
 export const Embedder = wasm.Embedder;
 export const sha256Hex = wasm.sha256Hex;
+export const verifyManifestSignature = wasm.verifyManifestSignature;

@@ -14,14 +14,18 @@ export function signatureUrl(manifestUrl) {
 
 /**
  * `trustedKeys` ([{key_id, public_key}], the fields of an `akidb keygen` .pub file) as the core's trust-list
- * JSON, or null when there are none (undefined, null or []: nothing is checked, as in the core).
+ * JSON, or null when not given (undefined or null: nothing is checked). An empty list is refused rather
+ * than taken as "check nothing": revoking the last key must not turn the check off (the edge handler
+ * refuses an empty list too).
  */
 export function trustedKeysJson(trustedKeys) {
   if (trustedKeys === undefined || trustedKeys === null) return null;
   if (!Array.isArray(trustedKeys)) {
     throw new Error('loadEmbedder: `trustedKeys` must be an array of {key_id, public_key} (the fields of a .pub file)');
   }
-  if (trustedKeys.length === 0) return null;
+  if (trustedKeys.length === 0) {
+    throw new Error('loadEmbedder: `trustedKeys` is empty, so no bundle could be accepted; give at least one key, or leave it out to skip signature checks');
+  }
   const keys = trustedKeys.map((k, i) => {
     if (!k || typeof k.key_id !== 'string' || typeof k.public_key !== 'string') {
       throw new Error(`loadEmbedder: trustedKeys[${i}] is not {key_id: string, public_key: string}`);

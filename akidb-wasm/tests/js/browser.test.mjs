@@ -434,10 +434,14 @@ function loaderSuite(engine) {
     assert.ok(maxAbsDiff(r.vector, reference) <= NATIVE_VS_WASM);
   });
 
-  test('a malformed trustedKeys is the caller’s error, not a fallback', async () => {
+  test('a malformed or empty trustedKeys is the caller’s error, not a fallback', async () => {
     await assert.rejects(
       load({ url: signedUrl('a'), trustedKeys: [{ key_id: a.key_id }], fallbackUrl: `${serve.url}/v1/embed` }),
       /trustedKeys\[0\] is not \{key_id: string, public_key: string\}/,
+    );
+    await assert.rejects(
+      load({ url: signedUrl('a'), trustedKeys: [], fallbackUrl: `${serve.url}/v1/embed` }),
+      /`trustedKeys` is empty, so no bundle could be accepted/,
     );
   });
 

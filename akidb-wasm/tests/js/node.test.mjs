@@ -1,5 +1,6 @@
 // The golden suite in Node on the nodejs build of @akidb/wasm, plus wasm vs native (the `akidb` CLI)
-// on all 200 golden sentences, for the int8 and (when present) fp32 bundles.
+// on all 200 golden sentences, for the int8 and (when present) fp32 bundles; and the Node entry's
+// verifyManifestSignature on a signature made by Node's own ed25519.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -7,8 +8,9 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { bundleDir, repo } from '../../../tests/support/paths.mjs';
 import { BARS, cosineBars, loadGolden, maxAbsDiff } from '../../../tests/support/golden.mjs';
+import { makeKey, trusted } from './signed-bundles.mjs';
 
-const { Embedder } = await import(path.join(repo, 'akidb-wasm/pkg/node.mjs'));
+const { Embedder, verifyManifestSignature } = await import(path.join(repo, 'akidb-wasm/pkg/node.mjs'));
 
 const golden = loadGolden();
 const { sentences, tokenIds: goldenIds, dim } = golden;
@@ -96,4 +98,18 @@ test('fromHashedBundle takes WebCrypto digests, compares them and names a mismat
 test('embed rejects non-strings and handles an empty list', () => {
   assert.throws(() => int8.embed(['ok', 3]), /texts\[1\]/);
   assert.equal(int8.embed([]).length, 0);
+});
+
+test('the Node entry verifies a manifest signed by Node’s ed25519 (the documented format) and refuses a changed byte', () => {
+  const key = makeKey();
+  const manifest = fs.readFileSync(path.join(bundleDir('int8'), 'manifest.json'));
+  const keys = JSON.stringify({ keys: [trusted(key)] });
+  assert.equal(verifyManifestSignature(manifest, key.sign(manifest), keys, 'int8/manifest.json'), key.key_id);
+  const changed = Buffer.from(manifest);
+  changed[changed.length >> 1] ^= 1;
+  assert.throws(
+    () => verifyManifestSignature(changed, key.sign(manifest), keys, 'int8/manifest.json'),
+    (e) => e.message.includes(key.key_id) && e.message.includes('int8/manifest.json') && /does not verify/.test(e.message),
+  );
+  assert.equal(verifyManifestSignature(manifest, undefined, '{"keys":[]}', 'int8/manifest.json'), undefined, 'no keys: nothing checked');
 });
