@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The benchmark-statistics module's tests (scripts/lib/benchstats.py): hand-computed sample sets, the
-# raw-sample reader's errors, the printers, the command line. Python 3 standard library only.
+# The tests of scripts/lib/: benchstats.py (hand-computed sample sets, the
+# raw-sample reader's errors, the printers, the command line) and service.sh (free_port, wait_ready against
+# real processes on loopback). Python 3 standard library, bash and curl only.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-python3 -m unittest discover -s "$here" -p 'test_*.py' -v 2>&1
+# No __pycache__ left in the source tree.
+PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s "$here" -p 'test_*.py' -v 2>&1

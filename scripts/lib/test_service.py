@@ -1,0 +1,76 @@
+"""Tests of scripts/lib/service.sh (free_port, wait_ready) against real processes on loopback; run by
+test-stats.sh beside the benchstats tests."""
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+SERVICE_SH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "service.sh")
+
+
+def bash(script, *args, timeout=30):
+    """Runs `script` in bash with service.sh sourced; returns the CompletedProcess."""
+    return subprocess.run(["bash", "-c", f'set -euo pipefail; source "{SERVICE_SH}"; {script}', "bash", *args],
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+class FreePort(unittest.TestCase):
+    def test_the_port_is_free_and_bindable(self):
+        r = bash("free_port")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        port = int(r.stdout)
+        self.assertTrue(1024 <= port <= 65535, port)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+
+
+class WaitReady(unittest.TestCase):
+    """The service is started by the same bash that waits for it, as in the scripts (bash reaps it, so an
+    exited service is gone, not a zombie that still answers `kill -0`)."""
+
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.addCleanup(self.dir.cleanup)
+
+    def wait_for(self, service, url, secs):
+        log = os.path.join(self.dir.name, "service.log")
+        # The service's pid is printed first, so the test can end it whatever happens.
+        script = (f'bash -c "$1" >"$2" 2>&1 & pid=$!; trap "kill $pid 2>/dev/null || true" EXIT; '
+                  f'wait_ready "$3" {secs} "$pid" "$2"')
+        return bash(script, service, log, url, timeout=secs + 30)
+
+    def free_port(self):
+        return int(bash("free_port").stdout)
+
+    def test_a_service_that_comes_up_late_is_waited_for(self):
+        port = self.free_port()
+        # Listens only after a second, as a service loading its model does.
+        started = time.monotonic()
+        r = self.wait_for(f"echo loading; sleep 1; exec python3 -m http.server {port} --bind 127.0.0.1",
+                          f"http://127.0.0.1:{port}/", 20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertGreater(time.monotonic() - started, 0.9)
+
+    def test_a_service_that_exits_fails_at_once_with_its_log(self):
+        port = self.free_port()
+        started = time.monotonic()
+        r = self.wait_for("echo 'error: address already in use' >&2; sleep 0.3; exit 3",
+                          f"http://127.0.0.1:{port}/readyz", 20)
+        self.assertEqual(r.returncode, 1)
+        self.assertLess(time.monotonic() - started, 10, "waited for the timeout instead of noticing the exit")
+        self.assertIn("error: address already in use", r.stderr)
+        self.assertRegex(r.stderr, rf"process \d+ exited before http://127.0.0.1:{port}/readyz was ready")
+
+    def test_a_service_that_never_answers_times_out_with_its_log(self):
+        port = self.free_port()
+        r = self.wait_for("echo still loading; exec sleep 60", f"http://127.0.0.1:{port}/readyz", 1)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("still loading", r.stderr)
+        self.assertIn("not ready after 1 s", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
