@@ -287,7 +287,7 @@ mod cuda {
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "unknown panic".into());
-                bail!("tract-cuda failed: {what}")
+                Err(TractError::msg(format!("tract-cuda failed: {what}")))
             }
         }
     }
