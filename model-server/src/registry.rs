@@ -1,6 +1,7 @@
 //! Registry metadata in SQLite (WAL): models, versions (with their exact manifest bytes), files and aliases.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -100,6 +101,20 @@ pub struct ModelRecord {
 /// The SQLite registry. One connection behind a mutex: every statement is a few microseconds.
 pub struct Registry {
     conn: Mutex<Connection>,
+    /// Bumped each time [`Registry::replace_with`] swaps the database underneath (a replica's pull), so
+    /// anything cached against a generation of the old database is dropped even if the new one carries the
+    /// same generation number.
+    epoch: AtomicU64,
+}
+
+/// Where a cached answer comes from: the database opened ([`Registry::replace_with`] count) and its
+/// registry generation. Anything read from the registry stays valid while this is unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    /// How many times the database was swapped.
+    pub epoch: u64,
+    /// The registry generation (see [`Registry::generation`]).
+    pub generation: i64,
 }
 
 const SCHEMA: &str = "
@@ -135,7 +150,16 @@ CREATE TABLE IF NOT EXISTS aliases (
     PRIMARY KEY (model, alias),
     FOREIGN KEY (model, version) REFERENCES versions(model, version)
 );
+-- The registry generation: bumped by every transaction that records a version or moves an alias, so a
+-- snapshot, a replica and a cache can tell which state of the registry they hold.
+CREATE TABLE IF NOT EXISTS meta (
+    key    TEXT PRIMARY KEY,
+    value  INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', 0);
 ";
+
+const BUMP_GENERATION: &str = "UPDATE meta SET value = value + 1 WHERE key = 'generation'";
 
 fn now() -> i64 {
     SystemTime::now()
@@ -169,7 +193,65 @@ impl Registry {
         conn.execute_batch(SCHEMA)?;
         Ok(Registry {
             conn: Mutex::new(conn),
+            epoch: AtomicU64::new(0),
         })
+    }
+
+    /// Opens a registry database read-only (a replica's snapshot): no schema changes, no WAL files; every
+    /// write fails. The file must be a registry (it has the generation table).
+    pub fn open_read_only(path: &Path) -> Result<Registry, RegistryError> {
+        let conn = open_read_only_conn(path)?;
+        Ok(Registry {
+            conn: Mutex::new(conn),
+            epoch: AtomicU64::new(0),
+        })
+    }
+
+    /// Swaps in the database at `path` (opened read-only) in place of the current one: requests already
+    /// holding the connection finish on the old database, every later one reads the new. Fails, changing
+    /// nothing, when `path` does not open as a registry.
+    pub fn replace_with(&self, path: &Path) -> Result<(), RegistryError> {
+        let conn = open_read_only_conn(path)?;
+        let mut current = self.conn();
+        *current = conn;
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The registry generation: 0 for a new registry, then one more for every transaction that recorded a
+    /// version or moved an alias.
+    pub fn generation(&self) -> Result<i64, RegistryError> {
+        Ok(generation_of(&self.conn())?)
+    }
+
+    /// The current [`CacheKey`] if the connection is free right now, else `None` (never waits: callers on
+    /// an async thread fall back to the blocking path).
+    pub fn try_cache_key(&self) -> Option<CacheKey> {
+        let conn = self.conn.try_lock().ok()?;
+        let generation = generation_of(&conn).ok()?;
+        Some(CacheKey {
+            epoch: self.epoch.load(Ordering::SeqCst),
+            generation,
+        })
+    }
+
+    /// The current [`CacheKey`], waiting for the connection.
+    pub fn cache_key(&self) -> Result<CacheKey, RegistryError> {
+        let conn = self.conn();
+        Ok(CacheKey {
+            epoch: self.epoch.load(Ordering::SeqCst),
+            generation: generation_of(&conn)?,
+        })
+    }
+
+    /// Writes a consistent copy of the database to `dest` (which must not exist) with `VACUUM INTO`: one
+    /// read transaction, so writers carry on and the copy holds exactly one generation.
+    pub fn vacuum_into(&self, dest: &Path) -> Result<(), RegistryError> {
+        let dest = dest
+            .to_str()
+            .ok_or_else(|| RegistryError::Invalid(format!("{} is not a UTF-8 path", dest.display())))?;
+        self.conn().execute("VACUUM INTO ?1", [dest])?;
+        Ok(())
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -265,6 +347,9 @@ impl Registry {
         for alias in aliases {
             set_alias_tx(&tx, name, alias, version)?;
         }
+        if recorded == Recorded::Created || !aliases.is_empty() {
+            tx.execute(BUMP_GENERATION, [])?;
+        }
         tx.commit()?;
         Ok(recorded)
     }
@@ -274,6 +359,7 @@ impl Registry {
         let mut conn = self.conn();
         let tx = write_transaction(&mut conn)?;
         set_alias_tx(&tx, name, alias, version)?;
+        tx.execute(BUMP_GENERATION, [])?;
         tx.commit()?;
         Ok(())
     }
@@ -350,6 +436,22 @@ impl Registry {
             .optional()?
             .map(|v| (v, true)))
     }
+}
+
+fn open_read_only_conn(path: &Path) -> Result<Connection, RegistryError> {
+    use rusqlite::OpenFlags;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    generation_of(&conn)?;
+    Ok(conn)
+}
+
+fn generation_of(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT value FROM meta WHERE key = 'generation'")?
+        .query_row([], |r| r.get(0))
 }
 
 /// A transaction that reads, then writes: it takes SQLite's write lock up front (`BEGIN IMMEDIATE`), so a
