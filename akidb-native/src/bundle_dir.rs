@@ -4,11 +4,18 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use akidb_core::signing::TrustedKeys;
 use akidb_core::{Bundle, Manifest, MANIFEST_FILE};
 use anyhow::{bail, Context, Result};
 
-/// Reads and verifies the bundle in `dir`.
+/// Reads and verifies the bundle in `dir` (no signature check).
 pub fn load(dir: &Path) -> Result<Bundle> {
+    load_with(dir, &TrustedKeys::none()).map(|(bundle, _)| bundle)
+}
+
+/// Reads and verifies the bundle in `dir`; with `trusted` keys, its `manifest.json.sig` must verify over
+/// the very manifest bytes the bundle is then built from. Returns the signing key's id (`None`: no keys).
+pub fn load_with(dir: &Path, trusted: &TrustedKeys) -> Result<(Bundle, Option<String>)> {
     let manifest_path = dir.join(MANIFEST_FILE);
     let manifest = fs::read(&manifest_path).with_context(|| {
         format!(
@@ -17,8 +24,10 @@ pub fn load(dir: &Path) -> Result<Bundle> {
             dir.display()
         )
     })?;
-    Bundle::from_files(&manifest, |path| fs::read(dir.join(path)).ok())
-        .with_context(|| format!("bundle {} failed verification", dir.display()))
+    let key_id = crate::signing::verify_in_dir(dir, &manifest, trusted)?;
+    let bundle = Bundle::from_files(&manifest, |path| fs::read(dir.join(path)).ok())
+        .with_context(|| format!("bundle {} failed verification", dir.display()))?;
+    Ok((bundle, key_id))
 }
 
 /// What [`write`] did.

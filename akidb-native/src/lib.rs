@@ -6,3 +6,4 @@ pub mod bundle_dir;
 pub mod jsonl;
 pub mod remote;
 pub mod serve;
+pub mod signing;

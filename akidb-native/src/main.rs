@@ -4,8 +4,10 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use akidb_core::signing::TrustedKeys;
+use akidb_core::MANIFEST_FILE;
 use akidb_core::{Bundle, BundleSpec, Device, Embedder, EmbedderOptions, Pooling};
-use akidb_native::{bench, bundle_dir, jsonl};
+use akidb_native::{bench, bundle_dir, jsonl, signing};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -16,6 +18,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Trusted public keys ({"keys":[{"key_id","public_key"}, …]}): the bundle's manifest.json.sig must be
+    /// a valid signature by one of them (any command that loads a bundle; see `akidb keygen`). Without
+    /// it, signatures are not checked.
+    #[arg(long, global = true, value_name = "FILE")]
+    trusted_keys: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -73,6 +80,16 @@ enum Command {
     /// Serve embeddings over HTTP: POST /v1/embed {"texts": [...]}, OpenAI-compatible POST /v1/embeddings,
     /// /healthz, /readyz, /metrics, /openapi.json.
     Serve(ServeArgs),
+    /// Make an ed25519 key pair for signing bundles: OUT/NAME.key (private, created 0600, never printed)
+    /// and OUT/NAME.pub (public; list it in a --trusted-keys file). Prints the key id.
+    Keygen {
+        /// Directory to write the two files to (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// File name of the pair, without extension.
+        #[arg(long, default_value = "akidb-signing")]
+        name: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -139,10 +156,11 @@ struct ServeArgs {
     json_logs: bool,
 }
 
-fn serve(args: ServeArgs) -> Result<()> {
+fn serve(args: ServeArgs, trusted_keys: TrustedKeys) -> Result<()> {
     use akidb_native::serve::{BundleSource, ServeConfig};
     akidb_http::init_tracing(args.json_logs);
     let mut config = ServeConfig::default();
+    config.trusted_keys = trusted_keys;
     config.connections.header_read_timeout = Duration::from_secs(args.header_timeout_s.max(1));
     config.connections.body_read_timeout = Duration::from_secs(args.body_timeout_s.max(1));
     config.connections.max_connections = args.max_connections.max(1);
@@ -222,6 +240,28 @@ enum BundleCommand {
         /// Bundle directory.
         dir: PathBuf,
     },
+    /// Sign a bundle: writes DIR/manifest.json.sig, an ed25519 signature over the exact bytes of
+    /// manifest.json (which pins every other file by sha256). The bundle's files are verified first.
+    Sign {
+        /// Private key file from `akidb keygen` (must not be readable by group or others).
+        #[arg(long)]
+        key: PathBuf,
+        /// Bundle directory.
+        dir: PathBuf,
+    },
+}
+
+impl Command {
+    /// The bundle directory a command loads, whose signature `--trusted-keys` checks first.
+    fn bundle_dir(&self) -> Option<&Path> {
+        match self {
+            Command::Embed { bundle, .. }
+            | Command::Tokenize { bundle, .. }
+            | Command::Bench { bundle, .. } => Some(bundle),
+            Command::Bundle(BundleCommand::Verify { dir }) => Some(dir),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -311,7 +351,29 @@ fn tokenize(bundle: &Path, text: Vec<String>, max_chars: usize) -> Result<()> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let trusted = signing::trusted_keys(cli.trusted_keys.as_deref())?;
+    // The directory's manifest is read again by the load that follows; `akidb serve` checks the very
+    // bytes it loads (bundle_dir::load_with).
+    let key_id = match cli.command.bundle_dir() {
+        Some(dir) => signing::verify_dir(dir, &trusted)?,
+        None => None,
+    };
     match cli.command {
+        Command::Keygen { out, name } => {
+            let files = signing::keygen(&out, &name)?;
+            eprintln!(
+                "wrote {} (private, mode 0600) and {}",
+                files.private_key.display(),
+                files.public_key.display()
+            );
+            println!("{}", files.key_id);
+            Ok(())
+        }
+        Command::Bundle(BundleCommand::Sign { key, dir }) => {
+            let key_id = signing::sign_dir(&key, &dir)?;
+            eprintln!("signed {} with key {key_id}", dir.join(MANIFEST_FILE).display());
+            Ok(())
+        }
         Command::Bundle(BundleCommand::Build {
             onnx,
             tokenizer,
@@ -355,9 +417,13 @@ fn run(cli: Cli) -> Result<()> {
                 m.total_size(),
                 m.dim
             );
+            match key_id {
+                Some(key_id) => println!("signature: ok, key {key_id}"),
+                None => println!("signature: not checked (no --trusted-keys)"),
+            }
             Ok(())
         }
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(args, trusted),
         Command::Embed {
             bundle,
             text,

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use akidb_core::signing::{TrustedKeys, SIGNATURE_SUFFIX};
 use akidb_core::{Bundle, FileEntry, Manifest};
 use anyhow::{bail, Context, Result};
 
@@ -81,19 +82,37 @@ fn describe(url: &str, e: &reqwest::Error, options: &FetchOptions) -> String {
     }
 }
 
-/// One GET of at most `cap` bytes. `Err((message, retry))`.
+/// Largest signature accepted, in bytes (a real one is about 150).
+const MAX_SIGNATURE_BYTES: u64 = 4096;
+
+/// Where a manifest's detached signature lives: its URL with `.sig` appended to the path (the query
+/// string and fragment, if any, stay after it).
+pub fn signature_url(manifest_url: &str) -> String {
+    let end = manifest_url.find(['?', '#']).unwrap_or(manifest_url.len());
+    format!(
+        "{}{SIGNATURE_SUFFIX}{}",
+        &manifest_url[..end],
+        &manifest_url[end..]
+    )
+}
+
+/// One GET of at most `cap` bytes; `Ok(None)` for a 404 when `allow_404`. `Err((message, retry))`.
 async fn get_once(
     client: &reqwest::Client,
     url: &str,
     cap: u64,
     options: &FetchOptions,
-) -> Result<Vec<u8>, (String, bool)> {
+    allow_404: bool,
+) -> Result<Option<Vec<u8>>, (String, bool)> {
     let mut response = client
         .get(url)
         .send()
         .await
         .map_err(|e| (describe(url, &e, options), transient(&e)))?;
     let status = response.status();
+    if allow_404 && status == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
     if !status.is_success() {
         return Err((format!("{url} answered {status}"), status.is_server_error()));
     }
@@ -113,15 +132,28 @@ async fn get_once(
         }
         bytes.extend_from_slice(&chunk);
     }
-    Ok(bytes)
+    Ok(Some(bytes))
 }
 
 /// GET with retries and backoff for transient failures.
 async fn get(client: &reqwest::Client, url: &str, cap: u64, options: &FetchOptions) -> Result<Vec<u8>> {
+    Ok(get_maybe(client, url, cap, options, false)
+        .await?
+        .expect("a 404 is an error unless allowed"))
+}
+
+/// [`get`], with `Ok(None)` for a 404 when `allow_404`.
+async fn get_maybe(
+    client: &reqwest::Client,
+    url: &str,
+    cap: u64,
+    options: &FetchOptions,
+    allow_404: bool,
+) -> Result<Option<Vec<u8>>> {
     let mut wait = options.backoff;
     let attempts = options.attempts.max(1);
     for attempt in 1..=attempts {
-        match get_once(client, url, cap, options).await {
+        match get_once(client, url, cap, options, allow_404).await {
             Ok(bytes) => return Ok(bytes),
             Err((message, retry)) if retry && attempt < attempts => {
                 tracing::warn!(%message, attempt, "download failed; retrying in {wait:?}");
@@ -135,14 +167,35 @@ async fn get(client: &reqwest::Client, url: &str, cap: u64, options: &FetchOptio
 }
 
 /// Downloads the manifest at `manifest_url`, then each file, within `options`' limits, and verifies
-/// them all.
+/// them all (no signature check).
 pub async fn fetch_bundle_with(manifest_url: &str, options: &FetchOptions) -> Result<Bundle> {
+    Ok(fetch_signed_bundle(manifest_url, options, &TrustedKeys::none())
+        .await?
+        .0)
+}
+
+/// [`fetch_bundle_with`], and with `trusted` keys the manifest's signature (`<manifest URL>.sig`) is
+/// fetched and checked over the exact manifest bytes before any other file is downloaded: a missing
+/// (404), malformed, untrusted or not-verifying signature fails, naming the key id and the URL. Returns
+/// the bundle and the signing key's id (`None`: no keys configured, nothing checked).
+pub async fn fetch_signed_bundle(
+    manifest_url: &str,
+    options: &FetchOptions,
+    trusted: &TrustedKeys,
+) -> Result<(Bundle, Option<String>)> {
     let client = reqwest::Client::builder()
         .connect_timeout(options.connect_timeout)
         .read_timeout(options.read_timeout)
         .build()
         .context("building the HTTP client")?;
     let manifest_bytes = get(&client, manifest_url, MAX_MANIFEST_BYTES, options).await?;
+    let key_id = if trusted.is_empty() {
+        None
+    } else {
+        let sig_url = signature_url(manifest_url);
+        let signature = get_maybe(&client, &sig_url, MAX_SIGNATURE_BYTES, options, true).await?;
+        trusted.verify_manifest(&manifest_bytes, signature.as_deref(), manifest_url)?
+    };
     let manifest =
         Manifest::from_json(&manifest_bytes).with_context(|| format!("manifest at {manifest_url}"))?;
     let mut files = HashMap::new();
@@ -151,13 +204,32 @@ pub async fn fetch_bundle_with(manifest_url: &str, options: &FetchOptions) -> Re
         tracing::info!(file = %entry.path, bytes = entry.size, %url, "downloading");
         files.insert(entry.path.clone(), get(&client, &url, entry.size, options).await?);
     }
-    Bundle::from_files(&manifest_bytes, |path| files.remove(path))
-        .with_context(|| format!("bundle at {manifest_url} failed verification"))
+    let bundle = Bundle::from_files(&manifest_bytes, |path| files.remove(path))
+        .with_context(|| format!("bundle at {manifest_url} failed verification"))?;
+    Ok((bundle, key_id))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_signature_sits_beside_the_manifest_before_any_query() {
+        let cases = [
+            (
+                "http://h/v1/models/m/1/manifest.json",
+                "http://h/v1/models/m/1/manifest.json.sig",
+            ),
+            (
+                "http://h/b/manifest.json?x=1#f",
+                "http://h/b/manifest.json.sig?x=1#f",
+            ),
+            ("http://h/b/manifest.json#f", "http://h/b/manifest.json.sig#f"),
+        ];
+        for (manifest, signature) in cases {
+            assert_eq!(signature_url(manifest), signature);
+        }
+    }
 
     /// The one table of cases, shared with the browser loader's tests.
     #[test]

@@ -65,6 +65,8 @@ pub struct ServeConfig {
     pub connections: ServeOptions,
     /// Timeouts, caps and retries of a `--bundle-url` download.
     pub fetch: crate::remote::FetchOptions,
+    /// Keys a bundle's `manifest.json.sig` must verify with (`--trusted-keys`); none: not checked.
+    pub trusted_keys: akidb_core::signing::TrustedKeys,
 }
 
 impl Default for ServeConfig {
@@ -81,6 +83,7 @@ impl Default for ServeConfig {
             gpu_batching: BatchOptions::gpu(),
             connections: ServeOptions::default(),
             fetch: crate::remote::FetchOptions::default(),
+            trusted_keys: akidb_core::signing::TrustedKeys::none(),
         }
     }
 }
@@ -186,13 +189,29 @@ pub fn router(state: Arc<AppState>, connections: &ServeOptions) -> Router {
 
 /// Loads the bundle, verifying every file.
 pub async fn load_bundle(source: &BundleSource, fetch: &crate::remote::FetchOptions) -> Result<Bundle> {
-    match source {
+    let none = akidb_core::signing::TrustedKeys::none();
+    Ok(load_signed_bundle(source, fetch, &none).await?.0)
+}
+
+/// [`load_bundle`], checking the manifest's signature with `trusted` keys (none: not checked, and said
+/// so in the log). Returns the signing key's id too.
+pub async fn load_signed_bundle(
+    source: &BundleSource,
+    fetch: &crate::remote::FetchOptions,
+    trusted: &akidb_core::signing::TrustedKeys,
+) -> Result<(Bundle, Option<String>)> {
+    let loaded = match source {
         BundleSource::Dir(dir) => {
-            let dir = dir.clone();
-            tokio::task::spawn_blocking(move || crate::bundle_dir::load(&dir)).await?
+            let (dir, trusted) = (dir.clone(), trusted.clone());
+            tokio::task::spawn_blocking(move || crate::bundle_dir::load_with(&dir, &trusted)).await??
         }
-        BundleSource::Url(url) => crate::remote::fetch_bundle_with(url, fetch).await,
+        BundleSource::Url(url) => crate::remote::fetch_signed_bundle(url, fetch, trusted).await?,
+    };
+    match &loaded.1 {
+        Some(key_id) => tracing::info!(%key_id, "bundle signature verified"),
+        None => tracing::info!("bundle signatures are not checked (no --trusted-keys)"),
     }
+    Ok(loaded)
 }
 
 /// Loads the model on `device`, its core batches as large as the batcher's for that device. `auto` may end
@@ -257,7 +276,7 @@ pub async fn run(config: ServeConfig, source: BundleSource, addr: SocketAddr) ->
     tokio::spawn(async move {
         let started = Instant::now();
         let loaded = async {
-            let bundle = load_bundle(&source, &config.fetch).await?;
+            let (bundle, _) = load_signed_bundle(&source, &config.fetch, &config.trusted_keys).await?;
             let (device, cpu, gpu) = (
                 config.device,
                 config.batching.clone(),
