@@ -192,8 +192,10 @@ def ratio_line(label: str, numerator: float, denominator: float, target: Optiona
     return line
 
 
-def _fmt(x: float, name: str, digits: int) -> str:
-    return str(int(x)) if name == "n" else f"{x:.{digits}f}"
+def _fmt(x: float, name: str, digits: int, values: Sequence[float] = ()) -> str:
+    """A count (n, or any statistic of samples that are all whole numbers) without decimals."""
+    whole = name == "n" or (values and all(float(v).is_integer() for v in values))
+    return str(int(x)) if whole else f"{x:.{digits}f}"
 
 
 def _parse_columns(spec: str) -> List[Tuple[str, str, str]]:
@@ -212,7 +214,7 @@ def table(samples: Samples, columns: Optional[str] = None, digits: int = 2) -> s
     if not samples:
         raise ValueError("no samples")
     if columns is None:
-        rows = [[b, s, m, len(v)] + [_fmt(summary(v)[k], k, digits) for k in ("p50", "p95", "p99", "min", "max")]
+        rows = [[b, s, m, len(v)] + [_fmt(summary(v)[k], k, digits, v) for k in ("p50", "p95", "p99", "min", "max")]
                 for (b, s, m), v in samples.items()]
         return markdown_table(["bench", "subject", "metric", "n", "p50", "p95", "p99", "min", "max"], rows)
     cols = _parse_columns(columns)
@@ -226,7 +228,7 @@ def table(samples: Samples, columns: Optional[str] = None, digits: int = 2) -> s
         cells = []
         for metric, name, _ in cols:
             values = samples.get((b, s, metric))
-            cells.append(_fmt(stat(values, name), name, digits) if values else "–")
+            cells.append(_fmt(stat(values, name), name, digits, values) if values else "–")
         rows.append([s] + cells)
     return markdown_table(["subject"] + [label for _, _, label in cols], rows)
 

@@ -104,21 +104,24 @@ class Printing(unittest.TestCase):
     SAMPLES = {
         ("serve", "c1", "qps"): [101.24],
         ("serve", "c1", "latency_ms"): [4.0, 2.0, 3.0, 1.0],
-        ("serve", "c8", "latency_ms"): [8.0, 6.0],
+        ("serve", "c8", "latency_ms"): [8.0, 6.5],
+        ("serve", "c8", "non2xx"): [3],
     }
 
     def test_column_table(self):
-        out = bs.table(self.SAMPLES, "qps:median:QPS,latency_ms:p50:p50 ms,latency_ms:max:max ms,latency_ms:n")
+        out = bs.table(self.SAMPLES, "qps:median:QPS,latency_ms:p50:p50 ms,latency_ms:max:max ms,latency_ms:n,"
+                                     "non2xx:max:non-2xx")
+        # Counts (n, and samples that are all whole numbers) print without decimals.
         self.assertEqual(out.splitlines(), [
-            "| subject | QPS | p50 ms | max ms | latency_ms n |",
-            "|---|---|---|---|---|",
-            "| c1 | 101.24 | 2.00 | 4.00 | 4 |",
-            "| c8 | – | 6.00 | 8.00 | 2 |",
+            "| subject | QPS | p50 ms | max ms | latency_ms n | non-2xx |",
+            "|---|---|---|---|---|---|",
+            "| c1 | 101.24 | 2 | 4 | 4 | – |",
+            "| c8 | – | 6.50 | 8.00 | 2 | 3 |",
         ])
 
     def test_default_table(self):
-        out = bs.table({("b", "s", "m"): [1.0, 2.0, 3.0]}, digits=1)
-        self.assertEqual(out.splitlines()[2], "| b | s | m | 3 | 2.0 | 3.0 | 3.0 | 1.0 | 3.0 |")
+        out = bs.table({("b", "s", "m"): [1.5, 2.0, 3.0]}, digits=1)
+        self.assertEqual(out.splitlines()[2], "| b | s | m | 3 | 2.0 | 3.0 | 3.0 | 1.5 | 3.0 |")
 
     def test_bad_columns_are_refused(self):
         with self.assertRaisesRegex(ValueError, "no samples of metric 'rps'"):
