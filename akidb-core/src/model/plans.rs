@@ -132,7 +132,7 @@ impl SentenceModel {
             *slot = Some(plan.clone());
             return Ok(plan);
         }
-        let mut optimized = concrete.into_optimized().map_err(planning_error)?;
+        let mut optimized = self.optimize(concrete).map_err(planning_error)?;
         self.share_consts(&mut optimized)?;
         let plan: Plan = optimized.into_runnable().map_err(planning_error)?;
         release_freed_memory();

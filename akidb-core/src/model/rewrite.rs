@@ -14,8 +14,9 @@ use tract_onnx::tract_hir::internal::TractErrorContext;
 use super::model_error;
 use crate::error::Result;
 
-/// Evaluates, once at load, every node whose inputs are all constants — the int8 weights' `Cast` and
-/// `Mul`, shape arithmetic — within tract's own budget for constant folding, and makes it a constant.
+/// Evaluates, once at load, every node whose inputs are all constants — shape arithmetic, small
+/// tables — within tract's own budget for constant folding, and makes it a constant. The int8 layer
+/// weights' `Mul(Cast(q), scale)` are made [`LazyWeight`]s first ([`lazy_dequantise`]) and stay int8.
 ///
 /// tract's type analysis does exactly this while it types the graph, and it does it again for every
 /// batch size's graph: it was a quarter of the load (the first plan's compile included) on x86-64. Done
@@ -27,6 +28,7 @@ use crate::error::Result;
 /// more than the evaluation (each apply walks the graph). An intermediate value (a `Cast` feeding only
 /// its `Mul`) is dropped as soon as its last consumer has run, so at most one layer's worth is held.
 pub(super) fn fold_constants(model: &mut InferenceModel) -> TractResult<()> {
+    lazy_dequantise(model)?;
     use tract_onnx::tract_core::optim::CONST_FOLD_MEM_BUDGET;
     use tract_onnx::tract_hir::infer::InferenceModelPatch;
     let bytes = |t: &Tensor| (t.len() * t.datum_type().size_of()) as u64;
@@ -103,6 +105,158 @@ pub(super) fn fold_constants(model: &mut InferenceModel) -> TractResult<()> {
     }
     patch.apply(model)?;
     model.compact()
+}
+
+pub(super) use lazy::LazyWeight;
+
+mod lazy {
+    use std::sync::Arc;
+
+    use tract_onnx::tract_hir::internal::*;
+
+    /// An int8 weight matrix and its f32 scale, dequantised (`q as f32 * scale`) only when evaluated.
+    ///
+    /// Holding the weights this way is what keeps the model's memory to its int8 size (11 MB for
+    /// MiniLM's layers) plus their packed copy: folded to f32 at load they were 42 MB more, kept for the
+    /// life of the model to compile plans for new shapes. Its evaluation is not offered to constant folding
+    /// (`eval_out_of_plan` answers `None`), so no graph ever holds the whole f32 set; a plan compile packs
+    /// each weight from it one at a time, or takes a packing made before (see `share::Packings`).
+    #[derive(Clone, Debug)]
+    pub(crate) struct LazyWeight {
+        pub(crate) q: Arc<Tensor>,
+        pub(crate) scale: Arc<Tensor>,
+    }
+
+    impl PartialEq for LazyWeight {
+        fn eq(&self, other: &Self) -> bool {
+            (Arc::ptr_eq(&self.q, &other.q) || self.q == other.q)
+                && (Arc::ptr_eq(&self.scale, &other.scale) || self.scale == other.scale)
+        }
+    }
+    impl Eq for LazyWeight {}
+
+    impl LazyWeight {
+        /// A lazy `Mul(Cast(q), scale)`, if `q` is int8, `scale` f32 and broadcasting keeps q's shape.
+        pub(super) fn new(q: Arc<Tensor>, scale: Arc<Tensor>) -> Option<LazyWeight> {
+            if q.datum_type() != i8::datum_type() || scale.datum_type() != f32::datum_type() {
+                return None;
+            }
+            let shape = tract_core::broadcast::multi_broadcast(&[q.shape(), scale.shape()]).ok()?;
+            (*shape == *q.shape()).then_some(LazyWeight { q, scale })
+        }
+
+        /// The f32 weights, exactly as the graph's `Mul(Cast(q), scale)` computes them.
+        pub(crate) fn dequantise(&self) -> TractResult<Tensor> {
+            let q = self.q.to_plain_array_view::<i8>()?;
+            let scale = self.scale.to_plain_array_view::<f32>()?;
+            let scale = scale
+                .broadcast(q.shape())
+                .context("scale does not broadcast to the weights")?;
+            Ok(tract_ndarray::Zip::from(&q)
+                .and(&scale)
+                .map_collect(|&q, &s| q as f32 * s)
+                .into_tensor())
+        }
+    }
+
+    impl Op for LazyWeight {
+        fn name(&self) -> StaticName {
+            "LazyWeight".into()
+        }
+        op_as_typed_op!();
+    }
+
+    impl EvalOp for LazyWeight {
+        // Never folded: that would hold every layer's f32 weights at once.
+        fn eval_out_of_plan(&self, _inputs: TVec<TValue>) -> TractResult<Option<TVec<TValue>>> {
+            Ok(None)
+        }
+
+        fn eval(&self, _ctx: &EvalContext, _inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+            Ok(tvec!(self.dequantise()?.into_tvalue()))
+        }
+    }
+
+    impl TypedOp for LazyWeight {
+        fn output_facts(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+            Ok(tvec!(f32::fact(self.q.shape())))
+        }
+        as_op!();
+    }
+
+    impl InferenceRulesOp for LazyWeight {
+        fn rules<'r, 'p: 'r, 's: 'r>(
+            &'s self,
+            s: &mut Solver<'r>,
+            inputs: &'p [TensorProxy],
+            outputs: &'p [TensorProxy],
+        ) -> InferenceResult {
+            check_input_arity(inputs, 0)?;
+            check_output_arity(outputs, 1)?;
+            s.equals(&outputs[0].datum_type, f32::datum_type())?;
+            s.equals(
+                &outputs[0].shape,
+                self.q.shape().iter().copied().collect::<ShapeFactoid>(),
+            )?;
+            Ok(())
+        }
+        as_op!();
+        to_typed!();
+    }
+}
+
+/// Replaces each constant `Mul(Cast(q), scale)` of int8 weights by a [`LazyWeight`], before anything
+/// folds it to f32; returns how many. Embedding tables (the Mul feeds a Gather) are left to
+/// [`gather_before_dequantise`], which looks up int8 rows first.
+pub(super) fn lazy_dequantise(model: &mut InferenceModel) -> TractResult<usize> {
+    use tract_onnx::tract_hir::infer::InferenceModelPatch;
+    let konst =
+        |model: &InferenceModel, o: OutletId| model.node(o.node).op_as::<Const>().map(|c| c.val().clone());
+    let mut patch = InferenceModelPatch::default();
+    let mut count = 0;
+    for node in model.nodes() {
+        if node.op.name() != "Mul" || node.inputs.len() != 2 || node.outputs.len() != 1 {
+            continue;
+        }
+        // `Mul(Cast(q), scale)` or `Mul(scale, Cast(q))`; tract-onnx names its Cast `onnx.Cast`.
+        let is_cast = |o: &OutletId| {
+            let n = model.node(o.node);
+            matches!(&*n.op.name(), "Cast" | "onnx.Cast")
+                && n.inputs.len() == 1
+                && n.outputs[0].successors.len() == 1
+        };
+        let (cast, scale) = match (is_cast(&node.inputs[0]), is_cast(&node.inputs[1])) {
+            (true, false) => (model.node(node.inputs[0].node), node.inputs[1]),
+            (false, true) => (model.node(node.inputs[1].node), node.inputs[0]),
+            _ => continue,
+        };
+        let (Some(q), Some(scale)) = (konst(model, cast.inputs[0]), konst(model, scale)) else {
+            continue;
+        };
+        let feeds_gather = node.outputs[0]
+            .successors
+            .iter()
+            .any(|s| model.node(s.node).op.name().contains("Gather"));
+        if feeds_gather {
+            continue;
+        }
+        // The Cast must be to f32: asked of the op itself on one int8 value.
+        let casts_to_f32 = cast
+            .op
+            .eval_out_of_plan(tvec!(tensor1(&[1i8]).into_tvalue()))
+            .ok()
+            .flatten()
+            .is_some_and(|out| out[0].datum_type() == f32::datum_type());
+        let Some(lazy) = LazyWeight::new(q, scale).filter(|_| casts_to_f32) else {
+            continue;
+        };
+        let wire = patch.wire_node(format!("{}.lazy", node.name), lazy, &[])?[0];
+        patch.shunt_outside(model, node.id.into(), wire)?;
+        count += 1;
+    }
+    patch.apply(model)?;
+    model.compact()?;
+    Ok(count)
 }
 
 /// The broadcasting product of two f32 tensors, or `None` for other types or shapes that don't broadcast.

@@ -2,13 +2,20 @@
 //! built from one model, and each plan compile packs the weights again.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::ops::matmul::optimized::{MatMulOperand, OptMatMul, ProtoFusedSpec};
+use tract_onnx::tract_core::ops::matmul::pack::OptMatMulPack;
+// Explicit: with tract-cuda in the build (feature `cuda`), the prelude's globs no longer bring it.
+use tract_onnx::tract_core::ops::EvalOp;
+use tract_onnx::tract_core::optim::{Optimizer, OptimizerSession, TypedPass};
 use tract_onnx::tract_core::tract_linalg::mmm::EagerPackedInput;
 use tract_onnx::tract_core::tract_linalg::pack::PackedFormat;
+
+use super::rewrite::LazyWeight;
+use super::SentenceModel;
 
 /// Constants of every graph built from this model, so that graphs of different shapes hold one copy of
 /// each equal constant.
@@ -22,6 +29,7 @@ use tract_onnx::tract_core::tract_linalg::pack::PackedFormat;
 pub(super) struct SharedConsts {
     tensors: HashMap<String, Vec<Weak<Tensor>>>,
     packed: HashMap<(usize, u64), Vec<Weak<Blob>>>,
+    packings: Arc<Mutex<Packings>>,
 }
 
 /// A cheap key for packed bytes: their length and a hash of every 4096th byte (equality is checked in
@@ -107,6 +115,198 @@ impl SharedConsts {
     }
 }
 
+/// Each weight matrix packed for a kernel, by the weight's content and the packing op, so that a plan
+/// compile finds a packing made before rather than making (and then dropping) its own.
+///
+/// Sharing equal packed bytes after the compile ([`SharedConsts::share`]) leaves one copy in the end, but
+/// each compile still packed every weight afresh first: about 44 MB that were dropped again, and in wasm,
+/// whose memory never shrinks, that transient stayed in the module's footprint. The packings are kept for
+/// the model's life: one per weight and packing layout (one layout in wasm, a few natively, where the
+/// kernel depends on the shape).
+#[derive(Default)]
+struct Packings {
+    entries: Vec<Packing>,
+    made: usize,
+    reused: usize,
+}
+
+struct Packing {
+    /// The weight last packed into this, to recognise the same tensor without reading it.
+    source: Weak<Tensor>,
+    /// Or the int8 weight and scale it was dequantised from.
+    lazy: Option<(Weak<Tensor>, Weak<Tensor>)>,
+    digest: u64,
+    shape: TVec<usize>,
+    datum_type: DatumType,
+    op: OptMatMulPack,
+    packed: Arc<Tensor>,
+}
+
+/// A hash of every byte of `tensor`, 8 at a time: tells apart weights of the same shape (a full compare
+/// would need the unpacked copy that the cache exists to let go).
+fn digest(tensor: &Tensor) -> u64 {
+    let bytes = tensor.as_bytes();
+    let mut hash = 0xcbf2_9ce4_8422_2325u64 ^ bytes.len() as u64;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let w = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        hash = (hash.rotate_left(23) ^ w).wrapping_mul(0x0100_0000_01b3_5a4d);
+    }
+    for &b in words.remainder() {
+        hash = (hash.rotate_left(23) ^ b as u64).wrapping_mul(0x0100_0000_01b3_5a4d);
+    }
+    hash
+}
+
+impl Packings {
+    /// The packing of `weight` by `op`, made now if none was made before.
+    fn get(&mut self, op: &OptMatMulPack, weight: &Arc<Tensor>) -> TractResult<Option<Arc<Tensor>>> {
+        let same_tensor = |p: &Packing| p.source.upgrade().is_some_and(|s| Arc::ptr_eq(&s, weight));
+        if let Some(p) = self.entries.iter().find(|p| same_tensor(p) && p.op == *op) {
+            self.reused += 1;
+            return Ok(Some(p.packed.clone()));
+        }
+        let digest = digest(weight);
+        let found = self.entries.iter_mut().find(|p| {
+            p.digest == digest
+                && p.datum_type == weight.datum_type()
+                && *p.shape == *weight.shape()
+                && p.op == *op
+        });
+        if let Some(p) = found {
+            p.source = Arc::downgrade(weight);
+            self.reused += 1;
+            return Ok(Some(p.packed.clone()));
+        }
+        let Some(mut out) = op.eval_out_of_plan(tvec!(weight.clone().into_tvalue()))? else {
+            return Ok(None);
+        };
+        let packed = out.remove(0).into_arc_tensor();
+        self.entries.push(Packing {
+            source: Arc::downgrade(weight),
+            lazy: None,
+            digest,
+            shape: weight.shape().into(),
+            datum_type: weight.datum_type(),
+            op: op.clone(),
+            packed: packed.clone(),
+        });
+        self.made += 1;
+        Ok(Some(packed))
+    }
+}
+
+impl Packings {
+    /// The packing of a [`LazyWeight`] by `op`, dequantised and made now if none was made before: the
+    /// f32 weights exist only while they are packed, one matrix at a time.
+    fn get_lazy(&mut self, op: &OptMatMulPack, weight: &LazyWeight) -> TractResult<Option<Arc<Tensor>>> {
+        let same = |w: &Weak<Tensor>, t: &Arc<Tensor>| w.upgrade().is_some_and(|w| Arc::ptr_eq(&w, t));
+        let found = self.entries.iter().find(|p| {
+            p.lazy
+                .as_ref()
+                .is_some_and(|(q, s)| same(q, &weight.q) && same(s, &weight.scale))
+                && p.op == *op
+        });
+        if let Some(p) = found {
+            self.reused += 1;
+            return Ok(Some(p.packed.clone()));
+        }
+        let f32_weight = weight.dequantise()?;
+        let Some(mut out) = op.eval_out_of_plan(tvec!(f32_weight.into_tvalue()))? else {
+            return Ok(None);
+        };
+        let packed = out.remove(0).into_arc_tensor();
+        self.entries.push(Packing {
+            source: Weak::new(),
+            lazy: Some((Arc::downgrade(&weight.q), Arc::downgrade(&weight.scale))),
+            digest: 0,
+            shape: weight.q.shape().into(),
+            datum_type: f32::datum_type(),
+            op: op.clone(),
+            packed: packed.clone(),
+        });
+        self.made += 1;
+        Ok(Some(packed))
+    }
+}
+
+/// The optimiser pass that puts [`Packings`] in place of tract's own constant folding of each weight's
+/// packing: it runs first in each round of the codegen optimiser, so the `OptMatMulPack` of a constant
+/// weight is replaced by the cached packing before tract's `PropConst` would evaluate it again.
+#[derive(Clone)]
+struct ReusePackings(Arc<Mutex<Packings>>);
+
+impl std::fmt::Debug for ReusePackings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReusePackings")
+    }
+}
+
+impl TypedPass for ReusePackings {
+    fn reset(&mut self) -> TractResult<()> {
+        Ok(())
+    }
+
+    fn next(
+        &mut self,
+        _session: &mut OptimizerSession,
+        model: &TypedModel,
+    ) -> TractResult<Option<TypedModelPatch>> {
+        for node in model.nodes() {
+            let Some(op) = node.op_as::<OptMatMulPack>() else {
+                continue;
+            };
+            let [input] = &*node.inputs else { continue };
+            let lazy = model.node(input.node).op_as::<LazyWeight>();
+            let konst = model
+                .outlet_fact(*input)?
+                .konst
+                .clone()
+                .filter(|k| k.is_plain_ram());
+            let mut packings = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            let packed = match (lazy, konst) {
+                (Some(lazy), _) => packings.get_lazy(op, lazy)?,
+                (None, Some(weight)) => packings.get(op, &weight)?,
+                (None, None) => continue,
+            };
+            let Some(packed) = packed else { continue };
+            let exotic = node.outputs[0].fact.exotic_fact.clone();
+            let mut patch = TypedModelPatch::default();
+            let wire = patch.wire_node(&node.name, Const::new_with_opt_exotic_fact(packed, exotic)?, &[])?[0];
+            patch.shunt_outside(model, node.id.into(), wire)?;
+            return Ok(Some(patch));
+        }
+        Ok(None)
+    }
+}
+
+impl SentenceModel {
+    /// `model` decluttered and optimised as tract's `into_optimized` does, but with each weight's
+    /// packing taken from those made for earlier plans (see [`Packings`]).
+    pub(super) fn optimize(&self, mut model: TypedModel) -> TractResult<TypedModel> {
+        let packings = self
+            .consts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .packings
+            .clone();
+        model.declutter()?;
+        let mut codegen = Optimizer::codegen();
+        codegen.add_pass(0, Box::new(ReusePackings(packings)));
+        model.optimize_with_session(&mut codegen.session())?;
+        Ok(model)
+    }
+}
+
+impl SharedConsts {
+    /// How many weight packings were made, and how many times one was reused, since the model loaded.
+    #[cfg(test)]
+    pub(super) fn packing_counts(&self) -> (usize, usize) {
+        let p = self.packings.lock().unwrap_or_else(|p| p.into_inner());
+        (p.made, p.reused)
+    }
+}
+
 /// Hands memory freed by a plan compile back to the OS.
 ///
 /// A compile packs every weight matrix (about 45 MB for MiniLM) before [`SharedConsts`] drops the
@@ -183,6 +383,46 @@ mod tests {
             }
         }
         assert!(equal_pairs > 0, "no two plans packed any weight alike");
+    }
+
+    #[test]
+    fn a_recompiled_plan_reuses_the_packings_made_before() {
+        // One cached plan: the third compile is of a shape evicted by the second.
+        let model = int8_model(1);
+        // The int8 layer weights stay int8 in the model, each packed from int8 when a plan compiles.
+        let lazy = |m: &TypedModel| m.nodes().iter().filter(|n| n.op_is::<LazyWeight>()).count();
+        let lazy_in_source = model
+            .source
+            .nodes()
+            .iter()
+            .filter(|n| n.op.name() == "LazyWeight")
+            .count();
+        assert!(lazy_in_source >= 36, "{lazy_in_source} lazy weights");
+        let plan = model.plan(1, 12).unwrap();
+        assert_eq!(
+            lazy(plan.model()),
+            0,
+            "a weight left to be dequantised at every run"
+        );
+        let first = packed_weights(&plan);
+        let (made, reused) = model.consts.lock().unwrap().packing_counts();
+        assert!(made >= 36, "{made} packings made for the first plan");
+        model.plan(2, 16).unwrap();
+        let (after_second, _) = model.consts.lock().unwrap().packing_counts();
+        let again = packed_weights(&model.plan(1, 12).unwrap());
+        let (after_third, reused_now) = model.consts.lock().unwrap().packing_counts();
+        assert_eq!(
+            after_third, after_second,
+            "the same shape packed its weights again"
+        );
+        assert!(
+            reused_now >= reused + first.len(),
+            "{reused} -> {reused_now} reuses"
+        );
+        assert_eq!(first.len(), again.len());
+        for (i, (a, b)) in first.iter().zip(&again).enumerate() {
+            assert!(Arc::ptr_eq(a, b), "weight {i} packed twice for the same shape");
+        }
     }
 
     #[test]
