@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The core beside onnxruntime (Python, 1 thread), same bundle files, same sentences, interleaved rounds.
-# Prints a markdown table of medians over the rounds and akidb/onnxruntime ratios. Not a test.
+# Prints a markdown table and akidb/onnxruntime ratios. Not a test.
 #   scripts/bench-core.sh [ROUNDS]     (default 3)
+# Both engines report their raw samples (`akidb bench --json` and scripts/bench_peers.py: every warm
+# single-sentence and batch time); the samples of all rounds are pooled and their statistics come from
+# scripts/lib/benchstats.py (nearest rank; load time and peak RSS: the median of the rounds).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -11,38 +14,66 @@ python3 -c 'import onnxruntime, tokenizers, numpy' 2>/dev/null ||
   python3 -m pip install --quiet onnxruntime tokenizers numpy >&2
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+# as_samples SUBJECT: a bench report (JSON, on stdin) -> benchstats sample lines (bench "core") on
+# stdout; the engine's name goes to $out/engines.json.
+as_samples() {
+  python3 -c '
+import json, sys
+sys.path.insert(0, "scripts/lib")
+from benchstats import sample_line
+subject, engines, report = sys.argv[1], sys.argv[2], json.load(sys.stdin)
+for field in ("single_samples_ms", "batch32_samples_ms"):
+    if field not in report:
+        sys.exit(f"bench-core: the report of {subject} has no {field} (raw samples): {sorted(report)}")
+with open(engines, "a") as f:
+    f.write(json.dumps({"subject": subject, "model": report["model"]}) + "\n")
+for metric, field in (("single_ms", "single_samples_ms"), ("batch32_ms", "batch32_samples_ms")):
+    for value in report[field]:
+        print(sample_line("core", subject, metric, value))
+for metric in ("load_s", "peak_rss_mb"):
+    print(sample_line("core", subject, metric, report[metric]))
+' "$1" "$out/engines.json"
+}
 variants=()
 for v in int8 fp32; do [ -f "models/all-MiniLM-L6-v2/$v/manifest.json" ] && variants+=("$v"); done
 for r in $(seq "$rounds"); do
   for v in "${variants[@]}"; do
     echo "round $r/$rounds: $v" >&2
-    target/release/akidb bench --bundle "models/all-MiniLM-L6-v2/$v" --json >>"$out/akidb-$v.jsonl"
-    python3 scripts/bench_peers.py --bundle "models/all-MiniLM-L6-v2/$v" --threads 1 >>"$out/ort-$v.jsonl"
+    target/release/akidb bench --bundle "models/all-MiniLM-L6-v2/$v" --json | as_samples "akidb $v" >>"$out/samples.jsonl"
+    python3 scripts/bench_peers.py --bundle "models/all-MiniLM-L6-v2/$v" --threads 1 |
+      as_samples "ort $v" >>"$out/samples.jsonl"
   done
 done
 python3 - "$out" "${variants[@]}" <<'PY'
-import json, statistics, sys
+import json, sys
+sys.path.insert(0, "scripts/lib")
+import benchstats as bs
 out, variants = sys.argv[1], sys.argv[2:]
-def med(path, key):
-    rows = [json.loads(l) for l in open(path)]
-    return statistics.median(r[key] for r in rows), rows[0]
-print("| model | engine | load s | single p50 ms | single p95 ms | batch32 ms | sent/s | peak RSS MB |")
-print("|---|---|---|---|---|---|---|---|")
-keys = ["load_s", "single_p50_ms", "single_p95_ms", "batch32_ms", "sentences_per_s", "peak_rss_mb"]
-ratios = []
+samples = bs.read_files([f"{out}/samples.jsonl"])
+engine = {r["subject"]: r["model"] for r in map(json.loads, open(f"{out}/engines.json"))}
+batch = len(json.load(open("akidb-native/src/bench_sentences.json"))["batch"])
+rows, ratios = [], []
 for v in variants:
     figs = {}
-    for eng in ["akidb", "ort"]:
-        p = f"{out}/{eng}-{v}.jsonl"
-        figs[eng] = {k: med(p, k)[0] for k in keys}
-        name = med(p, "model")[1]["model"] if eng == "ort" else "akidb (tract)"
-        f = figs[eng]
-        print(f"| {v} | {name} | {f['load_s']:.2f} | {f['single_p50_ms']:.2f} | {f['single_p95_ms']:.2f} | "
-              f"{f['batch32_ms']:.1f} | {f['sentences_per_s']:.1f} | {f['peak_rss_mb']:.0f} |")
-    a, o = figs["akidb"], figs["ort"]
-    ratios.append((v, a["single_p50_ms"] / o["single_p50_ms"], a["sentences_per_s"] / o["sentences_per_s"]))
+    for eng in ("akidb", "ort"):
+        subject = f"{eng} {v}"
+        get = lambda metric: samples[("core", subject, metric)]
+        f = figs[eng] = {
+            "load_s": bs.median(get("load_s")),
+            "p50": bs.percentile(get("single_ms"), 50),
+            "p95": bs.percentile(get("single_ms"), 95),
+            "batch_ms": bs.median(get("batch32_ms")),
+            "rss": bs.median(get("peak_rss_mb")),
+        }
+        f["per_s"] = batch / (f["batch_ms"] / 1e3)
+        name = "akidb (tract)" if eng == "akidb" else engine[subject]
+        rows.append([v, name, f"{f['load_s']:.2f}", f"{f['p50']:.2f}", f"{f['p95']:.2f}", f"{f['batch_ms']:.1f}",
+                     f"{f['per_s']:.1f}", f"{f['rss']:.0f}", len(get("single_ms")), len(get("batch32_ms"))])
+    ratios.append((v, figs["akidb"], figs["ort"]))
+print(bs.markdown_table(["model", "engine", "load s", "single p50 ms", "single p95 ms", f"batch{batch} ms", "sent/s",
+                         "peak RSS MB", "single samples", "batch samples"], rows))
 print()
-for v, lat, thr in ratios:
-    print(f"{v}: single latency akidb/onnxruntime = {lat:.2f}x (target <= 1.2x); "
-          f"batch throughput akidb/onnxruntime = {thr:.2f}x (target >= 1.5x)")
+for v, a, o in ratios:
+    print(bs.ratio_line(f"{v}: single latency p50 akidb/onnxruntime", a["p50"], o["p50"], 1.2))
+    print(bs.ratio_line(f"{v}: batch throughput akidb/onnxruntime", a["per_s"], o["per_s"], 1.5, at_most=False))
 PY

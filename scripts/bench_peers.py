@@ -2,13 +2,14 @@
 """onnxruntime (Python) on the same bundle and the same sentences as `akidb bench`.
 
 Prints one JSON object with the fields `akidb bench --json` prints, so scripts/bench-core.sh can put
-them side by side. End to end like akidb: tokenize, run, mean-pool over the mask, L2-normalise; the
-batch is padded to its longest sentence, as onnxruntime users (and sentence-transformers) do.
+them side by side: the raw samples (single_samples_ms, batch32_samples_ms) and figures computed from
+them by scripts/lib/benchstats.py (nearest-rank percentiles, the one definition). End to end like akidb:
+tokenize, run, mean-pool over the mask, L2-normalise; the batch is padded to its longest sentence, as onnxruntime users (and sentence-transformers) do.
 """
 import argparse
 import json
 import resource
-import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts/lib"))
+import benchstats  # noqa: E402
 
 
 def main() -> None:
@@ -68,7 +71,6 @@ def main() -> None:
         t = time.perf_counter()
         embed(single)
         times.append((time.perf_counter() - t) * 1e3)
-    times.sort()
     batch = sentences["batch"]
     embed(batch)
     btimes = []
@@ -76,19 +78,20 @@ def main() -> None:
         t = time.perf_counter()
         embed(batch)
         btimes.append((time.perf_counter() - t) * 1e3)
-    batch_ms = statistics.median(btimes)
-    pct = lambda p: times[min(len(times) - 1, round((len(times) - 1) * p))]
+    batch_ms = benchstats.median(btimes)
     print(json.dumps({
         "model": f"onnxruntime {ort.__version__} threads={args.threads}",
         "load_s": load_s,
         "first_ms": first_ms,
         "single_tokens": len(tok.encode(single[0]).ids),
-        "single_p50_ms": pct(0.5),
-        "single_p95_ms": pct(0.95),
+        "single_p50_ms": benchstats.percentile(times, 50),
+        "single_p95_ms": benchstats.percentile(times, 95),
         "batch_tokens": sum(len(e.ids) for e in tok.encode_batch(batch)),
         "batch32_ms": batch_ms,
         "sentences_per_s": len(batch) / (batch_ms / 1e3),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "single_samples_ms": times,
+        "batch32_samples_ms": btimes,
     }))
 
 
