@@ -35,7 +35,7 @@ fi
 step "build the npm package"
 bash akidb-wasm/build.sh
 
-step "native CLI (reference vectors)"
+step "native CLI (reference vectors; akidb keygen and bundle sign make the signature fixtures)"
 # Always the default target dir (tests/js/node.test.mjs runs target/release/akidb), even when
 # CARGO_TARGET_DIR points the wasm builds elsewhere.
 # The feature set make test builds with, so this reuses its build instead of re-resolving features.
