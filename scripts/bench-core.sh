@@ -6,6 +6,8 @@
 # single-sentence and batch time); the samples of all rounds are pooled and their statistics come from
 # scripts/lib/benchstats.py (nearest rank; load time and peak RSS: the median of the rounds).
 set -euo pipefail
+# The Python helpers of scripts/lib are imported: no __pycache__ left in the source tree.
+export PYTHONDONTWRITEBYTECODE=1
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 rounds=${1:-3}

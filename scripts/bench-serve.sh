@@ -7,6 +7,8 @@
 # The load is jetson/scripts/bench-load.sh (the one the boards run); it and `akidb bench --json` report
 # raw samples, and every figure here comes from scripts/lib/benchstats.py (nearest-rank percentiles).
 set -euo pipefail
+# The Python helpers of scripts/lib are imported: no __pycache__ left in the source tree.
+export PYTHONDONTWRITEBYTECODE=1
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 # shellcheck source=scripts/lib/service.sh

@@ -6,7 +6,9 @@
 //             and a batch of 32 real sentences (akidb-native/src/bench_sentences.json), p50/p95;
 //   origin    akidb serve's single-request latency (POST /v1/embed over loopback, one at a time), p50/p95;
 //   zip       the deployment zip's size against 50 MB.
-// Prints a Markdown table and the targets: handler warm p95 <= 1.2x embed p95, init <= 1.5 s, zip <= 30 MB.
+// Writes raw samples, not statistics: JSON lines in scripts/lib/benchstats.py's format (bench "edge") to
+// the file $BENCH_SAMPLES; bench.sh turns them into the tables and checks the targets (handler warm p95
+// <= 1.2x embed p95, init <= 1.5 s, zip <= 30 MB) with that module's nearest-rank percentiles.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,12 +22,11 @@ const BATCH_ROUNDS = Number(process.env.BATCH_ROUNDS ?? 20);
 const { single, batch } = JSON.parse(fs.readFileSync(path.join(repo, 'akidb-native/src/bench_sentences.json'), 'utf8'));
 const batch32 = batch.slice(0, 32);
 
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+if (!process.env.BENCH_SAMPLES) throw new Error('set BENCH_SAMPLES to the file the raw samples go to (bench.sh does)');
+const samplesOut = fs.openSync(process.env.BENCH_SAMPLES, 'w');
+const record = (subject, metric, values) => {
+  for (const value of values) fs.writeSync(samplesOut, JSON.stringify({ bench: 'edge', subject, metric, value }) + '\n');
 };
-const median = (xs) => pct(xs, 50);
-const f = (x, d = 2) => x.toFixed(d);
 
 // ---- init: fresh processes
 const INIT = `
@@ -40,8 +41,10 @@ for (let i = 0; i < INIT_RUNS; i++) {
   const out = execFileSync(process.execPath, ['--input-type=module', '-e', INIT, PKG]).toString();
   inits.push(JSON.parse(out.split('\n').find((l) => l.startsWith('INIT ')).slice(5)));
 }
-const initMs = median(inits.map((r) => r.readyMs));
-const step = (k) => median(inits.map((r) => r.timings[k]));
+record('init', 'ready_ms', inits.map((r) => r.readyMs));
+for (const step of ['readMs', 'hashMs', 'wasmMs', 'parseMs', 'warmMs', 'totalMs']) {
+  record('init', step.replace('Ms', '_ms'), inits.map((r) => r.timings[step]));
+}
 
 // ---- warm: handler vs the package's embed, same process, same Embedder, interleaved
 const { handler } = await import(pathToFileURL(path.join(PKG, 'index.mjs')).href);
@@ -92,25 +95,15 @@ try {
   await serve.stop();
 }
 
-const zipMB = fs.statSync(ZIP).size / 1048576;
-const tokens = embedder.tokenize([single])[0].length;
-
-const rows = [
-  ['handler (CloudFront event → response)', s1.h, s32.h],
-  ['@akidb/wasm `embed`, same process', s1.e, s32.e],
-  ['akidb serve (HTTP, loopback)', serveSingle, serveBatch],
-];
-console.log(`\n| contender | single p50 ms | single p95 ms | batch-32 p50 ms | batch-32 p95 ms |`);
-console.log(`|---|---:|---:|---:|---:|`);
-for (const [name, a, b] of rows) console.log(`| ${name} | ${f(pct(a, 50))} | ${f(pct(a, 95))} | ${f(pct(b, 50))} | ${f(pct(b, 95))} |`);
-const ratio = pct(s1.h, 95) / pct(s1.e, 95);
-console.log(`\n| measure | value | target | |`);
-console.log(`|---|---:|---|---|`);
-console.log(`| handler / embed, single p95 (${tokens}-token sentence) | ${f(ratio)}x | <= 1.2x | ${ratio <= 1.2 ? 'met' : 'NOT met'} |`);
-console.log(`| init: fresh Node process → model ready (median of ${INIT_RUNS}) | ${f(initMs / 1000)} s | <= 1.5 s | ${initMs <= 1500 ? 'met' : 'NOT met'} |`);
-console.log(`| zip | ${f(zipMB, 1)} MB | <= 30 MB (limit 50) | ${zipMB <= 30 ? 'met' : 'NOT met'} |`);
-console.log(
-  `\ninit steps (medians, ms): read ${f(step('readMs'), 0)}, sha256 ${f(step('hashMs'), 0)}, wasm compile ${f(step('wasmMs'), 0)}, ` +
-    `model parse ${f(step('parseMs'), 0)}, warm-up ${f(step('warmMs'), 0)}; rest of init (Node start, imports) ${f(initMs - step('totalMs'), 0)}`,
-);
-console.log(`rounds: single ${ROUNDS}, batch-32 ${BATCH_ROUNDS}; ${single.split(' ').length} words, ${tokens} tokens; ${new Date().toISOString()}`);
+record('package', 'zip_mb', [fs.statSync(ZIP).size / 1048576]);
+record('input', 'single_tokens', [embedder.tokenize([single])[0].length]);
+record('input', 'single_words', [single.split(' ').length]);
+for (const [subject, singles, batches] of [
+  ['handler', s1.h, s32.h],
+  ['embed', s1.e, s32.e],
+  ['serve', serveSingle, serveBatch],
+]) {
+  record(subject, 'single_ms', singles);
+  record(subject, 'batch32_ms', batches);
+}
+fs.closeSync(samplesOut);
