@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what it needs, fetches the model, checks
-# formatting and lints, and runs every test: native, wasm (Node, headless Chromium), the demo page end to
-# end, model-server's schemathesis run, and the Jetson (aarch64) build under qemu. `make test` runs this.
+# formatting and lints, and runs every test: native (model-server against a real S3 API too), the cuda
+# feature's build, wasm (Node; headless Chromium, Firefox ESR and WebKitGTK), the demo page end to end,
+# model-server's schemathesis run, the edge, infra, observability and cost suites, and the Jetson
+# (aarch64) build under qemu. `make test` runs this; each step prints the seconds since the start.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-step() { printf '\n== %s\n' "$*" >&2; }
+step() { printf '\n== [%ds] %s\n' "$SECONDS" "$*" >&2; }
 
 step "toolchain"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -25,11 +27,19 @@ cargo clippy --release --workspace --all-targets --features akidb-native/test-ho
 # The wasm-only code (akidb-core's wasm kernel, the browser tests) compiles only for wasm32.
 cargo clippy --release --target wasm32-unknown-unknown -p akidb-wasm --all-targets -- -D warnings
 
+step "benchmark statistics and the scripts' shared helpers (scripts/lib)"
+bash scripts/lib/test-stats.sh
+
 step "native tests"
+# moto_server (a real S3 API on loopback) for model-server's S3 store, snapshot and replica tests.
+bash scripts/install-moto.sh
 # test-hooks: the process tests' hooks (a held batch for the shutdown test); no shipped build has them.
 cargo test --release --workspace --features akidb-native/test-hooks
 
-step "akidb-wasm: npm package, golden suite in Node and headless Chromium, loader browser tests"
+step "GPU backend without a GPU: the cuda feature's build and CPU tests (x86-64), the JetPack 6 build (aarch64)"
+bash scripts/test-cuda.sh
+
+step "akidb-wasm: npm package, golden suite in Node and in headless Chromium, Firefox ESR and WebKitGTK, loader browser tests in all three"
 bash akidb-wasm/tests/run.sh
 
 step "npm package from outside: a Vite app (bundler target) and a plain-ESM page embed in headless Chromium"
@@ -58,3 +68,5 @@ bash infra/cost/tests/run.sh
 
 step "Jetson: aarch64 build, images, manifests, cluster scripts, the arm64 binary from its image under qemu"
 bash jetson/tests/run.sh
+
+step "all passed in ${SECONDS} s"
