@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use akidb_core::signing::{SignatureError, TrustedKeys, SIGNATURE_FILE};
 use akidb_core::{Bundle, Embedder, Manifest, MANIFEST_FILE};
 use anyhow::Context;
 
@@ -25,6 +26,10 @@ pub enum PublishError {
     /// Files the manifest lists are not in the blob store (HTTP publish: upload them first).
     #[error("blobs missing from the store (upload them first): {}", .0.join(", "))]
     MissingBlobs(Vec<String>),
+    /// Trusted keys are configured and the manifest's signature is missing, malformed, by an unknown or
+    /// revoked key, or does not verify (the error names the key id and the manifest).
+    #[error("{0}")]
+    Signature(#[from] SignatureError),
     /// Storing a blob failed.
     #[error("storing a blob: {0}")]
     Put(#[from] PutError),
@@ -82,14 +87,68 @@ fn refuse_conflict(
 
 /// Publishes the bundle in directory `bundle`: checks every file against the manifest, stores the files and
 /// the manifest as blobs (each durable before the next step), then records the version and `aliases`.
+/// No signature check: see [`publish_dir_signed`].
 pub fn publish_dir(
     registry: &Registry,
     store: &dyn BlobStore,
     bundle: &Path,
     aliases: &[String],
 ) -> Result<(Manifest, Recorded), PublishError> {
+    publish_dir_signed(registry, store, bundle, aliases, &TrustedKeys::none()).map(|(m, r, _)| (m, r))
+}
+
+/// Checks the manifest's signature under `trusted` (`Ok(None)`: no keys, nothing checked); on success
+/// the signature is stored as a blob too (content-addressed like every other file), and its key id is
+/// returned. Called before any other blob is stored, so a refused bundle leaves the store unchanged.
+fn check_signature(
+    store: &dyn BlobStore,
+    trusted: &TrustedKeys,
+    manifest_bytes: &[u8],
+    signature: Option<&[u8]>,
+    manifest_name: &str,
+) -> Result<Option<String>, PublishError> {
+    let Some(key_id) = trusted.verify_manifest(manifest_bytes, signature, manifest_name)? else {
+        return Ok(None);
+    };
+    let signature = signature.expect("a verified signature exists");
+    store.put(
+        &BlobHash::of(signature),
+        &mut &signature[..],
+        signature.len() as u64,
+    )?;
+    Ok(Some(key_id))
+}
+
+/// [`publish_dir`], and with `trusted` keys the bundle's `manifest.json.sig` must be a valid signature by
+/// one of them over the exact manifest bytes: checked first, before any blob is stored. Returns the
+/// signing key's id too (`None`: no keys configured).
+pub fn publish_dir_signed(
+    registry: &Registry,
+    store: &dyn BlobStore,
+    bundle: &Path,
+    aliases: &[String],
+    trusted: &TrustedKeys,
+) -> Result<(Manifest, Recorded, Option<String>), PublishError> {
     let read = |path: PathBuf| std::fs::read(&path).map_err(|source| PublishError::Read { path, source });
-    let manifest_bytes = read(bundle.join(MANIFEST_FILE))?;
+    let manifest_path = bundle.join(MANIFEST_FILE);
+    let manifest_bytes = read(manifest_path.clone())?;
+    let signature = match std::fs::read(bundle.join(SIGNATURE_FILE)) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(PublishError::Read {
+                path: bundle.join(SIGNATURE_FILE),
+                source,
+            })
+        }
+    };
+    let key_id = check_signature(
+        store,
+        trusted,
+        &manifest_bytes,
+        signature.as_deref(),
+        &manifest_path.display().to_string(),
+    )?;
     let manifest = Manifest::from_json(&manifest_bytes)?;
     check_version_names(&manifest.name, &manifest.version)?;
     refuse_conflict(registry, &manifest, &manifest_bytes)?;
@@ -114,7 +173,7 @@ pub fn publish_dir(
     )?;
     test_pause("after-blobs");
     let recorded = registry.record_version(&manifest, &manifest_bytes, aliases)?;
-    Ok((manifest, recorded))
+    Ok((manifest, recorded, key_id))
 }
 
 /// Publishes a manifest whose files were uploaded to the blob store already (the HTTP protocol): checks every

@@ -36,7 +36,7 @@ impl From<PublishError> for ApiError {
             PublishError::Bundle(_) | PublishError::Mismatch(_) => {
                 api_error(StatusCode::BAD_REQUEST, e.to_string())
             }
-            PublishError::MissingBlobs(_) | PublishError::Unloadable(_) => {
+            PublishError::MissingBlobs(_) | PublishError::Unloadable(_) | PublishError::Signature(_) => {
                 api_error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
             }
             PublishError::Registry(r) => r.into(),
