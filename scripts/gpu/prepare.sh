@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stages what the GPU run (scripts/gpu/run.sh) needs on a machine without network, in target/gpu-stage
 # (at most 64 MiB: what the device tool carries):
-#   akidb             x86-64, --features akidb-native/cuda (CUDA 13 API), release code, stripped
+#   akidb.gz          x86-64, --features akidb-native/cuda (CUDA 13 API), release code, stripped, gzipped
 #   bundle/           the int8 bundle (models/all-MiniLM-L6-v2/int8), which the PyTorch side reads too
 #   golden/           ../shared/golden: sentences, reference embeddings, token ids
 #   wheels/           nvidia-cuda-runtime and nvidia-cuda-cccl 13.0 (headers only are used: tract-cuda's
@@ -42,6 +42,7 @@ echo "build: $((SECONDS - start)) s" >&2
 step "stage $stage"
 rm -rf "$stage.tmp" && mkdir -p "$stage.tmp/bundle" "$stage.tmp/golden" "$stage.tmp/wheels"
 objcopy --strip-all target/cuda/release/akidb "$stage.tmp/akidb"
+gzip -9 "$stage.tmp/akidb" # 37 MB -> about a third; run.sh unpacks it
 cp "$bundle"/* "$stage.tmp/bundle/"
 cp "$golden"/sentences.json "$golden"/embeddings.f32 "$golden"/token_ids.json "$stage.tmp/golden/"
 cache=target/tools/gpu-wheels
