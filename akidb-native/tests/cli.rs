@@ -20,6 +20,21 @@ fn akidb(args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `akidb bundle build` of model `onnx` and `tokenizer` as name "m", `version`, into `out`, with `extra` flags.
+fn bundle_build(onnx: &Path, tokenizer: &Path, version: &str, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "bundle",
+        "build",
+        "--onnx",
+        path_str(onnx),
+        "--tokenizer",
+        path_str(tokenizer),
+    ];
+    args.extend(["--name", "m", "--version", version, "--out", path_str(out)]);
+    args.extend(extra);
+    akidb(&args, None)
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -163,23 +178,7 @@ fn a_truncated_tokenizer_is_refused_at_build_and_at_load() {
     let truncated = tmp.path().join("tokenizer.json");
     std::fs::write(&truncated, &tok[..tok.len() / 2]).unwrap();
     let out_dir = tmp.path().join("out");
-    let out = akidb(
-        &[
-            "bundle",
-            "build",
-            "--onnx",
-            path_str(&bundle.join("model.onnx")),
-            "--tokenizer",
-            path_str(&truncated),
-            "--name",
-            "m",
-            "--version",
-            "1",
-            "--out",
-            path_str(&out_dir),
-        ],
-        None,
-    );
+    let out = bundle_build(&bundle.join("model.onnx"), &truncated, "1", &out_dir, &[]);
     assert_fails_with(&out, &["tokenizer.json", "not a usable tokenizer.json"]);
     assert!(!out_dir.exists(), "nothing may be written");
     // In a bundle, the manifest's size catches it before parsing.
@@ -196,23 +195,7 @@ fn a_file_that_is_not_onnx_is_refused_and_nothing_is_written() {
     let fake = tmp.path().join("model.onnx");
     std::fs::write(&fake, b"this is not a protobuf model at all").unwrap();
     let out_dir = tmp.path().join("out");
-    let out = akidb(
-        &[
-            "bundle",
-            "build",
-            "--onnx",
-            path_str(&fake),
-            "--tokenizer",
-            path_str(&int8_bundle().join("tokenizer.json")),
-            "--name",
-            "m",
-            "--version",
-            "1",
-            "--out",
-            path_str(&out_dir),
-        ],
-        None,
-    );
+    let out = bundle_build(&fake, &int8_bundle().join("tokenizer.json"), "1", &out_dir, &[]);
     assert_fails_with(&out, &["model.onnx", "not a usable ONNX"]);
     assert!(!out_dir.exists(), "nothing may be written");
     assert_eq!(
@@ -228,22 +211,12 @@ fn build_is_idempotent_and_refuses_to_overwrite_a_different_bundle() {
     let src = int8_bundle();
     let out_dir = tmp.path().join("b");
     let build = |version: &str| {
-        akidb(
-            &[
-                "bundle",
-                "build",
-                "--onnx",
-                path_str(&src.join("model.onnx")),
-                "--tokenizer",
-                path_str(&src.join("tokenizer.json")),
-                "--name",
-                "m",
-                "--version",
-                version,
-                "--out",
-                path_str(&out_dir),
-            ],
-            None,
+        bundle_build(
+            &src.join("model.onnx"),
+            &src.join("tokenizer.json"),
+            version,
+            &out_dir,
+            &[],
         )
     };
     assert!(build("1").status.success());
@@ -268,24 +241,12 @@ fn build_is_idempotent_and_refuses_to_overwrite_a_different_bundle() {
 fn a_max_seq_length_over_the_models_positions_is_refused_at_build() {
     let tmp = tempfile::tempdir().unwrap();
     let src = int8_bundle();
-    let out = akidb(
-        &[
-            "bundle",
-            "build",
-            "--onnx",
-            path_str(&src.join("model.onnx")),
-            "--tokenizer",
-            path_str(&src.join("tokenizer.json")),
-            "--name",
-            "m",
-            "--version",
-            "1",
-            "--max-seq-length",
-            "100000",
-            "--out",
-            path_str(&tmp.path().join("out")),
-        ],
-        None,
+    let out = bundle_build(
+        &src.join("model.onnx"),
+        &src.join("tokenizer.json"),
+        "1",
+        &tmp.path().join("out"),
+        &["--max-seq-length", "100000"],
     );
     assert_fails_with(&out, &["100000", "512"]);
     assert!(!tmp.path().join("out").exists(), "a refused build left a bundle");

@@ -58,6 +58,10 @@ async fn metrics_text(client: &reqwest::Client, base: &str) -> String {
         .unwrap()
 }
 
+async fn get_status(client: &reqwest::Client, url: String) -> u16 {
+    client.get(url).send().await.unwrap().status().as_u16()
+}
+
 async fn post(client: &reqwest::Client, url: String, body: serde_json::Value) -> reqwest::Response {
     client.post(url).json(&body).send().await.unwrap()
 }
@@ -350,24 +354,8 @@ async fn bad_requests_get_4xx_with_a_message() {
 async fn readiness_metrics_and_openapi() {
     let client = reqwest::Client::new();
     let loading = start(ServeConfig::default(), false).await;
-    assert_eq!(
-        client
-            .get(format!("{loading}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        client
-            .get(format!("{loading}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        503
-    );
+    assert_eq!(get_status(&client, format!("{loading}/healthz")).await, 200);
+    assert_eq!(get_status(&client, format!("{loading}/readyz")).await, 503);
     let r = post(
         &client,
         format!("{loading}/v1/embed"),
@@ -377,15 +365,7 @@ async fn readiness_metrics_and_openapi() {
     assert_eq!(r.status(), 503);
 
     let base = start(ServeConfig::default(), true).await;
-    assert_eq!(
-        client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(get_status(&client, format!("{base}/readyz")).await, 200);
     let before = metrics_text(&client, &base).await;
     post(
         &client,

@@ -6,11 +6,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use akidb_testkit::net::free_addr;
+use akidb_testkit::paths;
+use akidb_testkit::process::Spawned;
 
 fn akidb(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_akidb"))
@@ -52,7 +52,7 @@ fn s(p: &Path) -> &str {
 
 /// A copy of the int8 bundle (the three files; no signature).
 fn copy_bundle(to: &Path) -> PathBuf {
-    let src = workspace().join("models/all-MiniLM-L6-v2/int8");
+    let src = paths::int8_bundle();
     let dst = to.join("bundle");
     std::fs::create_dir_all(&dst).unwrap();
     for f in ["manifest.json", "model.onnx", "tokenizer.json"] {
@@ -321,11 +321,6 @@ async fn static_server(dir: PathBuf) -> (String, Arc<Mutex<Vec<String>>>) {
     (format!("http://{addr}/b/manifest.json"), asked)
 }
 
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
 /// `akidb serve --bundle-url URL --trusted-keys FILE` until it exits (a refused bundle) or 30 s pass.
 async fn serve_until_exit(url: &str, trust: &Path) -> Output {
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_akidb"))
@@ -394,41 +389,19 @@ async fn serve_bundle_url_loads_a_bundle_signed_by_a_trusted_key() {
     sign(&key, &bundle);
     let (url, _) = static_server(bundle).await;
     let addr = free_addr();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_akidb"))
-        .args([
-            "serve",
-            "--bundle-url",
-            &url,
-            "--trusted-keys",
-            s(&trust),
-            "--addr",
-            &addr,
-        ])
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_akidb"));
+    command.args([
+        "serve",
+        "--bundle-url",
+        &url,
+        "--trusted-keys",
+        s(&trust),
+        "--addr",
+        &addr,
+    ]);
+    let mut child = Spawned::spawn(command);
+    tokio::task::block_in_place(|| child.wait_ready(&addr, "/readyz", Duration::from_secs(60)));
     let client = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = client.get(format!("http://{addr}/readyz")).send().await {
-            if r.status() == 200 {
-                break;
-            }
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut err)
-                .await
-                .unwrap();
-            panic!("akidb serve exited ({status}): {err}");
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "not ready within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let r = client
         .post(format!("http://{addr}/v1/embed"))
         .json(&serde_json::json!({ "texts": ["signed and served"] }))
@@ -436,5 +409,5 @@ async fn serve_bundle_url_loads_a_bundle_signed_by_a_trusted_key() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    child.kill().await.unwrap();
+    drop(child); // killed
 }

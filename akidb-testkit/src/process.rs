@@ -54,6 +54,7 @@ impl Spawned {
         let started = Instant::now();
         loop {
             if let Some(status) = self.try_wait() {
+                self.finish_output();
                 panic!(
                     "{} exited ({status}) before http://{addr}{path} answered 200; its output:\n{}",
                     self.program,
@@ -95,10 +96,7 @@ impl Spawned {
         let started = Instant::now();
         loop {
             if let Some(status) = self.try_wait() {
-                // Both pipes are closed once the child is gone: the output is complete.
-                for reader in self.readers.drain(..) {
-                    let _ = reader.join();
-                }
+                self.finish_output();
                 return status;
             }
             if started.elapsed() > timeout {
@@ -109,6 +107,17 @@ impl Spawned {
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Spawned {
+    /// After the child exited: lets the readers take in what is still in the pipes (they end when the
+    /// pipes close; a grandchild holding them open costs at most a second).
+    fn finish_output(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 }
