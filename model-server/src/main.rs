@@ -1,4 +1,4 @@
-//! The `model-server` CLI: `serve`, `publish`, `alias set`, `openapi`.
+//! The `model-server` CLI: `serve`, `publish`, `alias set`, `snapshot push`, `replica`, `openapi`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,6 +56,52 @@ enum Command {
         /// Most connections open at once; further clients wait in the listen backlog.
         #[arg(long, default_value_t = 1024)]
         max_connections: usize,
+        /// Where blobs live: `s3://BUCKET/PREFIX` (endpoint, region and credentials from the AWS_*
+        /// variables or the --s3-* flags); default: DATA/blobs.
+        #[arg(long, value_name = "S3_URL")]
+        store: Option<String>,
+        #[command(flatten)]
+        s3: S3Args,
+        /// Push a registry snapshot to this s3://bucket/prefix at start and after every publish or alias
+        /// move (checked every 100 ms), then announce it at `GET /v1/registry/events`.
+        #[arg(long, value_name = "S3_URL")]
+        snapshot_to: Option<String>,
+    },
+    /// Registry snapshots in S3.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+    /// Serve a read-only replica of the registry snapshots at --from (writes get 403).
+    Replica {
+        /// Where the primary pushes snapshots: s3://bucket/prefix.
+        #[arg(long, value_name = "S3_URL")]
+        from: String,
+        /// The replica's data directory (the swapped-in registry.sqlite, replica.json).
+        #[arg(long)]
+        data: PathBuf,
+        /// The blob directory to serve, which blob replication fills (default DATA/blobs). A version is
+        /// listed only once every blob it names is here.
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// How often to poll latest.json (e.g. 30s, 5m).
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        every: Duration,
+        /// /readyz answers 503 once the snapshot has not been confirmed current for this long.
+        #[arg(long, default_value = "15m", value_parser = parse_duration)]
+        max_staleness: Duration,
+        /// The primary's URL: follow its `/v1/registry/events` and pull at once on each announcement.
+        #[arg(long)]
+        primary: Option<String>,
+        /// File holding the primary's bearer token (else $MODEL_SERVER_TOKEN).
+        #[arg(long)]
+        primary_token_file: Option<PathBuf>,
+        /// Log as JSON lines instead of text.
+        #[arg(long)]
+        json_logs: bool,
     },
     /// Verify a bundle directory, store its files, and record its version (atomically).
     Publish {
@@ -67,6 +113,12 @@ enum Command {
         /// Aliases to point at the version once it is recorded (repeatable), e.g. `--alias latest`.
         #[arg(long = "alias")]
         aliases: Vec<String>,
+        /// Where blobs live: `s3://BUCKET/PREFIX` (endpoint, region and credentials from the AWS_*
+        /// variables or the --s3-* flags); default: DATA/blobs.
+        #[arg(long, value_name = "S3_URL")]
+        store: Option<String>,
+        #[command(flatten)]
+        s3: S3Args,
     },
     /// Manage aliases.
     Alias {
@@ -75,6 +127,95 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Snapshot the registry (consistent while it serves), upload it and move latest.json.
+    Push {
+        /// The data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// s3://bucket/prefix.
+        #[arg(long, value_name = "S3_URL")]
+        to: String,
+        /// Push again at this interval (e.g. 5m) until stopped; a failed push is reported and retried.
+        #[arg(long, value_parser = parse_duration)]
+        every: Option<Duration>,
+    },
+}
+
+/// `500ms`, `30s`, `5m`, `1h`, or plain seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 30s, 5m, 1h)"))?;
+    Ok(match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("`{s}`: unit must be ms, s, m or h")),
+    })
+}
+
+fn read_token(file: Option<PathBuf>) -> anyhow::Result<Option<String>> {
+    Ok(match file {
+        Some(f) => Some(
+            std::fs::read_to_string(&f)
+                .with_context(|| format!("reading {}", f.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => std::env::var("MODEL_SERVER_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_owned()),
+    }
+    .filter(|t| !t.is_empty()))
+}
+
+/// How to reach the bucket of `--store s3://...`. Credentials come from the environment only
+/// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), never from flags, which `ps` shows.
+#[derive(clap::Args)]
+struct S3Args {
+    /// An S3-compatible endpoint, e.g. http://127.0.0.1:9000 (else $AWS_ENDPOINT_URL, else AWS's own).
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+    /// The bucket's region (else $AWS_REGION or $AWS_DEFAULT_REGION).
+    #[arg(long)]
+    s3_region: Option<String>,
+    /// Allow a plain http:// endpoint, e.g. a loopback emulator (else $AWS_ALLOW_HTTP).
+    #[arg(long)]
+    s3_allow_http: bool,
+}
+
+/// The registry in `data` and the blob store: the bucket of `store` (`s3://...`), else `data/blobs`.
+fn open_stores(
+    data: &std::path::Path,
+    store: Option<&str>,
+    s3: &S3Args,
+) -> anyhow::Result<(model_server::Registry, Arc<dyn model_server::BlobStore>)> {
+    let Some(url) = store else {
+        let (registry, store) = open_data_dir(data)?;
+        return Ok((registry, Arc::new(store)));
+    };
+    let options = model_server::S3Options {
+        endpoint: s3.s3_endpoint.clone(),
+        region: s3.s3_region.clone(),
+        allow_http: s3.s3_allow_http.then_some(true),
+        ..model_server::S3Options::default()
+    };
+    let store = model_server::S3BlobStore::open(url, &options)
+        .with_context(|| format!("opening the blob store {url}"))?;
+    let open = || -> anyhow::Result<model_server::Registry> {
+        std::fs::create_dir_all(data)?;
+        Ok(model_server::Registry::open(&data.join("registry.sqlite"))?)
+    };
+    let registry = open().with_context(|| format!("opening the registry in {}", data.display()))?;
+    Ok((registry, Arc::new(store)))
 }
 
 #[derive(Subcommand)]
@@ -107,20 +248,15 @@ fn main() -> anyhow::Result<()> {
             header_read_timeout_secs,
             body_read_timeout_secs,
             max_connections,
+            store,
+            s3,
+            snapshot_to,
         } => {
             akidb_http::init_tracing(json_logs);
-            let token = match token_file {
-                Some(f) => Some(
-                    std::fs::read_to_string(&f)
-                        .with_context(|| format!("reading {}", f.display()))?
-                        .trim()
-                        .to_owned(),
-                ),
-                None => std::env::var("MODEL_SERVER_TOKEN")
-                    .ok()
-                    .map(|t| t.trim().to_owned()),
-            }
-            .filter(|t| !t.is_empty());
+            let token = read_token(token_file)?;
+            let snapshot_to = snapshot_to
+                .map(|u| model_server::snapshot::Location::parse(&u))
+                .transpose()?;
             if !read_only && token.is_none() {
                 tracing::warn!(
                     "no token configured (--token-file or MODEL_SERVER_TOKEN): HTTP writes get 401"
@@ -131,7 +267,7 @@ fn main() -> anyhow::Result<()> {
                     bail!("--static {} is not a directory", d.display());
                 }
             }
-            let (registry, store) = open_data_dir(&data)?;
+            let (registry, store) = open_stores(&data, store.as_deref(), &s3)?;
             let serve = akidb_http::ServeOptions {
                 header_read_timeout: Duration::from_secs(header_read_timeout_secs),
                 body_read_timeout: Duration::from_secs(body_read_timeout_secs),
@@ -146,12 +282,16 @@ fn main() -> anyhow::Result<()> {
                 serve: serve.clone(),
                 ..Config::default()
             };
-            let app = router(AppState::new(registry, Arc::new(store), config));
+            let state = AppState::new(registry, store, config);
+            let app = router(state.clone());
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("binding {addr}"))?;
+                if let Some(to) = snapshot_to {
+                    tokio::spawn(model_server::snapshot::push_on_change(state, to, data.clone()));
+                }
                 tracing::info!(addr = %listener.local_addr()?, read_only, "serving");
                 akidb_http::serve(listener, app, serve, akidb_http::shutdown_signal()).await?;
                 anyhow::Ok(())
@@ -161,9 +301,11 @@ fn main() -> anyhow::Result<()> {
             data,
             bundle,
             aliases,
+            store,
+            s3,
         } => {
-            let (registry, store) = open_data_dir(&data)?;
-            let (m, recorded) = publish_dir(&registry, &store, &bundle, &aliases)
+            let (registry, store) = open_stores(&data, store.as_deref(), &s3)?;
+            let (m, recorded) = publish_dir(&registry, store.as_ref(), &bundle, &aliases)
                 .with_context(|| format!("publishing {}", bundle.display()))?;
             let what = match recorded {
                 Recorded::Created => "published",
@@ -194,6 +336,91 @@ fn main() -> anyhow::Result<()> {
             registry.set_alias(&name, &alias, &version)?;
             println!("{name}: {alias} -> {version}");
             Ok(())
+        }
+        Command::Snapshot {
+            command: SnapshotCommand::Push { data, to, every },
+        } => {
+            use model_server::snapshot::{self, Pushed};
+            akidb_http::init_tracing(false);
+            let to = snapshot::Location::parse(&to)?;
+            let (registry, _store) = open_data_dir(&data)?;
+            let registry = Arc::new(registry);
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async move {
+                loop {
+                    let started = std::time::Instant::now();
+                    let (reg, dir) = (registry.clone(), data.clone());
+                    let result = snapshot::push(&to, move || snapshot::prepare(&reg, &dir)).await;
+                    let ms = started.elapsed().as_millis();
+                    match (&result, every) {
+                        (Ok(Pushed::Moved(p)), _) => println!(
+                            "pushed generation {} as {} ({} bytes, {} bytes uncompressed) in {ms} ms",
+                            p.generation,
+                            to.url_of(&p.snapshot_key()),
+                            p.size,
+                            p.db_size
+                        ),
+                        (Ok(Pushed::Unchanged(p)), _) => println!(
+                            "unchanged: {} already names generation {} ({})",
+                            to.url_of(snapshot::POINTER),
+                            p.generation,
+                            p.snapshot
+                        ),
+                        (Err(e), Some(_)) => {
+                            eprintln!("snapshot push failed (retrying at the next interval): {e}")
+                        }
+                        (Err(_), None) => {}
+                    }
+                    match every {
+                        Some(every) => tokio::time::sleep(every).await,
+                        None => return result.map(|_| ()).map_err(anyhow::Error::from),
+                    }
+                }
+            })
+        }
+        Command::Replica {
+            from,
+            data,
+            store,
+            addr,
+            every,
+            max_staleness,
+            primary,
+            primary_token_file,
+            json_logs,
+        } => {
+            use model_server::replica::{follow_primary, Replica, ReplicaDir, ReplicaStatus};
+            akidb_http::init_tracing(json_logs);
+            let location = model_server::snapshot::Location::parse(&from)?;
+            let token = read_token(primary_token_file)?;
+            let dir = ReplicaDir::open(&data)?;
+            let (registry, state) = dir.load()?;
+            let blobs = model_server::LocalBlobStore::open(store.unwrap_or_else(|| data.join("blobs")))
+                .context("opening the replica's blob store")?;
+            let status = Arc::new(ReplicaStatus::new(location.url_of(""), max_staleness, state));
+            let serve = akidb_http::ServeOptions::default();
+            let config = Config {
+                read_only: true,
+                replica: Some(status.clone()),
+                serve: serve.clone(),
+                ..Config::default()
+            };
+            let state = AppState::new(registry, Arc::new(blobs), config);
+            let app = router(state.clone());
+            let replica = Arc::new(Replica::new(location, dir, state, status));
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding {addr}"))?;
+                if let Some(primary) = primary {
+                    tokio::spawn(follow_primary(primary, token, replica.wake.clone()));
+                }
+                tokio::spawn(replica.run(every));
+                tracing::info!(addr = %listener.local_addr()?, %from, "serving a replica");
+                akidb_http::serve(listener, app, serve, akidb_http::shutdown_signal()).await?;
+                anyhow::Ok(())
+            })
         }
         Command::Openapi => {
             println!("{}", model_server::ApiDoc::openapi().to_pretty_json()?);

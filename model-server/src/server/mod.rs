@@ -30,6 +30,7 @@ use crate::store::{BlobHash, BlobStore, PutError};
 
 pub mod blobs;
 pub mod error;
+pub mod events;
 pub mod openapi;
 pub mod ops;
 pub mod read;
@@ -37,6 +38,7 @@ pub mod write;
 
 use blobs::*;
 use error::*;
+use events::*;
 use openapi::*;
 use ops::*;
 use read::*;
@@ -44,6 +46,7 @@ use write::*;
 
 pub use blobs::BlobStored;
 pub use error::{ApiError, ErrorBody};
+pub use events::Announcement;
 pub use openapi::{ApiDoc, ManifestDoc, ManifestFile, OnnxDoc};
 pub use read::{FileInfo, ModelDetail, ModelList, ModelSummary, VersionInfo};
 pub use write::{AliasTarget, Published};
@@ -70,6 +73,8 @@ pub struct Config {
     pub max_manifest_bytes: usize,
     /// Connection and body-read limits (header-read timeout, body-read timeout, connection cap).
     pub serve: akidb_http::ServeOptions,
+    /// Set on a replica (with `read_only`): its snapshot state, for `/readyz`, `/metrics` and the 403s.
+    pub replica: Option<Arc<crate::replica::ReplicaStatus>>,
 }
 
 impl Default for Config {
@@ -81,6 +86,7 @@ impl Default for Config {
             max_blob_bytes: 4 << 30,
             max_manifest_bytes: 1 << 20,
             serve: akidb_http::ServeOptions::default(),
+            replica: None,
         }
     }
 }
@@ -99,6 +105,12 @@ struct Inner {
     http_metrics: akidb_http::HttpMetrics,
     /// `model_server_ready`: 1 when `/readyz` would answer 200, checked at each scrape.
     ready: prometheus::IntGauge,
+    /// A replica's snapshot series (with [`Config::replica`]).
+    replica_metrics: Option<crate::replica::ReplicaMetrics>,
+    /// The last snapshot pushed, announced at `/v1/registry/events`.
+    events: tokio::sync::watch::Sender<Option<Announcement>>,
+    /// Resolved manifests by registry generation.
+    manifest_cache: ManifestCache,
 }
 
 impl AppState {
@@ -113,10 +125,16 @@ impl AppState {
         metrics
             .register(Box::new(ready.clone()))
             .expect("a new name in a new registry");
+        let replica_metrics = config.replica.as_ref().map(|_| {
+            crate::replica::ReplicaMetrics::register(&metrics).expect("new names in a new registry")
+        });
         AppState(Arc::new(Inner {
             registry,
             store,
             config,
+            replica_metrics,
+            events: tokio::sync::watch::channel(None).0,
+            manifest_cache: ManifestCache::default(),
             http_metrics: akidb_http::HttpMetrics::register("model_server", &metrics)
                 .expect("three new series register in a new registry"),
             metrics,
@@ -127,6 +145,16 @@ impl AppState {
     /// The registry.
     pub fn registry(&self) -> &Registry {
         &self.0.registry
+    }
+
+    /// The blob store.
+    pub fn store(&self) -> &Arc<dyn BlobStore> {
+        &self.0.store
+    }
+
+    /// Announces a pushed snapshot to every `/v1/registry/events` listener.
+    pub fn announce(&self, a: Announcement) {
+        self.0.events.send_replace(Some(a));
     }
 
     /// Runs `f` on the registry on tokio's blocking pool: SQLite calls wait for locks (up to the busy
@@ -178,13 +206,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{name}", get(get_model))
         .route(
             "/v1/models/{name}/{version}/manifest.json",
-            get(get_manifest).put(put_manifest),
+            get(get_manifest).put(guarded(put_manifest, &state)),
         )
         .route(
             "/v1/models/{name}/aliases/{alias}",
-            get(get_reserved_version).put(put_alias),
+            get(get_reserved_version).put(guarded(put_alias, &state)),
         )
-        .route("/v1/blobs/sha256/{sha256}", get(get_blob).put(put_blob))
+        .route("/v1/blobs/sha256/{sha256}", get(get_blob).put(guarded(put_blob, &state)))
+        .route("/v1/registry/events", get(registry_events))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

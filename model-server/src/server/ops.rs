@@ -9,28 +9,33 @@ pub(crate) async fn healthz() -> Response {
     ([(header::CACHE_CONTROL, NO_STORE)], "ok\n").into_response()
 }
 
-/// Readiness: the registry database and the blob store both work.
+/// Readiness: the registry database and the blob store both work (on a replica: and its snapshot is
+/// loaded and no older than `--max-staleness`).
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses(
     (status = 200, description = "Ready", body = String, content_type = "text/plain"),
-    (status = 503, description = "Not ready", body = String, content_type = "text/plain")))]
+    (status = 503, description = "Not ready: the JSON error's message names the reason", body = ErrorBody)))]
 pub(crate) async fn readyz(State(st): State<AppState>) -> Response {
-    let (status, msg) = match readiness(&st).await {
-        Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
-        Err(checks) => {
-            let msg = format!("not ready: {checks}\n");
-            tracing::warn!("{}", msg.trim_end());
-            (StatusCode::SERVICE_UNAVAILABLE, msg)
+    match readiness(&st).await {
+        Ok(()) => (StatusCode::OK, [(header::CACHE_CONTROL, NO_STORE)], "ready\n").into_response(),
+        Err(reason) => {
+            let msg = format!("not ready: {reason}");
+            tracing::warn!("{msg}");
+            api_error(StatusCode::SERVICE_UNAVAILABLE, msg).into_response()
         }
-    };
-    (status, [(header::CACHE_CONTROL, NO_STORE)], msg).into_response()
+    }
 }
 
-/// The readiness checks, on the blocking pool; `Ok` when both pass.
+/// The readiness checks, on the blocking pool; `Ok` when both pass (and, on a replica, when its snapshot
+/// is loaded and fresh: see [`crate::replica::ReplicaStatus::readiness`]).
 async fn readiness(st: &AppState) -> Result<(), String> {
     let st2 = st.clone();
     match tokio::task::spawn_blocking(move || (st2.0.registry.check(), st2.0.store.check())).await {
-        Ok((Ok(()), Ok(()))) => Ok(()),
-        checks => Err(format!("{checks:?}")),
+        Ok((Ok(()), Ok(()))) => {}
+        checks => return Err(format!("{checks:?}")),
+    }
+    match &st.0.config.replica {
+        Some(r) => r.readiness(),
+        None => Ok(()),
     }
 }
 
@@ -38,6 +43,9 @@ async fn readiness(st: &AppState) -> Result<(), String> {
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub(crate) async fn metrics(State(st): State<AppState>) -> Response {
     st.0.ready.set(i64::from(readiness(&st).await.is_ok()));
+    if let (Some(m), Some(r)) = (&st.0.replica_metrics, &st.0.config.replica) {
+        m.refresh(r);
+    }
     (
         [
             (header::CONTENT_TYPE, "text/plain; version=0.0.4"),

@@ -177,11 +177,39 @@ pub(crate) async fn get_manifest(
 ) -> Result<Response, ApiError> {
     check_name("model name", &name)?;
     check_version(&version)?;
-    let (n, ver) = (name.clone(), version.clone());
-    let (v, via_alias) = st
-        .db(move |r| r.resolve(&n, &ver))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("{name}@{version}")))?;
+    // A hit costs one generation read on this thread (the connection is only tried, never waited for);
+    // a miss, or a busy connection, takes the blocking pool as before.
+    let hit = st
+        .0
+        .registry
+        .try_cache_key()
+        .and_then(|key| st.0.manifest_cache.get(key, &name, &version));
+    let v = match hit {
+        Some(v) => v,
+        None => {
+            let (n, ver) = (name.clone(), version.clone());
+            let (key, found) = st
+                .db(move |r| {
+                    // The key is read before the data, so the data is at least as new as the key: an
+                    // entry can be newer than its key (harmless: that key is never current again) but
+                    // never older.
+                    let key = r.cache_key()?;
+                    Ok((key, r.resolve(&n, &ver)?))
+                })
+                .await?;
+            let (v, via_alias) = found.ok_or_else(|| ApiError::not_found(format!("{name}@{version}")))?;
+            let v = Arc::new(CachedManifest {
+                name: v.name,
+                version: v.version,
+                manifest_sha256: v.manifest_sha256,
+                manifest: Bytes::from(v.manifest),
+                via_alias,
+            });
+            st.0.manifest_cache.insert(key, &name, &version, v.clone());
+            v
+        }
+    };
+    let via_alias = v.via_alias;
     let etag = format!("\"{}\"", v.manifest_sha256);
     let cache = if via_alias { SHORT_LIVED } else { IMMUTABLE };
     let mut builder = Response::builder()
@@ -195,6 +223,55 @@ pub(crate) async fn get_manifest(
     }
     builder
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(v.manifest))
+        .body(Body::from(v.manifest.clone()))
         .map_err(ApiError::internal)
+}
+
+/// A resolved manifest, as the manifest route answers it.
+pub(crate) struct CachedManifest {
+    name: String,
+    version: String,
+    manifest_sha256: String,
+    manifest: Bytes,
+    via_alias: bool,
+}
+
+/// Most entries kept; past it the cache starts over (only names that resolved are cached, so this bounds
+/// memory against many distinct real versions, not against junk requests).
+const MANIFEST_CACHE_ENTRIES: usize = 4096;
+
+/// Resolved manifests keyed by `(name, version-or-alias)`, valid for one [`crate::registry::CacheKey`]:
+/// a publish or alias move (new generation) or a replica's swap (new epoch) empties it.
+#[derive(Default)]
+pub(crate) struct ManifestCache {
+    inner: std::sync::Mutex<ManifestCacheInner>,
+}
+
+#[derive(Default)]
+struct ManifestCacheInner {
+    key: Option<crate::registry::CacheKey>,
+    entries: std::collections::HashMap<(String, String), Arc<CachedManifest>>,
+}
+
+impl ManifestCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ManifestCacheInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, key: crate::registry::CacheKey, name: &str, version: &str) -> Option<Arc<CachedManifest>> {
+        let c = self.lock();
+        if c.key != Some(key) {
+            return None;
+        }
+        c.entries.get(&(name.to_owned(), version.to_owned())).cloned()
+    }
+
+    fn insert(&self, key: crate::registry::CacheKey, name: &str, version: &str, v: Arc<CachedManifest>) {
+        let mut c = self.lock();
+        if c.key != Some(key) || c.entries.len() >= MANIFEST_CACHE_ENTRIES {
+            c.entries.clear();
+            c.key = Some(key);
+        }
+        c.entries.insert((name.to_owned(), version.to_owned()), v);
+    }
 }
