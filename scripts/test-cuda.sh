@@ -12,7 +12,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-export CARGO_TARGET_DIR="$root/target/cuda"
+# AKIDB_CUDA_TARGET_DIR=target: reuse the main build's target dir when that build carries the feature too.
+export CARGO_TARGET_DIR="${AKIDB_CUDA_TARGET_DIR:-$root/target/cuda}"
 features=akidb-native/test-hooks,akidb-native/cuda
 step() { printf '\n== cuda tests [%ds]: %s\n' "$SECONDS" "$*" >&2; }
 
