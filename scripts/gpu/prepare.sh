@@ -32,7 +32,7 @@ fi
 [ -f "$golden/embeddings.f32" ] || { echo "no $golden: put shared/ beside the workspace" >&2; exit 1; }
 
 step "the int8 weights as PyTorch will load them, vs golden (numpy, CPU)"
-(cd scripts/gpu && "$root/$venv/bin/python" check_weights.py "$root/$bundle" "$golden")
+(cd scripts/gpu && "$root/$venv/bin/python" check_weights.py "$root/$bundle/model.onnx" "$root/$golden")
 
 step "akidb with the cuda feature (target/cuda)"
 start=$SECONDS
