@@ -16,6 +16,11 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 mode=${1:-} target=${2:-}
 secs=${3:-10}
 [ -n "$target" ] || die "usage: bench-cluster.sh device USER@HOST [SECONDS] | service URL [SECONDS]"
+# bench-load.sh writes raw samples; the table is made here (a board needs no Python).
+table() {
+  python3 "$root/scripts/lib/benchstats.py" table --columns \
+    'qps:median:QPS,latency_ms:p50:p50 ms,latency_ms:p95:p95 ms,latency_ms:p99:p99 ms,non2xx:max:non-2xx,socket_errors:max:socket errors'
+}
 sentence=$(python3 -c 'import json,sys; print(json.dumps({"texts": [json.load(open(sys.argv[1]))["single"]]}))' \
   "$root/akidb-native/src/bench_sentences.json")
 # conditions HOST: what the board runs at: power mode, clocks, temperatures (degrees C x 1000 per zone).
@@ -49,11 +54,12 @@ case "$mode" in
     # ssh joins its arguments into one remote command line: each is quoted for the remote shell.
     # shellcheck disable=SC2029 # expanded here on purpose
     ssh $SSH_OPTS "$target" "bash -s -- $(printf '%q ' http://127.0.0.1:18080 "$secs" "$sentence")" \
-      <"$(dirname "$0")/bench-load.sh" ||
+      <"$(dirname "$0")/bench-load.sh" >"$root/target/bench-load-$target.jsonl" ||
       status=$?
     # shellcheck disable=SC2086
     ssh $SSH_OPTS "$target" 'kill "$(cat /tmp/akidb-bench/serve.pid)"'
     [ "${status:-0}" = 0 ] || die "the load on $target failed"
+    table <"$root/target/bench-load-$target.jsonl"
     echo "## $target: after"
     conditions "$target"
     ;;
@@ -62,7 +68,7 @@ case "$mode" in
     curl -fsS -o /dev/null -H 'content-type: application/json' -d "$sentence" "$target/v1/embed" ||
       die "$target/v1/embed does not answer"
     echo "## through the Service: $target"
-    bash "$(dirname "$0")/bench-load.sh" "$target" "$secs" "$sentence"
+    bash "$(dirname "$0")/bench-load.sh" "$target" "$secs" "$sentence" | table
     ;;
   *) die "usage: bench-cluster.sh device USER@HOST [SECONDS] | service URL [SECONDS]" ;;
 esac

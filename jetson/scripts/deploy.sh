@@ -136,23 +136,22 @@ PY
   )
   curl -fsS --max-time 30 -H 'content-type: application/json' -d "$body" "$url/v1/embed" >"$work/smoke.json" ||
     { echo "POST $url/v1/embed failed"; return 1; }
-  python3 - "$golden" "$work/smoke.json" <<'PY'
-import json, math, struct, sys
-golden, got = sys.argv[1], sys.argv[2]
-sentences = json.load(open(f"{golden}/sentences.json"))
-i = next(i for i, s in enumerate(sentences) if len(s.split()) >= 4)
-raw = open(f"{golden}/embeddings.f32", "rb").read()
-dim = len(raw) // 4 // len(sentences)
-ref = struct.unpack_from(f"<{dim}f", raw, i * dim * 4)
+  python3 - "$golden" "$work/smoke.json" "$root/scripts/lib" <<'PY'
+import json, sys
+sys.dont_write_bytecode = True
+sys.path.insert(0, sys.argv[3])
+import golden
+ref = golden.load(sys.argv[1])
+i = next(i for i, s in enumerate(ref.sentences) if len(s.split()) >= 4)
 try:
-    emb = json.load(open(got))["embeddings"][0]
+    emb = json.load(open(sys.argv[2]))["embeddings"][0]
 except (ValueError, KeyError, IndexError, TypeError) as e:
     sys.exit(f"the answer is not an embeddings response: {e!r}")
-if len(emb) != dim:
-    sys.exit(f"embedding of {len(emb)} dimensions, expected {dim}")
-cos = sum(a * b for a, b in zip(emb, ref)) / math.sqrt(sum(a * a for a in emb) * sum(b * b for b in ref))
+try:
+    cos, _ = golden.check(ref, [i], [emb], min_bar=0.99)
+except golden.GoldenMismatch as e:
+    sys.exit(f"{e}: the service answers, but not with the model's embedding")
 print(f"golden sentence {i}: cosine {cos:.6f} to the reference")
-sys.exit(0 if cos >= 0.99 else f"cosine {cos:.6f} < 0.99: the service answers, but not with the model's embedding")
 PY
 }
 printf '+ curl -fsS %s/v1/embed (golden sentence; cosine >= 0.99 to the reference)\n' "$url"
