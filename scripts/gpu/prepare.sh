@@ -36,7 +36,12 @@ step "the int8 weights as PyTorch will load them, vs golden (numpy, CPU)"
 
 step "akidb with the cuda feature (target/cuda)"
 start=$SECONDS
-CARGO_TARGET_DIR=target/cuda cargo build --release --workspace --bin akidb --features akidb-native/cuda
+# The very build of scripts/test-cuda.sh (a no-op after it): another feature set here (without
+# test-hooks, or with --bin only, which drops the dev-dependencies' features) re-resolves the dependencies
+# and compiles tract once more. The test-hooks feature it carries is inert unless AKIDB_TEST_HOLD_BATCH is
+# set, which run.sh never does.
+CARGO_TARGET_DIR=target/cuda cargo build --release --workspace --all-targets \
+  --features akidb-native/test-hooks,akidb-native/cuda
 echo "build: $((SECONDS - start)) s" >&2
 
 step "stage $stage"
