@@ -1,14 +1,11 @@
-//! The core's golden suite (`akidb-core/tests/support/golden.rs`, the same file the native tests use)
+//! The core's golden suite (`akidb-testkit`'s golden module, the one the native tests use)
 //! inside headless Chromium through wasm-bindgen-test, on the int8 bundle embedded in the test module.
 //! Run by `akidb-wasm/tests/run.sh`; fp32 (90 MB) and the wasm-vs-native comparison run in Node
 //! (`tests/js/node.test.mjs`).
 #![cfg(target_arch = "wasm32")]
 
-#[path = "../../akidb-core/tests/support/golden.rs"]
-mod golden;
-
 use akidb_core::{Bundle, Embedder};
-use golden::Golden;
+use akidb_testkit::golden::{self, Golden, INT8_BARS};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -51,7 +48,7 @@ fn golden_suite_in_the_browser() {
     let golden = golden_data();
     let embedder = int8();
     golden::check_token_ids(&embedder, &golden);
-    let (min, mean) = golden::check_embeddings(&embedder, &golden, 0.995, 0.999);
+    let (min, mean) = golden::check_embeddings(&embedder, &golden, INT8_BARS);
     console_log!("wasm int8 in the browser: min cosine {min:.6}, mean {mean:.6}");
     let texts: Vec<&str> = golden.texts().into_iter().take(40).collect();
     golden::check_batch_matches_single(&embedder, &texts, 1e-5);
