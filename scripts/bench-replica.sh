@@ -9,7 +9,7 @@
 #  2. `snapshot push` time and snapshot size for a registry of VERSIONS versions.
 # Statistics: scripts/lib/benchstats.py (nearest-rank percentiles).
 # Needs: models/ (scripts/fetch-models.sh), target/release/model-server, moto (scripts/install-moto.sh).
-# Env: PUBLISHES (default 20), POLL (default 1s), VERSIONS (default 1000).
+# Env: PUBLISHES (default 20), POLL (default 1s), VERSIONS (default 1000), MODEL_SERVER_BIN.
 set -euo pipefail
 export PYTHONDONTWRITEBYTECODE=1 # scripts/lib is imported: leave no __pycache__ in the tree
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,7 +20,7 @@ PUBLISHES=${PUBLISHES:-20}
 POLL=${POLL:-1s}
 VERSIONS=${VERSIONS:-1000}
 
-bin=$root/target/release/model-server
+bin=${MODEL_SERVER_BIN:-$root/target/release/model-server}
 moto=${MOTO_SERVER:-$root/target/tools/moto-venv/bin/moto_server}
 [[ -x $bin ]] || { echo "build first: cargo build --release --workspace" >&2; exit 1; }
 [[ -x $moto ]] || { echo "$moto missing: run scripts/install-moto.sh" >&2; exit 1; }
