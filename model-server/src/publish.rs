@@ -57,6 +57,20 @@ pub fn open_data_dir(dir: &Path) -> anyhow::Result<(Registry, LocalBlobStore)> {
     open().with_context(|| format!("opening the data directory {}", dir.display()))
 }
 
+/// The keys of a `--trusted-keys` file (akidb-core's trust list format). An empty list is refused: it
+/// would silently turn checking off, which is what leaving the flag out is for.
+pub fn read_trusted_keys(path: &Path) -> anyhow::Result<TrustedKeys> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading trusted keys {}", path.display()))?;
+    let keys = TrustedKeys::from_json(&bytes, &path.display().to_string())?;
+    if keys.is_empty() {
+        anyhow::bail!(
+            "{} lists no keys; give at least one, or leave out --trusted-keys",
+            path.display()
+        );
+    }
+    Ok(keys)
+}
+
 /// Loads the bundle the way every client will (akidb-core's tokenizer and model loader), so a bundle that
 /// cannot be served to anyone is refused before it is published.
 fn check_loads(
@@ -97,26 +111,55 @@ pub fn publish_dir(
     publish_dir_signed(registry, store, bundle, aliases, &TrustedKeys::none()).map(|(m, r, _)| (m, r))
 }
 
-/// Checks the manifest's signature under `trusted` (`Ok(None)`: no keys, nothing checked); on success
-/// the signature is stored as a blob too (content-addressed like every other file), and its key id is
-/// returned. Called before any other blob is stored, so a refused bundle leaves the store unchanged.
+/// The fields of a `manifest.json.sig`, read to record the key id a signature names when no trusted keys
+/// are configured (with keys, [`TrustedKeys::verify_manifest`] reads and checks it).
+#[derive(serde::Deserialize)]
+struct SignatureFields {
+    algorithm: String,
+    key_id: String,
+    signature: String,
+}
+
+/// What the registry records with the version: `(key id, signature bytes)`, or `None` for an unsigned
+/// publish. With `trusted` keys the signature must verify over the exact manifest bytes (a missing one is
+/// refused); without keys a given signature is recorded as given once it has the signature file's shape
+/// (so a server without keys still serves it to clients that check it themselves). Called before any blob
+/// is stored, so a refused publish leaves the store unchanged.
 fn check_signature(
-    store: &dyn BlobStore,
     trusted: &TrustedKeys,
     manifest_bytes: &[u8],
     signature: Option<&[u8]>,
     manifest_name: &str,
-) -> Result<Option<String>, PublishError> {
-    let Some(key_id) = trusted.verify_manifest(manifest_bytes, signature, manifest_name)? else {
+) -> Result<Option<(String, Vec<u8>)>, PublishError> {
+    if let Some(key_id) = trusted.verify_manifest(manifest_bytes, signature, manifest_name)? {
+        let signature = signature.expect("a verified signature exists");
+        return Ok(Some((key_id, signature.to_vec())));
+    }
+    let Some(signature) = signature else {
         return Ok(None);
     };
-    let signature = signature.expect("a verified signature exists");
-    store.put(
-        &BlobHash::of(signature),
-        &mut &signature[..],
-        signature.len() as u64,
-    )?;
-    Ok(Some(key_id))
+    let malformed = |key_id: Option<String>, reason: String| SignatureError::Malformed {
+        manifest: manifest_name.to_string(),
+        key_id,
+        reason,
+    };
+    let fields: SignatureFields = serde_json::from_slice(signature).map_err(|e| {
+        malformed(
+            None,
+            format!(r#"expected {{"algorithm":"ed25519","key_id":"…","signature":"<base64>"}}: {e}"#),
+        )
+    })?;
+    if fields.algorithm != akidb_core::signing::ALGORITHM
+        || fields.key_id.is_empty()
+        || fields.signature.is_empty()
+    {
+        return Err(malformed(
+            Some(fields.key_id),
+            "not an ed25519 signature with a key id".into(),
+        )
+        .into());
+    }
+    Ok(Some((fields.key_id, signature.to_vec())))
 }
 
 /// [`publish_dir`], and with `trusted` keys the bundle's `manifest.json.sig` must be a valid signature by
@@ -142,8 +185,7 @@ pub fn publish_dir_signed(
             })
         }
     };
-    let key_id = check_signature(
-        store,
+    let signature = check_signature(
         trusted,
         &manifest_bytes,
         signature.as_deref(),
@@ -172,18 +214,45 @@ pub fn publish_dir_signed(
         manifest_bytes.len() as u64,
     )?;
     test_pause("after-blobs");
-    let recorded = registry.record_version(&manifest, &manifest_bytes, aliases)?;
-    Ok((manifest, recorded, key_id))
+    let recorded =
+        registry.record_version_signed(&manifest, &manifest_bytes, aliases, as_record(&signature))?;
+    Ok((manifest, recorded, signature.map(|(key_id, _)| key_id)))
 }
 
 /// Publishes a manifest whose files were uploaded to the blob store already (the HTTP protocol): checks every
 /// listed blob is present with the listed size, stores the manifest as a blob, and records the version.
+/// No signature check: see [`publish_manifest_signed`].
 pub fn publish_manifest(
     registry: &Registry,
     store: &dyn BlobStore,
     manifest_bytes: &[u8],
     aliases: &[String],
 ) -> Result<(Manifest, Recorded), PublishError> {
+    publish_manifest_signed(
+        registry,
+        store,
+        manifest_bytes,
+        aliases,
+        None,
+        &TrustedKeys::none(),
+        MANIFEST_FILE,
+    )
+    .map(|(m, r, _)| (m, r))
+}
+
+/// [`publish_manifest`] with the manifest's `signature` (the bytes of its `manifest.json.sig`, if any),
+/// checked under `trusted` before anything is stored (see [`publish_dir_signed`]) and recorded with the
+/// version. `manifest_name` names the manifest in errors. Returns the signature's key id too.
+pub fn publish_manifest_signed(
+    registry: &Registry,
+    store: &dyn BlobStore,
+    manifest_bytes: &[u8],
+    aliases: &[String],
+    signature: Option<&[u8]>,
+    trusted: &TrustedKeys,
+    manifest_name: &str,
+) -> Result<(Manifest, Recorded, Option<String>), PublishError> {
+    let signature = check_signature(trusted, manifest_bytes, signature, manifest_name)?;
     let manifest = Manifest::from_json(manifest_bytes)?;
     check_version_names(&manifest.name, &manifest.version)?;
     refuse_conflict(registry, &manifest, manifest_bytes)?;
@@ -222,6 +291,11 @@ pub fn publish_manifest(
         &mut &manifest_bytes[..],
         manifest_bytes.len() as u64,
     )?;
-    let recorded = registry.record_version(&manifest, manifest_bytes, aliases)?;
-    Ok((manifest, recorded))
+    let recorded =
+        registry.record_version_signed(&manifest, manifest_bytes, aliases, as_record(&signature))?;
+    Ok((manifest, recorded, signature.map(|(key_id, _)| key_id)))
+}
+
+fn as_record(signature: &Option<(String, Vec<u8>)>) -> Option<(&str, &[u8])> {
+    signature.as_ref().map(|(k, s)| (k.as_str(), s.as_slice()))
 }

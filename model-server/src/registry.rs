@@ -191,6 +191,7 @@ impl Registry {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(SIGNATURE_SCHEMA)?;
         Ok(Registry {
             conn: Mutex::new(conn),
             epoch: AtomicU64::new(0),
@@ -290,6 +291,20 @@ impl Registry {
         manifest_bytes: &[u8],
         aliases: &[String],
     ) -> Result<Recorded, RegistryError> {
+        self.record_version_signed(manifest, manifest_bytes, aliases, None)
+    }
+
+    /// [`Registry::record_version`], and `signature` (`(key_id, bytes of manifest.json.sig)`) recorded for
+    /// the manifest in the same transaction: a version is never visible without the signature it was
+    /// published with. A new signature for an unchanged manifest (re-signed after a key rotation) replaces
+    /// the old one; `None` leaves any recorded signature as it is.
+    pub fn record_version_signed(
+        &self,
+        manifest: &Manifest,
+        manifest_bytes: &[u8],
+        aliases: &[String],
+        signature: Option<(&str, &[u8])>,
+    ) -> Result<Recorded, RegistryError> {
         let (name, version) = (&manifest.name, &manifest.version);
         check_version_names(name, version)?;
         let sha = akidb_core::sha256_hex(manifest_bytes);
@@ -347,7 +362,11 @@ impl Registry {
         for alias in aliases {
             set_alias_tx(&tx, name, alias, version)?;
         }
-        if recorded == Recorded::Created || !aliases.is_empty() {
+        let signature_changed = match signature {
+            Some((key_id, bytes)) => record_signature_tx(&tx, &sha, key_id, bytes)?,
+            None => false,
+        };
+        if recorded == Recorded::Created || !aliases.is_empty() || signature_changed {
             tx.execute(BUMP_GENERATION, [])?;
         }
         tx.commit()?;
@@ -495,4 +514,75 @@ fn set_alias_tx(
         params![name, alias, version, now()],
     )?;
     Ok(())
+}
+
+/// Manifest signatures (issue #19), keyed by the manifest's sha256 (a manifest names its model and version,
+/// so one hash is one version). A snapshot (`VACUUM INTO`) copies the table with the rest of the database.
+const SIGNATURE_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS signatures (
+    manifest_sha256  TEXT PRIMARY KEY,
+    key_id           TEXT NOT NULL,
+    signature        BLOB NOT NULL
+);
+";
+
+/// Records `signature` for the manifest `manifest_sha256`; returns whether the table changed.
+fn record_signature_tx(
+    tx: &rusqlite::Transaction<'_>,
+    manifest_sha256: &str,
+    key_id: &str,
+    signature: &[u8],
+) -> Result<bool, RegistryError> {
+    let changed = tx.execute(
+        "INSERT INTO signatures (manifest_sha256, key_id, signature) VALUES (?1, ?2, ?3)
+         ON CONFLICT(manifest_sha256) DO UPDATE SET key_id = excluded.key_id, signature = excluded.signature
+         WHERE key_id IS NOT excluded.key_id OR signature IS NOT excluded.signature",
+        params![manifest_sha256, key_id, signature],
+    )?;
+    Ok(changed > 0)
+}
+
+/// Whether `e` is SQLite's "no such table": a read-only snapshot made before the signatures table
+/// existed, which simply holds no signatures.
+fn no_such_table(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(_, Some(m)) if m.starts_with("no such table"))
+}
+
+impl Registry {
+    /// The recorded signature of the manifest whose sha256 is `manifest_sha256`: `(key_id, bytes of
+    /// manifest.json.sig)`, or `None` when it was published unsigned.
+    pub fn signature(&self, manifest_sha256: &str) -> Result<Option<(String, Vec<u8>)>, RegistryError> {
+        let conn = self.conn();
+        let found = conn
+            .prepare_cached("SELECT key_id, signature FROM signatures WHERE manifest_sha256 = ?1")
+            .and_then(|mut st| {
+                st.query_row([manifest_sha256], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            });
+        match found {
+            Err(e) if no_such_table(&e) => Ok(None),
+            r => Ok(r?),
+        }
+    }
+
+    /// `version -> key id` of the signed versions of model `name`.
+    pub fn signed_versions(
+        &self,
+        name: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, RegistryError> {
+        let conn = self.conn();
+        let rows = conn
+            .prepare_cached(
+                "SELECT v.version, s.key_id FROM versions v
+                 JOIN signatures s ON s.manifest_sha256 = v.manifest_sha256 WHERE v.model = ?1",
+            )
+            .and_then(|mut st| {
+                st.query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()
+            });
+        match rows {
+            Err(e) if no_such_table(&e) => Ok(Default::default()),
+            r => Ok(r?),
+        }
+    }
 }
