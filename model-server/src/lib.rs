@@ -4,7 +4,8 @@
 //! then every file the manifest lists from `GET /v1/blobs/sha256/{sha256}`, and verify each file against the
 //! manifest. Blobs are immutable and cached forever; listings and alias-resolved manifests live 60 s.
 //!
-//! - [`store`]: the [`store::BlobStore`] trait and the local content-addressed directory backend.
+//! - [`store`]: the [`store::BlobStore`] trait and its backends: a local content-addressed directory, and
+//!   an S3 bucket.
 //! - [`registry`]: SQLite metadata (models, versions, files, aliases).
 //! - [`publish`]: verify a bundle, store its blobs durably, then record the version in one transaction.
 //! - [`server`]: the axum [`server::router`].
@@ -22,4 +23,4 @@ pub mod store;
 pub use publish::{open_data_dir, publish_dir, publish_manifest, PublishError};
 pub use registry::{Recorded, Registry, RegistryError};
 pub use server::{router, ApiDoc, AppState, Config};
-pub use store::{BlobHash, BlobStore, LocalBlobStore, PutError};
+pub use store::{BlobHash, BlobStore, LocalBlobStore, PutError, S3BlobStore, S3Options};

@@ -56,6 +56,12 @@ enum Command {
         /// Most connections open at once; further clients wait in the listen backlog.
         #[arg(long, default_value_t = 1024)]
         max_connections: usize,
+        /// Where blobs live: `s3://BUCKET/PREFIX` (endpoint, region and credentials from the AWS_*
+        /// variables or the --s3-* flags); default: DATA/blobs.
+        #[arg(long, value_name = "S3_URL")]
+        store: Option<String>,
+        #[command(flatten)]
+        s3: S3Args,
         /// Push a registry snapshot to this s3://bucket/prefix at start and after every publish or alias
         /// move (checked every 100 ms), then announce it at `GET /v1/registry/events`.
         #[arg(long, value_name = "S3_URL")]
@@ -107,6 +113,12 @@ enum Command {
         /// Aliases to point at the version once it is recorded (repeatable), e.g. `--alias latest`.
         #[arg(long = "alias")]
         aliases: Vec<String>,
+        /// Where blobs live: `s3://BUCKET/PREFIX` (endpoint, region and credentials from the AWS_*
+        /// variables or the --s3-* flags); default: DATA/blobs.
+        #[arg(long, value_name = "S3_URL")]
+        store: Option<String>,
+        #[command(flatten)]
+        s3: S3Args,
     },
     /// Manage aliases.
     Alias {
@@ -165,6 +177,47 @@ fn read_token(file: Option<PathBuf>) -> anyhow::Result<Option<String>> {
     .filter(|t| !t.is_empty()))
 }
 
+/// How to reach the bucket of `--store s3://...`. Credentials come from the environment only
+/// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), never from flags, which `ps` shows.
+#[derive(clap::Args)]
+struct S3Args {
+    /// An S3-compatible endpoint, e.g. http://127.0.0.1:9000 (else $AWS_ENDPOINT_URL, else AWS's own).
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+    /// The bucket's region (else $AWS_REGION or $AWS_DEFAULT_REGION).
+    #[arg(long)]
+    s3_region: Option<String>,
+    /// Allow a plain http:// endpoint, e.g. a loopback emulator (else $AWS_ALLOW_HTTP).
+    #[arg(long)]
+    s3_allow_http: bool,
+}
+
+/// The registry in `data` and the blob store: the bucket of `store` (`s3://...`), else `data/blobs`.
+fn open_stores(
+    data: &std::path::Path,
+    store: Option<&str>,
+    s3: &S3Args,
+) -> anyhow::Result<(model_server::Registry, Arc<dyn model_server::BlobStore>)> {
+    let Some(url) = store else {
+        let (registry, store) = open_data_dir(data)?;
+        return Ok((registry, Arc::new(store)));
+    };
+    let options = model_server::S3Options {
+        endpoint: s3.s3_endpoint.clone(),
+        region: s3.s3_region.clone(),
+        allow_http: s3.s3_allow_http.then_some(true),
+        ..model_server::S3Options::default()
+    };
+    let store = model_server::S3BlobStore::open(url, &options)
+        .with_context(|| format!("opening the blob store {url}"))?;
+    let open = || -> anyhow::Result<model_server::Registry> {
+        std::fs::create_dir_all(data)?;
+        Ok(model_server::Registry::open(&data.join("registry.sqlite"))?)
+    };
+    let registry = open().with_context(|| format!("opening the registry in {}", data.display()))?;
+    Ok((registry, Arc::new(store)))
+}
+
 #[derive(Subcommand)]
 enum AliasCommand {
     /// Point ALIAS of model NAME at VERSION.
@@ -195,6 +248,8 @@ fn main() -> anyhow::Result<()> {
             header_read_timeout_secs,
             body_read_timeout_secs,
             max_connections,
+            store,
+            s3,
             snapshot_to,
         } => {
             akidb_http::init_tracing(json_logs);
@@ -212,7 +267,7 @@ fn main() -> anyhow::Result<()> {
                     bail!("--static {} is not a directory", d.display());
                 }
             }
-            let (registry, store) = open_data_dir(&data)?;
+            let (registry, store) = open_stores(&data, store.as_deref(), &s3)?;
             let serve = akidb_http::ServeOptions {
                 header_read_timeout: Duration::from_secs(header_read_timeout_secs),
                 body_read_timeout: Duration::from_secs(body_read_timeout_secs),
@@ -227,7 +282,7 @@ fn main() -> anyhow::Result<()> {
                 serve: serve.clone(),
                 ..Config::default()
             };
-            let state = AppState::new(registry, Arc::new(store), config);
+            let state = AppState::new(registry, store, config);
             let app = router(state.clone());
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
@@ -246,9 +301,11 @@ fn main() -> anyhow::Result<()> {
             data,
             bundle,
             aliases,
+            store,
+            s3,
         } => {
-            let (registry, store) = open_data_dir(&data)?;
-            let (m, recorded) = publish_dir(&registry, &store, &bundle, &aliases)
+            let (registry, store) = open_stores(&data, store.as_deref(), &s3)?;
+            let (m, recorded) = publish_dir(&registry, store.as_ref(), &bundle, &aliases)
                 .with_context(|| format!("publishing {}", bundle.display()))?;
             let what = match recorded {
                 Recorded::Created => "published",

@@ -1,6 +1,7 @@
 //! Blob routes: download (Range, If-None-Match, If-Range, HEAD) and upload (hashed as it streams).
 
 use super::*;
+use crate::store::Unavailable;
 
 /// Answer to a blob upload.
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -138,12 +139,13 @@ pub(crate) async fn get_blob(
     P(hash): P<String>,
 ) -> Result<Response, ApiError> {
     let hash = parse_hash(&hash)?;
-    let store = st.0.store.clone();
-    let h = hash.clone();
-    let bytes = blocking(move || store.get(&h).map_err(ApiError::internal))
-        .await?
-        .ok_or_else(|| ApiError::not_found("blob"))?;
-    let len = bytes.len() as u64;
+    let blob =
+        st.0.store
+            .open(&hash)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ApiError::not_found("blob"))?;
+    let len = blob.len();
     let etag = format!("\"{hash}\"");
     let base = || {
         Response::builder()
@@ -164,11 +166,11 @@ pub(crate) async fn get_blob(
         Some(v) if if_range_ok => parse_range(v, len),
         _ => RangeOutcome::Full,
     };
-    let (status, body, content_range) = match range {
-        RangeOutcome::Full => (StatusCode::OK, bytes, None),
+    let (status, range, content_range) = match range {
+        RangeOutcome::Full => (StatusCode::OK, None, None),
         RangeOutcome::Partial(s, e) => (
             StatusCode::PARTIAL_CONTENT,
-            bytes.slice(s as usize..=e as usize),
+            Some(s..e + 1),
             Some(format!("bytes {s}-{e}/{len}")),
         ),
         RangeOutcome::Unsatisfiable => {
@@ -180,19 +182,32 @@ pub(crate) async fn get_blob(
             return Ok(r);
         }
     };
+    let body_len = range.as_ref().map_or(len, |r| r.end - r.start);
     let mut b = base()
         .status(status)
         .header(header::CONTENT_TYPE, "application/octet-stream")
-        .header(header::CONTENT_LENGTH, body.len());
+        .header(header::CONTENT_LENGTH, body_len);
     if let Some(cr) = content_range {
         b = b.header(header::CONTENT_RANGE, cr);
     }
+    // HEAD reads nothing; GET reads only the range asked for (from S3: one ranged request).
     let body = if method == Method::HEAD {
         Body::empty()
     } else {
-        Body::from(body)
+        Body::from_stream(blob.read(range).await.map_err(store_error)?)
     };
     b.body(body).map_err(ApiError::internal)
+}
+
+/// A store failure as an answer: a store that did not answer (S3 unreachable, credentials refused) is a 503
+/// saying so; anything else a 500.
+pub(crate) fn store_error(e: std::io::Error) -> ApiError {
+    if Unavailable::is(&e) {
+        tracing::error!(error = %e, "blob store unavailable");
+        api_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+    } else {
+        ApiError::internal(e)
+    }
 }
 
 /// Uploads a blob under its sha256 (step 1 of the HTTP publish). The bytes are hashed as they arrive,
@@ -215,8 +230,6 @@ pub(crate) async fn put_blob(
     P(hash): P<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    authorize(&st, &headers)?;
-    refuse_encoded_body(&headers)?;
     let hash = parse_hash(&hash)?;
     let limit = st.0.config.max_blob_bytes;
     if let Some(n) = headers
@@ -232,7 +245,7 @@ pub(crate) async fn put_blob(
     }
     let store = st.0.store.clone();
     let h = hash.clone();
-    let existed = blocking(move || store.size(&h).map_err(ApiError::internal))
+    let existed = blocking(move || store.size(&h).map_err(store_error))
         .await?
         .is_some();
     use futures_util::TryStreamExt;
@@ -267,6 +280,7 @@ pub(crate) async fn put_blob(
         }
         Err(e @ PutError::HashMismatch { .. }) => Err(api_error(StatusCode::BAD_REQUEST, e.to_string())),
         Err(e @ PutError::TooLarge { .. }) => Err(api_error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())),
+        Err(PutError::Io(e)) if Unavailable::is(&e) => Err(store_error(e)),
         Err(PutError::Io(e)) if e.kind() == std::io::ErrorKind::Other => Err(api_error(
             if body_timed_out(&e) {
                 StatusCode::REQUEST_TIMEOUT

@@ -206,13 +206,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{name}", get(get_model))
         .route(
             "/v1/models/{name}/{version}/manifest.json",
-            get(get_manifest).put(put_manifest),
+            get(get_manifest).put(guarded(put_manifest, &state)),
         )
         .route(
             "/v1/models/{name}/aliases/{alias}",
-            get(get_reserved_version).put(put_alias),
+            get(get_reserved_version).put(guarded(put_alias, &state)),
         )
-        .route("/v1/blobs/sha256/{sha256}", get(get_blob).put(put_blob))
+        .route("/v1/blobs/sha256/{sha256}", get(get_blob).put(guarded(put_blob, &state)))
         .route("/v1/registry/events", get(registry_events))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

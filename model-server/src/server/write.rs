@@ -31,7 +31,10 @@ pub(crate) fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiErr
     if let Some(r) = &st.0.config.replica {
         return Err(api_error(
             StatusCode::FORBIDDEN,
-            format!("this server is a read-only replica of {}: write to the primary", r.source()),
+            format!(
+                "this server is a read-only replica of {}: write to the primary",
+                r.source()
+            ),
         ));
     }
     if st.0.config.read_only {
@@ -71,25 +74,27 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .then(|| token.trim_start_matches(' '))
 }
 
-/// Request bodies are stored and hashed as sent, so a compressed one can only be refused: 415, naming the
-/// encoding (RFC 9110 §15.5.16).
-pub(crate) fn refuse_encoded_body(headers: &HeaderMap) -> Result<(), ApiError> {
-    match headers.get(header::CONTENT_ENCODING) {
-        None => Ok(()),
-        Some(v)
-            if v.to_str()
-                .is_ok_and(|e| e.trim().eq_ignore_ascii_case("identity")) =>
-        {
-            Ok(())
-        }
-        Some(v) => Err(api_error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
-                "Content-Encoding `{}` is not accepted: send the body uncompressed",
-                String::from_utf8_lossy(v.as_bytes())
-            ),
-        )),
+/// Lets a write through only with the right bearer token on a writable server (401/403 otherwise).
+async fn require_writer(State(st): State<AppState>, request: Request, next: Next) -> Response {
+    match authorize(&st, request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
     }
+}
+
+/// A write route's handler behind its guards, outermost first: the bearer token (so a client without it
+/// learns nothing more about its request than 401/403), then akidb-http's refusal of request bodies in a
+/// content coding (415: bodies are stored and hashed as sent).
+pub(crate) fn guarded<H, T>(handler: H, st: &AppState) -> impl axum::handler::Handler<T, AppState>
+where
+    H: axum::handler::Handler<T, AppState>,
+    T: 'static,
+{
+    handler.layer(
+        tower::ServiceBuilder::new()
+            .layer(axum::middleware::from_fn_with_state(st.clone(), require_writer))
+            .layer(axum::middleware::from_fn(akidb_http::refuse_encoded_body)),
+    )
 }
 
 pub(crate) async fn read_small_body(st: &AppState, body: Body) -> Result<Bytes, ApiError> {
@@ -137,12 +142,9 @@ pub(crate) fn body_timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
         (status = 422, description = "Blobs the manifest lists are missing", body = ErrorBody)))]
 pub(crate) async fn put_manifest(
     State(st): State<AppState>,
-    headers: HeaderMap,
     P((name, version)): P<(String, String)>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    authorize(&st, &headers)?;
-    refuse_encoded_body(&headers)?;
     check_name("model name", &name)?;
     check_version(&version)?;
     let bytes = read_small_body(&st, body).await?;
@@ -160,12 +162,10 @@ pub(crate) async fn put_manifest(
     let manifest_sha256 = akidb_core::sha256_hex(&bytes);
     let st2 = st.clone();
     let (manifest, recorded) = blocking(move || {
-        Ok(publish_manifest(
-            &st2.0.registry,
-            st2.0.store.as_ref(),
-            &bytes,
-            &[],
-        )?)
+        publish_manifest(&st2.0.registry, st2.0.store.as_ref(), &bytes, &[]).map_err(|e| match e {
+            PublishError::Put(PutError::Io(io)) if crate::store::Unavailable::is(&io) => store_error(io),
+            e => e.into(),
+        })
     })
     .await?;
     let created = recorded == Recorded::Created;
@@ -219,12 +219,9 @@ pub(crate) async fn get_reserved_version(P((_, alias)): P<(String, String)>, met
         (status = 413, description = "Larger than the limit", body = ErrorBody)))]
 pub(crate) async fn put_alias(
     State(st): State<AppState>,
-    headers: HeaderMap,
     P((name, alias)): P<(String, String)>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    authorize(&st, &headers)?;
-    refuse_encoded_body(&headers)?;
     check_name("model name", &name)?;
     check_name("alias", &alias)?;
     let bytes = read_small_body(&st, body).await?;

@@ -1,83 +1,14 @@
-//! Content-addressed blob storage behind the [`BlobStore`] trait, and its local-directory backend.
-//!
-//! A blob is named only by the lower-case hex sha256 of its bytes ([`BlobHash`]); nothing else from a
-//! request ever reaches a file-system path, so no name can escape the store.
+//! The local backend: blobs as files under a directory, written through a temporary file and a rename.
 
-use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use sha2::{Digest, Sha256};
 
-/// A validated blob name: exactly 64 lower-case hex digits (a sha256).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BlobHash(String);
-
-impl BlobHash {
-    /// Accepts exactly 64 characters from `0-9a-f`; anything else (upper case, `..`, `/`, NUL, ...) is `None`.
-    pub fn parse(s: &str) -> Option<BlobHash> {
-        (s.len() == 64
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-        .then(|| BlobHash(s.to_owned()))
-    }
-
-    /// The hash of `bytes`.
-    pub fn of(bytes: &[u8]) -> BlobHash {
-        BlobHash(hex::encode(Sha256::digest(bytes)))
-    }
-
-    /// The hex digits.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for BlobHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Why a blob could not be stored. Nothing is stored when `put` fails.
-#[derive(Debug, thiserror::Error)]
-pub enum PutError {
-    /// The bytes did not hash to the name they were stored under.
-    #[error("content hashes to {actual}, not {expected}")]
-    HashMismatch {
-        /// The name the blob was offered under.
-        expected: BlobHash,
-        /// What the bytes hash to.
-        actual: String,
-    },
-    /// More than the allowed number of bytes arrived.
-    #[error("blob is larger than the limit of {limit} bytes")]
-    TooLarge {
-        /// The limit, in bytes.
-        limit: u64,
-    },
-    /// Reading the source or writing the store failed.
-    #[error("i/o error: {0}")]
-    Io(#[from] io::Error),
-}
-
-/// Where blobs live. Implementations must make `put` all-or-nothing and durable before it returns, and
-/// must never return bytes that do not hash to the requested name.
-///
-/// The local backend is [`LocalBlobStore`]; an S3 backend (regional tier) implements the same trait.
-pub trait BlobStore: Send + Sync + 'static {
-    /// The whole blob, or `None` when absent. The local backend maps the file (no copy).
-    fn get(&self, hash: &BlobHash) -> io::Result<Option<Bytes>>;
-    /// The blob's size, or `None` when absent.
-    fn size(&self, hash: &BlobHash) -> io::Result<Option<u64>>;
-    /// Streams `src` into the store under `hash`, verifying the hash and reading at most `limit` bytes.
-    /// Returns the size. A blob already present is left as it is (the source is still read and checked).
-    fn put(&self, hash: &BlobHash, src: &mut dyn Read, limit: u64) -> Result<u64, PutError>;
-    /// Whether the store can be read and written (for `/readyz`).
-    fn check(&self) -> io::Result<()>;
-}
+use super::{Blob, BlobHash, BlobStore, PutError};
 
 /// Blobs as files on a local directory:
 ///
@@ -92,23 +23,6 @@ pub trait BlobStore: Send + Sync + 'static {
 pub struct LocalBlobStore {
     root: PathBuf,
 }
-
-/// A test hook (only with the `test-hooks` feature, which the process tests enable): when the environment
-/// variable `MODEL_SERVER_TEST_PAUSE` equals `point`, print `paused at POINT` to stderr and sleep for an hour,
-/// so a test can SIGKILL the process at a known place. Points: `mid-blob` (a temporary blob file half
-/// written) and `after-blobs` (all blobs of a publish durable, the registry not yet written).
-#[cfg(feature = "test-hooks")]
-pub fn test_pause(point: &str) {
-    if std::env::var("MODEL_SERVER_TEST_PAUSE").is_ok_and(|v| v == point) {
-        eprintln!("paused at {point}");
-        std::thread::sleep(std::time::Duration::from_secs(3600));
-    }
-}
-
-/// Without the `test-hooks` feature the pause points compile to nothing.
-#[cfg(not(feature = "test-hooks"))]
-#[inline(always)]
-pub fn test_pause(_point: &str) {}
 
 /// Suffix of temporary blob files; nothing else in `ROOT/tmp` is ever deleted.
 const PART: &str = ".part";
@@ -192,23 +106,28 @@ impl LocalBlobStore {
     }
 }
 
+/// The blob file at `path`, mapped (no copy), or `None` when there is none.
+fn map_file(path: &Path) -> io::Result<Option<Bytes>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if file.metadata()?.len() == 0 {
+        return Ok(Some(Bytes::new()));
+    }
+    // SAFETY: blob files are written once through a rename and never modified or truncated afterwards.
+    let map = unsafe { memmap2::Mmap::map(&file)? };
+    Ok(Some(Bytes::from_owner(map)))
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
 impl BlobStore for LocalBlobStore {
     fn get(&self, hash: &BlobHash) -> io::Result<Option<Bytes>> {
-        let file = match File::open(self.path_of(hash)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        if file.metadata()?.len() == 0 {
-            return Ok(Some(Bytes::new()));
-        }
-        // SAFETY: blob files are written once through a rename and never modified or truncated afterwards.
-        let map = unsafe { memmap2::Mmap::map(&file)? };
-        Ok(Some(Bytes::from_owner(map)))
+        map_file(&self.path_of(hash))
     }
 
     fn size(&self, hash: &BlobHash) -> io::Result<Option<u64>> {
@@ -244,7 +163,7 @@ impl BlobStore for LocalBlobStore {
                 if !paused {
                     paused = true;
                     file.flush()?;
-                    test_pause("mid-blob");
+                    super::test_pause("mid-blob");
                 }
             }
             let actual = hex::encode(hasher.finalize());
@@ -272,20 +191,21 @@ impl BlobStore for LocalBlobStore {
         let (path, _file) = self.temp_file()?;
         fs::remove_file(path)
     }
+
+    fn open<'a>(&'a self, hash: &'a BlobHash) -> BoxFuture<'a, io::Result<Option<Blob>>> {
+        let path = self.path_of(hash);
+        Box::pin(async move {
+            let mapped = tokio::task::spawn_blocking(move || map_file(&path))
+                .await
+                .map_err(io::Error::other)??;
+            Ok(mapped.map(Blob::mapped))
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parse_accepts_only_lower_hex_of_length_64() {
-        let h = "a".repeat(64);
-        assert!(BlobHash::parse(&h).is_some());
-        assert!(BlobHash::parse(&"A".repeat(64)).is_none());
-        assert!(BlobHash::parse(&"a".repeat(63)).is_none());
-        assert!(BlobHash::parse(&format!("../{}", "a".repeat(61))).is_none());
-    }
 
     #[test]
     fn put_verifies_and_get_returns_the_bytes() {
