@@ -6,17 +6,14 @@
 # no debug info, stripped: what the images ship). Writes target/jetson/{akidb,model-server} and checks each
 # is an AArch64 ELF needing no glibc symbol newer than 2.31.
 #
-# `jetson/build.sh --cuda`: instead, `akidb` with the GPU backend for JetPack 6 (feature cuda-12060: the
-# CUDA 12.6 driver API of JetPack 6.2; tract-cuda loads the CUDA libraries at run time, so nothing of CUDA
-# is needed here) -> target/jetson/akidb-cuda, same glibc check (JetPack 6 has 2.35, newer than 2.31).
-# It builds in its own target dir (target/cuda): another feature set in target/ would rebuild tract for
-# every later build there.
+# `akidb` carries the GPU backend for JetPack 6 (feature cuda-12060: the CUDA 12.6 driver API of JetPack
+# 6.2). tract-cuda loads the CUDA libraries at run time, and only for `--device cuda|auto`, so the same binary
+# serves the CPU image (the default `--device cpu` never touches CUDA) and the GPU overlay; one aarch64 build,
+# not two (a second feature set is a second full tract compile: ~10 min of CI's two cores).
 set -euo pipefail
-cuda=0
 case "${1:-}" in
-  --cuda) cuda=1 ;;
   "") ;;
-  *) echo "usage: jetson/build.sh [--cuda]" >&2; exit 2 ;;
+  *) echo "usage: jetson/build.sh" >&2; exit 2 ;;
 esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -34,17 +31,11 @@ python3 -m ziglang version >/dev/null 2>&1 ||
 command -v cargo-zigbuild >/dev/null || cargo install cargo-zigbuild --root "$tools"
 
 mkdir -p target/jetson
-if [ "$cuda" = 1 ]; then
-  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}/cuda"
-  step "cargo zigbuild --profile dist --target $target.$glibc --features akidb-native/cuda-12060 (akidb)"
-  cargo zigbuild --profile dist --target "$target.$glibc" -p akidb-native --bin akidb --features akidb-native/cuda-12060
-  bins=(akidb)
-else
-  step "cargo zigbuild --profile dist --target $target.$glibc"
-  # One invocation for both binaries: they share akidb-core and tract, which compile once.
-  cargo zigbuild --profile dist --target "$target.$glibc" -p akidb-native --bin akidb -p model-server --bin model-server
-  bins=(akidb model-server)
-fi
+step "cargo zigbuild --profile dist --target $target.$glibc --features akidb-native/cuda-12060"
+# One invocation for both binaries: they share akidb-core and tract, which compile once.
+cargo zigbuild --profile dist --target "$target.$glibc" -p akidb-native --bin akidb -p model-server --bin model-server \
+  --features akidb-native/cuda-12060
+bins=(akidb model-server)
 for bin in "${bins[@]}"; do
   built="${CARGO_TARGET_DIR:-$root/target}/$target/dist/$bin"
   step "check $bin"
@@ -55,7 +46,6 @@ for bin in "${bins[@]}"; do
     exit 1
   fi
   out="target/jetson/$bin"
-  [ "$cuda" = 1 ] && out="target/jetson/$bin-cuda"
   cp "$built" "$out.tmp" && mv "$out.tmp" "$out"
   echo "$out: aarch64, needs glibc >= $newest (JetPack 5 has $glibc), $(du -h "$out" | cut -f1)" >&2
 done

@@ -1,19 +1,18 @@
 #!/usr/bin/env bash
 # The GPU backend's checks that need no GPU (issue #20); scripts/test.sh calls it.
-#   1. x86-64: the workspace with --features akidb-native/cuda (tract-cuda, CUDA 13 API; CUDA is loaded at
-#      run time, so it builds without CUDA) and test-hooks, in its own target dir (target/cuda: another
-#      feature set in target/ would rebuild tract for every later build there); then the akidb-core and
-#      akidb-native suites of that build: the CPU tests with the feature on, and tests/device.rs, where
-#      --device cuda must fail at start naming the missing driver library and --device auto must serve
-#      golden vectors on the CPU.
-#   2. aarch64 for JetPack 6 (cuda-12060) through jetson/build.sh --cuda (cargo-zigbuild, glibc 2.31):
-#      compiles, links, and the binary is checked (AArch64, glibc).
-# AKIDB_CUDA_SKIP_AARCH64=1 skips 2, and says so. Prints each part's wall time.
+#   x86-64: the workspace with --features akidb-native/cuda (tract-cuda, CUDA 13 API; CUDA is loaded at
+#   run time, so it builds without CUDA) and test-hooks, in the main target dir: akidb-core pins the one
+#   feature tract-cuda would change under tract (half's rand_distr), so only our crates, tract-onnx and
+#   tract-cuda's own recompile. Then the akidb-core and akidb-native suites of that build: the CPU tests
+#   with the feature on, and tests/device.rs, where --device cuda must fail at start naming the missing
+#   driver library and --device auto must serve golden vectors on the CPU.
+# The aarch64 JetPack 6 build (cuda-12060) is jetson/build.sh's only build: jetson/tests/run.sh makes it.
+# AKIDB_CUDA_TARGET_DIR=DIR builds elsewhere. Prints each part's wall time.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-# AKIDB_CUDA_TARGET_DIR=target: reuse the main build's target dir when that build carries the feature too.
-export CARGO_TARGET_DIR="${AKIDB_CUDA_TARGET_DIR:-$root/target/cuda}"
+
+export CARGO_TARGET_DIR="${AKIDB_CUDA_TARGET_DIR:-$root/target}"
 features=akidb-native/test-hooks,akidb-native/cuda
 step() { printf '\n== cuda tests [%ds]: %s\n' "$SECONDS" "$*" >&2; }
 
@@ -45,13 +44,4 @@ for entry in "${tests[@]}"; do
 done
 echo "akidb-core + akidb-native tests with the cuda feature: $((SECONDS - start)) s" >&2
 
-if [ "${AKIDB_CUDA_SKIP_AARCH64:-0}" = 1 ]; then
-  echo "AKIDB_CUDA_SKIP_AARCH64=1: the aarch64 JetPack 6 (cuda-12060) build was NOT run" >&2
-else
-  step "aarch64 JetPack 6 build (jetson/build.sh --cuda)"
-  start=$SECONDS
-  unset CARGO_TARGET_DIR
-  bash jetson/build.sh --cuda
-  echo "aarch64 build with cuda-12060: $((SECONDS - start)) s" >&2
-fi
 step "done"

@@ -56,11 +56,18 @@ pub struct BenchReport {
     pub big_batch_sentences_per_s: Option<f64>,
     /// Ops of the GPU plans that ran on the CPU (none on the CPU).
     pub host_ops: Vec<String>,
+    /// Every warm single-sentence latency, ms (the raw samples, for scripts/lib/benchstats.py).
+    pub single_samples_ms: Vec<f64>,
+    /// Every warm batch time, ms.
+    pub batch32_samples_ms: Vec<f64>,
 }
 
+/// Nearest rank, the definition of scripts/lib/benchstats.py: the smallest sample with at least `p`
+/// (0..=1) of the samples at or below it, `sorted[ceil(p * n) - 1]`.
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
+    // Rounded before the ceiling so that float error cannot move a whole rank (0.95 * 20 is rank 19).
+    let rank = ((p * sorted.len() as f64 * 1e9).round() / 1e9).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 fn ms(t: Instant) -> f64 {
@@ -132,7 +139,8 @@ pub fn run_on(
     times.sort_by(f64::total_cmp);
 
     let batch: Vec<&str> = inputs.batch.iter().map(String::as_str).collect();
-    let batch32_ms = percentile(&time_batches(&embedder, &batch, batch_rounds)?, 0.5);
+    let batch_times = time_batches(&embedder, &batch, batch_rounds)?;
+    let batch32_ms = percentile(&batch_times, 0.5);
     let big_batch_ms = if big_batch > 0 {
         let texts: Vec<&str> = batch.iter().copied().cycle().take(big_batch).collect();
         Some(percentile(&time_batches(&embedder, &texts, batch_rounds)?, 0.5))
@@ -158,5 +166,7 @@ pub fn run_on(
         big_batch_ms,
         big_batch_sentences_per_s: big_batch_ms.map(|ms| big_batch as f64 / (ms / 1e3)),
         host_ops: embedder.host_ops(),
+        single_samples_ms: times,
+        batch32_samples_ms: batch_times,
     })
 }
