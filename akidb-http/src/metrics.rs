@@ -110,10 +110,18 @@ pub async fn observe(State(metrics): State<HttpMetrics>, request: Request, next:
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().clone();
     let response = next.run(request).await;
+    // A streamed body (a blob read from disk or S3) has no exact size hint; its Content-Length says what
+    // the answer carries. Counted as declared: a client that leaves half-way still counts in full.
     let bytes = if method == Method::HEAD {
         0
     } else {
-        response.body().size_hint().exact().unwrap_or(0)
+        response.body().size_hint().exact().unwrap_or_else(|| {
+            response
+                .headers()
+                .get(axum::http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(0)
+        })
     };
     metrics.observe(
         &route,
