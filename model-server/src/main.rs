@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use model_server::{open_data_dir, publish_dir, router, AppState, Config, Recorded};
+use model_server::publish::publish_dir_signed;
+use model_server::{open_data_dir, router, AppState, Config, Recorded};
 use utoipa::OpenApi;
 
 #[derive(Parser)]
@@ -66,6 +67,10 @@ enum Command {
         /// move (checked every 100 ms), then announce it at `GET /v1/registry/events`.
         #[arg(long, value_name = "S3_URL")]
         snapshot_to: Option<String>,
+        /// Trusted public keys (akidb-core's trust list: `{"keys":[{"key_id","public_key"}, …]}`): every
+        /// HTTP publish must then carry a signature by one of them (`Akidb-Signature` header).
+        #[arg(long, value_name = "FILE")]
+        trusted_keys: Option<PathBuf>,
     },
     /// Registry snapshots in S3.
     Snapshot {
@@ -99,6 +104,10 @@ enum Command {
         /// File holding the primary's bearer token (else $MODEL_SERVER_TOKEN).
         #[arg(long)]
         primary_token_file: Option<PathBuf>,
+        /// Trusted public keys: a snapshot holding a version whose signature is missing or does not verify
+        /// under them is not swapped in.
+        #[arg(long, value_name = "FILE")]
+        trusted_keys: Option<PathBuf>,
         /// Log as JSON lines instead of text.
         #[arg(long)]
         json_logs: bool,
@@ -113,6 +122,9 @@ enum Command {
         /// Aliases to point at the version once it is recorded (repeatable), e.g. `--alias latest`.
         #[arg(long = "alias")]
         aliases: Vec<String>,
+        /// Trusted public keys: the bundle's manifest.json.sig must then verify under one of them.
+        #[arg(long, value_name = "FILE")]
+        trusted_keys: Option<PathBuf>,
         /// Where blobs live: `s3://BUCKET/PREFIX` (endpoint, region and credentials from the AWS_*
         /// variables or the --s3-* flags); default: DATA/blobs.
         #[arg(long, value_name = "S3_URL")]
@@ -160,6 +172,16 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => Duration::from_secs(n * 3600),
         _ => return Err(format!("`{s}`: unit must be ms, s, m or h")),
     })
+}
+
+/// The keys of `--trusted-keys FILE` (an empty list refused), logged by id; none without the flag.
+fn read_trusted_keys(file: Option<&std::path::Path>) -> anyhow::Result<akidb_core::signing::TrustedKeys> {
+    let Some(file) = file else {
+        return Ok(akidb_core::signing::TrustedKeys::none());
+    };
+    let keys = model_server::publish::read_trusted_keys(file)?;
+    tracing::info!(keys = ?keys.key_ids(), "manifest signatures are checked");
+    Ok(keys)
 }
 
 fn read_token(file: Option<PathBuf>) -> anyhow::Result<Option<String>> {
@@ -251,9 +273,11 @@ fn main() -> anyhow::Result<()> {
             store,
             s3,
             snapshot_to,
+            trusted_keys,
         } => {
             akidb_http::init_tracing(json_logs);
             let token = read_token(token_file)?;
+            let trusted_keys = read_trusted_keys(trusted_keys.as_deref())?;
             let snapshot_to = snapshot_to
                 .map(|u| model_server::snapshot::Location::parse(&u))
                 .transpose()?;
@@ -280,6 +304,7 @@ fn main() -> anyhow::Result<()> {
                 static_dir,
                 max_blob_bytes,
                 serve: serve.clone(),
+                trusted_keys,
                 ..Config::default()
             };
             let state = AppState::new(registry, store, config);
@@ -303,10 +328,13 @@ fn main() -> anyhow::Result<()> {
             aliases,
             store,
             s3,
+            trusted_keys,
         } => {
+            let trusted = read_trusted_keys(trusted_keys.as_deref())?;
             let (registry, store) = open_stores(&data, store.as_deref(), &s3)?;
-            let (m, recorded) = publish_dir(&registry, store.as_ref(), &bundle, &aliases)
-                .with_context(|| format!("publishing {}", bundle.display()))?;
+            let (m, recorded, key_id) =
+                publish_dir_signed(&registry, store.as_ref(), &bundle, &aliases, &trusted)
+                    .with_context(|| format!("publishing {}", bundle.display()))?;
             let what = match recorded {
                 Recorded::Created => "published",
                 Recorded::Unchanged => "already published (unchanged)",
@@ -318,6 +346,11 @@ fn main() -> anyhow::Result<()> {
                 m.files.len(),
                 m.total_size()
             );
+            match (key_id, trusted.is_empty()) {
+                (Some(id), false) => println!("signed by key {id} (verified)"),
+                (Some(id), true) => println!("signed by key {id} (recorded as given: no --trusted-keys)"),
+                (None, _) => println!("unsigned"),
+            }
             for a in &aliases {
                 println!("alias {a} -> {}", m.version);
             }
@@ -388,11 +421,13 @@ fn main() -> anyhow::Result<()> {
             primary,
             primary_token_file,
             json_logs,
+            trusted_keys,
         } => {
             use model_server::replica::{follow_primary, Replica, ReplicaDir, ReplicaStatus};
             akidb_http::init_tracing(json_logs);
             let location = model_server::snapshot::Location::parse(&from)?;
             let token = read_token(primary_token_file)?;
+            let trusted_keys = read_trusted_keys(trusted_keys.as_deref())?;
             let dir = ReplicaDir::open(&data)?;
             let (registry, state) = dir.load()?;
             let blobs = model_server::LocalBlobStore::open(store.unwrap_or_else(|| data.join("blobs")))
@@ -407,7 +442,8 @@ fn main() -> anyhow::Result<()> {
             };
             let state = AppState::new(registry, Arc::new(blobs), config);
             let app = router(state.clone());
-            let replica = Arc::new(Replica::new(location, dir, state, status));
+            let replica =
+                Arc::new(Replica::new(location, dir, state, status).with_trusted_keys(trusted_keys));
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(addr)

@@ -297,6 +297,8 @@ pub struct Replica {
     present: Mutex<HashSet<String>>,
     /// Woken by a push notification from the primary.
     pub wake: Arc<Notify>,
+    /// With keys, every version of a snapshot must carry a signature that verifies (issue #19).
+    trusted: akidb_core::signing::TrustedKeys,
 }
 
 impl Replica {
@@ -309,7 +311,16 @@ impl Replica {
             status,
             present: Mutex::new(HashSet::new()),
             wake: Arc::new(Notify::new()),
+            trusted: akidb_core::signing::TrustedKeys::none(),
         }
+    }
+
+    /// Checks signatures with `trusted`: a snapshot holding a version whose recorded signature is missing
+    /// or does not verify under them is refused as a whole (never swapped in, the previous one stays
+    /// served, the error names the version and the key id), like a corrupt one.
+    pub fn with_trusted_keys(mut self, trusted: akidb_core::signing::TrustedKeys) -> Replica {
+        self.trusted = trusted;
+        self
     }
 
     /// Pulls once and records the outcome in the status; returns it.
@@ -364,8 +375,9 @@ impl Replica {
         let store = self.app.store().clone();
         let pointer2 = pointer.clone();
         let present: HashSet<String> = self.present.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let trusted = self.trusted.clone();
         let checked = tokio::task::spawn_blocking(move || {
-            let result = unpack_and_check(&bytes, &tmp, &what, &pointer2, store.as_ref(), present);
+            let result = unpack_and_check(&bytes, &tmp, &what, &pointer2, store.as_ref(), present, &trusted);
             if !matches!(result, Ok((ref missing, _)) if missing.is_empty()) {
                 let _ = std::fs::remove_file(&tmp);
             }
@@ -440,6 +452,7 @@ fn unpack_and_check(
     pointer: &Pointer,
     store: &dyn BlobStore,
     mut present: HashSet<String>,
+    trusted: &akidb_core::signing::TrustedKeys,
 ) -> Result<(Vec<String>, HashSet<String>), SnapshotError> {
     snapshot::unpack(bytes, tmp, what)?;
     let corrupt = |m: String| SnapshotError::Corrupt(format!("snapshot {what} {m}"));
@@ -468,6 +481,15 @@ fn unpack_and_check(
         for v in &m.versions {
             let manifest = akidb_core::Manifest::from_json(&v.manifest)
                 .map_err(|e| corrupt(format!("holds a bad manifest for {}@{}: {e}", m.name, v.version)))?;
+            if !trusted.is_empty() {
+                let signature = reg
+                    .signature(&v.manifest_sha256)
+                    .map_err(|e| corrupt(format!("cannot be read: {e}")))?;
+                let name = format!("{}@{}", m.name, v.version);
+                trusted
+                    .verify_manifest(&v.manifest, signature.as_ref().map(|(_, b)| b.as_slice()), &name)
+                    .map_err(|e| SnapshotError::Corrupt(format!("{e} (in snapshot {what})")))?;
+            }
             let needed = std::iter::once((
                 "manifest.json".to_owned(),
                 v.manifest_sha256.clone(),

@@ -706,3 +706,59 @@ async fn generation_counts_publishes_and_alias_moves_and_the_manifest_cache_foll
     );
     assert_eq!(r.generation().unwrap(), 3);
 }
+
+/// Signed bundles (issue #19): a replica started with `--trusted-keys` swaps in only snapshots whose every
+/// version carries a signature that verifies; one signed by an untrusted key (the primary, without keys,
+/// records signatures as given) is refused as a whole, naming the version and the key id, and the previous
+/// snapshot stays served.
+#[test]
+fn a_replica_with_trusted_keys_refuses_a_snapshot_holding_an_untrusted_signature() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (primary, rdata) = (tmp.path().join("primary"), tmp.path().join("replica"));
+    let (key, stranger) = (
+        akidb_keygen(tmp.path(), "release"),
+        akidb_keygen(tmp.path(), "stranger"),
+    );
+    let trust = trust_file(tmp.path(), "trusted.json", &[&key]);
+    let to = bucket("signed");
+    let publish_signed = |version: &str, seed: u8, by: &CliKey| {
+        let bundle = write_real_bundle(
+            &tmp.path().join(format!("bundle-{version}")),
+            MODEL,
+            version,
+            seed,
+        );
+        akidb_sign(by, &bundle);
+        cli(&["publish", "--data", s(&primary), s(&bundle), "--alias", "latest"]);
+        std::fs::read(bundle.join("manifest.json.sig")).unwrap()
+    };
+    let signature = publish_signed("1.0.0", 1, &key);
+    push(&primary, &to);
+    let r = replica(
+        &to,
+        &rdata,
+        &[
+            "--every",
+            "100ms",
+            "--store",
+            s(&primary.join("blobs")),
+            "--trusted-keys",
+            s(&trust),
+        ],
+        None,
+    );
+    until(20, "first pull", || r.get("/readyz").0 == 200);
+    assert_eq!(r.versions(), ["1.0.0"]);
+    let (status, _, body) = r.get(&format!("/v1/models/{MODEL}/latest/manifest.json.sig"));
+    assert_eq!((status, body), (200, signature));
+
+    publish_signed("2.0.0", 2, &stranger);
+    push(&primary, &to);
+    let want = format!("manifest {MODEL}@2.0.0 is signed by key {}", stranger.id);
+    until(20, "the untrusted snapshot refused", || {
+        r.metrics().contains(&want)
+    });
+    assert_eq!(r.versions(), ["1.0.0"], "the previous snapshot stays served");
+    assert!(r.metrics().contains("model_server_snapshot_generation 1\n"));
+    assert!(!rdata.join(".pull.tmp").exists());
+}

@@ -24,7 +24,7 @@ use tower_http::cors::{Any, CorsLayer};
 use tower_http::services::ServeFile;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::publish::{publish_manifest, PublishError};
+use crate::publish::{publish_manifest_signed, PublishError};
 use crate::registry::{valid_name, Recorded, Registry, RegistryError, VersionRecord, RESERVED_VERSION};
 use crate::store::{BlobHash, BlobStore, PutError};
 
@@ -34,6 +34,7 @@ pub mod events;
 pub mod openapi;
 pub mod ops;
 pub mod read;
+pub mod signatures;
 pub mod write;
 
 use blobs::*;
@@ -42,6 +43,7 @@ use events::*;
 use openapi::*;
 use ops::*;
 use read::*;
+use signatures::*;
 use write::*;
 
 pub use blobs::BlobStored;
@@ -75,6 +77,9 @@ pub struct Config {
     pub serve: akidb_http::ServeOptions,
     /// Set on a replica (with `read_only`): its snapshot state, for `/readyz`, `/metrics` and the 403s.
     pub replica: Option<Arc<crate::replica::ReplicaStatus>>,
+    /// Keys a published manifest's signature must verify with (`--trusted-keys`); with none, an HTTP
+    /// publish's signature is recorded as given and an unsigned publish is accepted.
+    pub trusted_keys: akidb_core::signing::TrustedKeys,
 }
 
 impl Default for Config {
@@ -87,6 +92,7 @@ impl Default for Config {
             max_manifest_bytes: 1 << 20,
             serve: akidb_http::ServeOptions::default(),
             replica: None,
+            trusted_keys: akidb_core::signing::TrustedKeys::none(),
         }
     }
 }
@@ -187,6 +193,7 @@ pub fn router(state: AppState) -> Router {
             header::IF_RANGE,
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
+            HeaderName::from_static(SIGNATURE_HEADER),
         ])
         .expose_headers([
             header::ETAG,
@@ -207,6 +214,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/models/{name}/{version}/manifest.json",
             get(get_manifest).put(guarded(put_manifest, &state)),
+        )
+        .route(
+            "/v1/models/{name}/{version}/manifest.json.sig",
+            get(get_signature),
         )
         .route(
             "/v1/models/{name}/aliases/{alias}",

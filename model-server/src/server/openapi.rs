@@ -99,7 +99,7 @@ impl utoipa::Modify for BearerAuth {
     info(title = "AkiDB model-server", description = "Versioned, content-addressed model bundles. Clients fetch \
         `/v1/models/{name}/{version}/manifest.json`, then each file from `/v1/blobs/sha256/{sha256}` and check it \
         against the manifest."),
-    paths(list_models, get_model, get_manifest, get_blob, put_blob, put_manifest, put_alias, registry_events, healthz, readyz, metrics, openapi_json),
+    paths(list_models, get_model, get_manifest, get_signature, get_blob, put_blob, put_manifest, put_alias, registry_events, healthz, readyz, metrics, openapi_json),
     components(schemas(ErrorBody, akidb_http::ErrorDetail, ModelList, ModelSummary, ModelDetail, VersionInfo, FileInfo, ManifestDoc, OnnxDoc, ManifestFile,
         BlobStored, Published, AliasTarget, Announcement)),
     modifiers(&BearerAuth)

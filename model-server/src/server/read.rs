@@ -18,6 +18,8 @@ pub struct ModelSummary {
     pub versions: Vec<String>,
     /// Alias → version, e.g. `latest` → `1.0.0-int8`.
     pub aliases: BTreeMap<String, String>,
+    /// Signed version → the id of the key its signature names (unsigned versions are absent).
+    pub key_ids: BTreeMap<String, String>,
     /// URL of the model's detail document.
     pub url: String,
 }
@@ -48,6 +50,10 @@ pub struct VersionInfo {
     pub published_at: i64,
     /// The files, each at its content-addressed URL.
     pub files: Vec<FileInfo>,
+    /// The id of the key the version's signature names; `null` when it was published unsigned.
+    pub key_id: Option<String>,
+    /// Where the signature is (`manifest.json.sig`, immutable); `null` when unsigned.
+    pub signature_url: Option<String>,
 }
 
 /// One file of a version.
@@ -84,11 +90,19 @@ pub(crate) fn short_lived_json<T: Serialize>(value: &T) -> Response {
 #[utoipa::path(get, path = "/v1/models", tag = "read",
     responses((status = 200, description = "The models (Cache-Control: max-age=60, stale-while-revalidate)", body = ModelList)))]
 pub(crate) async fn list_models(State(st): State<AppState>) -> Result<Response, ApiError> {
-    let models = st.db(|r| r.models()).await?;
+    let models = st
+        .db(|r| {
+            r.models()?
+                .into_iter()
+                .map(|m| Ok((r.signed_versions(&m.name)?, m)))
+                .collect::<Result<Vec<_>, RegistryError>>()
+        })
+        .await?;
     let list = ModelList {
         models: models
             .into_iter()
-            .map(|m| ModelSummary {
+            .map(|(key_ids, m)| ModelSummary {
+                key_ids,
                 url: format!("/v1/models/{}", m.name),
                 versions: m.versions.into_iter().map(|v| v.version).collect(),
                 aliases: m.aliases.into_iter().collect(),
@@ -99,9 +113,11 @@ pub(crate) async fn list_models(State(st): State<AppState>) -> Result<Response, 
     Ok(short_lived_json(&list))
 }
 
-pub(crate) fn version_info(v: &VersionRecord) -> Result<VersionInfo, ApiError> {
+pub(crate) fn version_info(v: &VersionRecord, key_id: Option<&String>) -> Result<VersionInfo, ApiError> {
     let manifest = akidb_core::Manifest::from_json(&v.manifest).map_err(ApiError::internal)?;
     Ok(VersionInfo {
+        key_id: key_id.cloned(),
+        signature_url: key_id.map(|_| signature_url(&v.name, &v.version)),
         manifest_url: manifest_url(&v.name, &v.version),
         version: v.version.clone(),
         manifest_sha256: v.manifest_sha256.clone(),
@@ -134,12 +150,21 @@ pub(crate) fn version_info(v: &VersionRecord) -> Result<VersionInfo, ApiError> {
 pub(crate) async fn get_model(State(st): State<AppState>, P(name): P<String>) -> Result<Response, ApiError> {
     check_name("model name", &name)?;
     let n = name.clone();
-    let m = st
-        .db(move |r| r.model(&n))
+    let (m, key_ids) = st
+        .db(move |r| {
+            let Some(m) = r.model(&n)? else {
+                return Ok(None);
+            };
+            Ok(Some((m, r.signed_versions(&n)?)))
+        })
         .await?
         .ok_or_else(|| ApiError::not_found(format!("model {name}")))?;
     let detail = ModelDetail {
-        versions: m.versions.iter().map(version_info).collect::<Result<_, _>>()?,
+        versions: m
+            .versions
+            .iter()
+            .map(|v| version_info(v, key_ids.get(&v.version)))
+            .collect::<Result<_, _>>()?,
         aliases: m.aliases.into_iter().collect(),
         name: m.name,
     };

@@ -13,6 +13,8 @@ pub struct Published {
     pub manifest_sha256: String,
     /// `true` when the version is new, `false` when the same manifest was already published.
     pub created: bool,
+    /// The id of the key the recorded signature names; `null` when published unsigned.
+    pub key_id: Option<String>,
 }
 
 /// Body of an alias update, and its answer.
@@ -125,9 +127,15 @@ pub(crate) fn body_timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
 /// Publishes a version (step 2 of the HTTP publish): the body is the bundle's `manifest.json`; every file it
 /// lists must have been uploaded as a blob. The version is recorded atomically; republishing the same bytes
 /// is a no-op (200), different bytes for an existing version are refused (409).
+///
+/// A signed bundle sends its `manifest.json.sig` base64-encoded in the `Akidb-Signature` header. A server
+/// with trusted keys refuses (422, naming the key id and the manifest) a publish whose signature is
+/// missing, by a key it does not trust, or does not verify over the body, before anything is stored.
 #[utoipa::path(put, path = "/v1/models/{name}/{version}/manifest.json", tag = "write",
     params(("name" = String, Path, description = "Model name (must match the manifest)", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"),
-           ("version" = String, Path, description = "Version (must match the manifest; not `aliases`)", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")),
+           ("version" = String, Path, description = "Version (must match the manifest; not `aliases`)", min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"),
+           ("akidb-signature" = Option<String>, Header, description = "Base64 of the bundle's `manifest.json.sig`; \
+               required by a server with trusted keys")),
     request_body(content = ManifestDoc, content_type = "application/json"),
     security(("bearer" = [])),
     responses(
@@ -139,14 +147,17 @@ pub(crate) fn body_timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
         (status = 404, description = "No such route (an empty path parameter)", body = ErrorBody),
         (status = 409, description = "This version exists with other content", body = ErrorBody),
         (status = 413, description = "Larger than the limit", body = ErrorBody),
-        (status = 422, description = "Blobs the manifest lists are missing", body = ErrorBody)))]
+        (status = 422, description = "Blobs the manifest lists are missing, or the signature is missing, \
+            untrusted or does not verify (with trusted keys)", body = ErrorBody)))]
 pub(crate) async fn put_manifest(
     State(st): State<AppState>,
     P((name, version)): P<(String, String)>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     check_name("model name", &name)?;
     check_version(&version)?;
+    let signature = signature_from_headers(&headers)?;
     let bytes = read_small_body(&st, body).await?;
     let manifest = akidb_core::Manifest::from_json(&bytes)
         .map_err(|e| api_error(StatusCode::BAD_REQUEST, e.to_string()))?;
@@ -161,8 +172,18 @@ pub(crate) async fn put_manifest(
     }
     let manifest_sha256 = akidb_core::sha256_hex(&bytes);
     let st2 = st.clone();
-    let (manifest, recorded) = blocking(move || {
-        publish_manifest(&st2.0.registry, st2.0.store.as_ref(), &bytes, &[]).map_err(|e| match e {
+    let manifest_name = manifest_url(&name, &version);
+    let (manifest, recorded, key_id) = blocking(move || {
+        publish_manifest_signed(
+            &st2.0.registry,
+            st2.0.store.as_ref(),
+            &bytes,
+            &[],
+            signature.as_deref(),
+            &st2.0.config.trusted_keys,
+            &manifest_name,
+        )
+        .map_err(|e| match e {
             PublishError::Put(PutError::Io(io)) if crate::store::Unavailable::is(&io) => store_error(io),
             e => e.into(),
         })
@@ -177,6 +198,7 @@ pub(crate) async fn put_manifest(
     tracing::info!(name = %manifest.name, version = %manifest.version, created, "published");
     // Recorded (Created or Unchanged) means the registry holds exactly these bytes.
     let body = Published {
+        key_id,
         manifest_sha256,
         name,
         version,
@@ -191,7 +213,7 @@ pub(crate) async fn put_manifest(
 /// `GET /v1/models/{name}/aliases/manifest.json` is the manifest URL of a version named `aliases`, which
 /// is reserved: a 400 that says so. Any other GET of the alias route is a 405 (the route is PUT-only).
 pub(crate) async fn get_reserved_version(P((_, alias)): P<(String, String)>, method: Method) -> ApiError {
-    if alias == "manifest.json" {
+    if alias == "manifest.json" || alias == "manifest.json.sig" {
         api_error(
             StatusCode::BAD_REQUEST,
             format!("`{RESERVED_VERSION}` is reserved and is not a version"),

@@ -211,3 +211,66 @@ pub fn wait_ready(addr: &str) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// The `akidb` CLI of the same build as the model-server binary (the workspace build makes both): tests
+/// make keys and signatures with it, as a publisher does.
+pub fn akidb_cli() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_model-server")).with_file_name("akidb");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the workspace (cargo build --release --workspace)",
+        bin.display()
+    );
+    bin
+}
+
+fn run_akidb(args: &[&str]) -> String {
+    let out = std::process::Command::new(akidb_cli())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "akidb {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A key pair written by `akidb keygen` (`dir/NAME.key`, `dir/NAME.pub`) and its key id.
+pub struct CliKey {
+    pub private: PathBuf,
+    pub public: PathBuf,
+    pub id: String,
+}
+
+pub fn akidb_keygen(dir: &Path, name: &str) -> CliKey {
+    let id = run_akidb(&["keygen", "--out", dir.to_str().unwrap(), "--name", name]);
+    CliKey {
+        private: dir.join(format!("{name}.key")),
+        public: dir.join(format!("{name}.pub")),
+        id,
+    }
+}
+
+/// Signs the bundle in `bundle` with `akidb bundle sign` (writes `manifest.json.sig`).
+pub fn akidb_sign(key: &CliKey, bundle: &Path) {
+    run_akidb(&[
+        "bundle",
+        "sign",
+        "--key",
+        key.private.to_str().unwrap(),
+        bundle.to_str().unwrap(),
+    ]);
+}
+
+/// A `--trusted-keys` file `dir/name` listing `keys` (their `.pub` files).
+pub fn trust_file(dir: &Path, name: &str, keys: &[&CliKey]) -> PathBuf {
+    let entries: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|k| serde_json::from_slice(&std::fs::read(&k.public).unwrap()).unwrap())
+        .collect();
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::json!({ "keys": entries }).to_string()).unwrap();
+    path
+}
