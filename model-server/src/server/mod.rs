@@ -223,7 +223,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/models/{name}/aliases/{alias}",
             get(get_reserved_version).put(guarded(put_alias, &state)),
         )
-        .route("/v1/blobs/sha256/{sha256}", get(get_blob).put(guarded(put_blob, &state)))
+        .route(
+            "/v1/blobs/sha256/{sha256}",
+            get(get_blob).put(guarded(put_blob, &state)),
+        )
         .route("/v1/registry/events", get(registry_events))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

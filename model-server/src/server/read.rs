@@ -204,11 +204,10 @@ pub(crate) async fn get_manifest(
     check_version(&version)?;
     // A hit costs one generation read on this thread (the connection is only tried, never waited for);
     // a miss, or a busy connection, takes the blocking pool as before.
-    let hit = st
-        .0
-        .registry
-        .try_cache_key()
-        .and_then(|key| st.0.manifest_cache.get(key, &name, &version));
+    let hit =
+        st.0.registry
+            .try_cache_key()
+            .and_then(|key| st.0.manifest_cache.get(key, &name, &version));
     let v = match hit {
         Some(v) => v,
         None => {

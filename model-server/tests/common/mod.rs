@@ -266,11 +266,12 @@ pub fn akidb_sign(key: &CliKey, bundle: &Path) {
 
 /// A `--trusted-keys` file `dir/name` listing `keys` (their `.pub` files).
 pub fn trust_file(dir: &Path, name: &str, keys: &[&CliKey]) -> PathBuf {
-    let entries: Vec<serde_json::Value> = keys
+    // Each `.pub` file is one JSON object, an entry of the list as it stands.
+    let public_keys: Vec<String> = keys
         .iter()
-        .map(|k| serde_json::from_slice(&std::fs::read(&k.public).unwrap()).unwrap())
+        .map(|k| std::fs::read_to_string(&k.public).unwrap())
         .collect();
     let path = dir.join(name);
-    std::fs::write(&path, serde_json::json!({ "keys": entries }).to_string()).unwrap();
+    std::fs::write(&path, format!(r#"{{"keys":[{}]}}"#, public_keys.join(","))).unwrap();
     path
 }
