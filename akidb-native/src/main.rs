@@ -159,8 +159,10 @@ struct ServeArgs {
 fn serve(args: ServeArgs, trusted_keys: TrustedKeys) -> Result<()> {
     use akidb_native::serve::{BundleSource, ServeConfig};
     akidb_http::init_tracing(args.json_logs);
-    let mut config = ServeConfig::default();
-    config.trusted_keys = trusted_keys;
+    let mut config = ServeConfig {
+        trusted_keys,
+        ..Default::default()
+    };
     config.connections.header_read_timeout = Duration::from_secs(args.header_timeout_s.max(1));
     config.connections.body_read_timeout = Duration::from_secs(args.body_timeout_s.max(1));
     config.connections.max_connections = args.max_connections.max(1);

@@ -131,7 +131,9 @@ async fn the_blob_route_answers_the_same_from_s3_and_from_disk() {
     let small_uri = format!("/v1/blobs/sha256/{}", BlobHash::of(&small));
     let large_uri = format!("/v1/blobs/sha256/{}", BlobHash::of(&large));
     let etag = format!("\"{}\"", BlobHash::of(&small));
-    let cases: Vec<(&str, String, Vec<(&str, String)>)> = vec![
+    // (method, URI, request headers)
+    type Case<'a> = (&'a str, String, Vec<(&'a str, String)>);
+    let cases: Vec<Case> = vec![
         ("GET", small_uri.clone(), vec![]),
         ("GET", large_uri.clone(), vec![]),
         ("HEAD", small_uri.clone(), vec![]),
