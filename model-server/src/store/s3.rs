@@ -23,10 +23,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path;
 use object_store::{
-    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    BackoffConfig, ClientConfigKey, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
     PutPayload, RetryConfig, WriteMultipart,
 };
 use sha2::{Digest, Sha256};
@@ -128,13 +128,15 @@ impl S3BlobStore {
             builder = builder.with_allow_http(v);
         }
         // Fail fast when S3 is gone (a few quick retries, then a 503), yet let a slow client take its time
-        // over a 90 MB download (the timeout covers a whole request, body included).
+        // over a 90 MB download (the timeout covers a whole request, body included). Set key by key:
+        // `with_client_options` would replace the client options whole, dropping allow_http (from the
+        // flag or AWS_ALLOW_HTTP) and every other AWS_* client setting read by `from_env`.
         let s3 = builder
-            .with_client_options(
-                ClientOptions::new()
-                    .with_connect_timeout(Duration::from_secs(3))
-                    .with_timeout(Duration::from_secs(600)),
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                "3 seconds",
             )
+            .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "600 seconds")
             .with_retry(RetryConfig {
                 backoff: BackoffConfig {
                     init_backoff: Duration::from_millis(50),
