@@ -9,8 +9,8 @@
 #                     the GPU machine has no complete set of its own)
 # and first checks here, with numpy, that the int8 weights loaded the PyTorch way give golden-correct
 # vectors (scripts/gpu/check_weights.py), so the GPU run cannot fail on that.
-# The binary is built in target/cuda (another feature set in target/ would rebuild tract for every other
-# build there). Installs what it needs: numpy in target/tools/gpu-venv, the two wheels (PyPI).
+# The binary is the build of scripts/test-cuda.sh, in target/ (akidb-core pins the one feature under
+# tract that the cuda feature would change, so it shares tract with every other build). Installs what it needs: numpy in target/tools/gpu-venv, the two wheels (PyPI).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -34,19 +34,19 @@ fi
 step "the int8 weights as PyTorch will load them, vs golden (numpy, CPU)"
 (cd scripts/gpu && "$root/$venv/bin/python" check_weights.py "$root/$bundle/model.onnx" "$root/$golden")
 
-step "akidb with the cuda feature (target/cuda)"
+step "akidb with the cuda feature"
 start=$SECONDS
 # The very build of scripts/test-cuda.sh (a no-op after it): another feature set here (without
 # test-hooks, or with --bin only, which drops the dev-dependencies' features) re-resolves the dependencies
 # and compiles tract once more. The test-hooks feature it carries is inert unless AKIDB_TEST_HOLD_BATCH is
 # set, which run.sh never does.
-CARGO_TARGET_DIR=target/cuda cargo build --release --workspace --all-targets \
+cargo build --release --workspace --all-targets \
   --features akidb-native/test-hooks,akidb-native/cuda
 echo "build: $((SECONDS - start)) s" >&2
 
 step "stage $stage"
 rm -rf "$stage.tmp" && mkdir -p "$stage.tmp/bundle" "$stage.tmp/golden" "$stage.tmp/wheels"
-objcopy --strip-all target/cuda/release/akidb "$stage.tmp/akidb"
+objcopy --strip-all target/release/akidb "$stage.tmp/akidb"
 gzip -9 "$stage.tmp/akidb" # 37 MB -> about a third; run.sh unpacks it
 cp "$bundle"/* "$stage.tmp/bundle/"
 cp "$golden"/sentences.json "$golden"/embeddings.f32 "$golden"/token_ids.json "$stage.tmp/golden/"
