@@ -64,6 +64,14 @@ class WaitReady(unittest.TestCase):
         self.assertIn("error: address already in use", r.stderr)
         self.assertRegex(r.stderr, rf"process \d+ exited before http://127.0.0.1:{port}/readyz was ready")
 
+    def test_without_a_log_the_reason_is_still_printed(self):
+        """The demo's services write to the terminal: no LOG argument, the reason line alone."""
+        port = self.free_port()
+        r = bash('bash -c "exit 3" & pid=$!; wait_ready "$1" 20 "$pid"', f"http://127.0.0.1:{port}/readyz")
+        self.assertEqual(r.returncode, 1)
+        self.assertRegex(r.stderr, rf"process \d+ exited before http://127.0.0.1:{port}/readyz was ready "
+                                   r"\(its output is above\)")
+
     def test_a_service_that_never_answers_times_out_with_its_log(self):
         port = self.free_port()
         r = self.wait_for("echo still loading; exec sleep 60", f"http://127.0.0.1:{port}/readyz", 1)
