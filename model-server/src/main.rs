@@ -58,8 +58,8 @@ enum Command {
         #[arg(long, default_value_t = 1024)]
         max_connections: usize,
         /// Where blobs live: `s3://BUCKET/PREFIX` (endpoint, region and credentials from the AWS_*
-        /// variables or the --s3-* flags); default: DATA/blobs.
-        #[arg(long, value_name = "S3_URL")]
+        /// variables or the --s3-* flags), or a directory; default: DATA/blobs.
+        #[arg(long, value_name = "S3_URL|DIR")]
         store: Option<String>,
         #[command(flatten)]
         s3: S3Args,
@@ -85,10 +85,13 @@ enum Command {
         /// The replica's data directory (the swapped-in registry.sqlite, replica.json).
         #[arg(long)]
         data: PathBuf,
-        /// The blob directory to serve, which blob replication fills (default DATA/blobs). A version is
-        /// listed only once every blob it names is here.
-        #[arg(long)]
-        store: Option<PathBuf>,
+        /// The blob store to serve, which blob replication fills: a directory, or `s3://BUCKET/PREFIX`
+        /// (the region's bucket; endpoint, region and credentials as for `serve --store`); default
+        /// DATA/blobs. A version is listed only once every blob it names is here.
+        #[arg(long, value_name = "DIR|S3_URL")]
+        store: Option<String>,
+        #[command(flatten)]
+        s3: S3Args,
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
@@ -126,8 +129,8 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         trusted_keys: Option<PathBuf>,
         /// Where blobs live: `s3://BUCKET/PREFIX` (endpoint, region and credentials from the AWS_*
-        /// variables or the --s3-* flags); default: DATA/blobs.
-        #[arg(long, value_name = "S3_URL")]
+        /// variables or the --s3-* flags), or a directory; default: DATA/blobs.
+        #[arg(long, value_name = "S3_URL|DIR")]
         store: Option<String>,
         #[command(flatten)]
         s3: S3Args,
@@ -214,30 +217,55 @@ struct S3Args {
     s3_allow_http: bool,
 }
 
+/// The blob store `spec` names: `s3://BUCKET/PREFIX` (reached as `s3` says), a directory, or
+/// `default_dir` without one.
+fn open_blob_store(
+    spec: Option<&str>,
+    default_dir: PathBuf,
+    s3: &S3Args,
+) -> anyhow::Result<Arc<dyn model_server::BlobStore>> {
+    match spec {
+        Some(url) if url.starts_with("s3://") => {
+            let options = model_server::S3Options {
+                endpoint: s3.s3_endpoint.clone(),
+                region: s3.s3_region.clone(),
+                allow_http: s3.s3_allow_http.then_some(true),
+                ..model_server::S3Options::default()
+            };
+            let store = model_server::S3BlobStore::open(url, &options)
+                .with_context(|| format!("opening the blob store {url}"))?;
+            Ok(Arc::new(store))
+        }
+        // A typo such as `S3://` or `s3:/` must not quietly become a local directory of that name.
+        Some(url) if url.contains(":/") => {
+            anyhow::bail!("unsupported blob store `{url}`: give a directory or s3://BUCKET/PREFIX")
+        }
+        _ => {
+            let dir = spec.map(PathBuf::from).unwrap_or(default_dir);
+            let store = model_server::LocalBlobStore::open(&dir)
+                .with_context(|| format!("opening the blob store {}", dir.display()))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
 /// The registry in `data` and the blob store: the bucket of `store` (`s3://...`), else `data/blobs`.
 fn open_stores(
     data: &std::path::Path,
     store: Option<&str>,
     s3: &S3Args,
 ) -> anyhow::Result<(model_server::Registry, Arc<dyn model_server::BlobStore>)> {
-    let Some(url) = store else {
+    if store.is_none() {
         let (registry, store) = open_data_dir(data)?;
         return Ok((registry, Arc::new(store)));
-    };
-    let options = model_server::S3Options {
-        endpoint: s3.s3_endpoint.clone(),
-        region: s3.s3_region.clone(),
-        allow_http: s3.s3_allow_http.then_some(true),
-        ..model_server::S3Options::default()
-    };
-    let store = model_server::S3BlobStore::open(url, &options)
-        .with_context(|| format!("opening the blob store {url}"))?;
+    }
+    let store = open_blob_store(store, data.join("blobs"), s3)?;
     let open = || -> anyhow::Result<model_server::Registry> {
         std::fs::create_dir_all(data)?;
         Ok(model_server::Registry::open(&data.join("registry.sqlite"))?)
     };
     let registry = open().with_context(|| format!("opening the registry in {}", data.display()))?;
-    Ok((registry, Arc::new(store)))
+    Ok((registry, store))
 }
 
 #[derive(Subcommand)]
@@ -415,6 +443,7 @@ fn main() -> anyhow::Result<()> {
             from,
             data,
             store,
+            s3,
             addr,
             every,
             max_staleness,
@@ -430,8 +459,7 @@ fn main() -> anyhow::Result<()> {
             let trusted_keys = read_trusted_keys(trusted_keys.as_deref())?;
             let dir = ReplicaDir::open(&data)?;
             let (registry, state) = dir.load()?;
-            let blobs = model_server::LocalBlobStore::open(store.unwrap_or_else(|| data.join("blobs")))
-                .context("opening the replica's blob store")?;
+            let blobs = open_blob_store(store.as_deref(), data.join("blobs"), &s3)?;
             let status = Arc::new(ReplicaStatus::new(location.url_of(""), max_staleness, state));
             let serve = akidb_http::ServeOptions::default();
             let config = Config {
@@ -440,7 +468,7 @@ fn main() -> anyhow::Result<()> {
                 serve: serve.clone(),
                 ..Config::default()
             };
-            let state = AppState::new(registry, Arc::new(blobs), config);
+            let state = AppState::new(registry, blobs, config);
             let app = router(state.clone());
             let replica =
                 Arc::new(Replica::new(location, dir, state, status).with_trusted_keys(trusted_keys));

@@ -55,19 +55,18 @@ pub struct ReplicaStatus {
 
 /// A copy of the replica's state.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+// Fields added since the first release are absent from older replica.json files.
+#[serde(default)]
 pub struct State {
     /// The pointer of the snapshot being served; `None` until the first pull completes.
     pub served: Option<Pointer>,
     /// Unix seconds at which the replica last confirmed that the pointer named what it serves.
     pub confirmed_at: Option<i64>,
     /// A newer snapshot held back, and why: the blobs it lists that the store lacks.
-    #[serde(default)]
     pub pending: Option<Pointer>,
     /// `name@version path (sha256 …)` of each blob the pending snapshot needs and the store lacks.
-    #[serde(default)]
     pub missing: Vec<String>,
     /// The last pull's error, cleared by the next success.
-    #[serde(default)]
     pub last_error: Option<String>,
 }
 

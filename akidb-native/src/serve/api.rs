@@ -58,19 +58,15 @@ pub struct OpenAiRequest {
     /// Text or texts to embed.
     pub input: OpenAiInput,
     /// Ignored; the response names the model actually used.
-    #[serde(default)]
     #[allow(dead_code)]
     pub model: Option<String>,
     /// `float` (default): arrays of numbers; `base64`: each embedding as the base64 of its little-endian
     /// f32 bytes, as OpenAI sends it (the official clients ask for `base64` by default).
-    #[serde(default)]
     pub encoding_format: Option<String>,
     /// Accepted only when equal to the model's dimension: the model's embeddings have a fixed size
     /// (MiniLM was not trained for truncated, Matryoshka-style vectors).
-    #[serde(default)]
     pub dimensions: Option<u64>,
     /// Ignored (OpenAI's end-user id).
-    #[serde(default)]
     #[allow(dead_code)]
     pub user: Option<String>,
 }

@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use sha2::{Digest, Sha256};
 
-use super::{Blob, BlobHash, BlobStore, PutError};
+use super::{read_verified, Blob, BlobHash, BlobStore, PutError};
 
 /// Blobs as files on a local directory:
 ///
@@ -141,38 +140,18 @@ impl BlobStore for LocalBlobStore {
     fn put(&self, hash: &BlobHash, src: &mut dyn Read, limit: u64) -> Result<u64, PutError> {
         let (tmp_path, mut file) = self.temp_file()?;
         let result = (|| {
-            let mut hasher = Sha256::new();
-            let mut buf = vec![0u8; 256 * 1024];
-            let mut total = 0u64;
             #[cfg(feature = "test-hooks")]
             let mut paused = false;
-            loop {
-                let n = match src.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(PutError::Io(e)),
-                };
-                total += n as u64;
-                if total > limit {
-                    return Err(PutError::TooLarge { limit });
-                }
-                hasher.update(&buf[..n]);
-                file.write_all(&buf[..n])?;
+            let total = read_verified(src, limit, hash, |chunk| {
+                file.write_all(chunk)?;
                 #[cfg(feature = "test-hooks")]
                 if !paused {
                     paused = true;
                     file.flush()?;
                     super::test_pause("mid-blob");
                 }
-            }
-            let actual = hex::encode(hasher.finalize());
-            if actual != hash.0 {
-                return Err(PutError::HashMismatch {
-                    expected: hash.clone(),
-                    actual,
-                });
-            }
+                Ok(())
+            })?;
             file.sync_all()?;
             let dest = self.path_of(hash);
             let dir = dest.parent().expect("blob paths have a parent");

@@ -150,6 +150,43 @@ impl Blob {
     }
 }
 
+/// Reads `src` to its end, at most `limit` bytes, handing each chunk to `sink` as it arrives, and checks
+/// that the bytes hash to `expected`. Returns the size. The one read-limit-hash loop both backends'
+/// `put` run: a backend only decides where the chunks go (a temporary file, S3 parts) and what to do when
+/// this fails (nothing it wrote may become visible).
+fn read_verified(
+    src: &mut dyn Read,
+    limit: u64,
+    expected: &BlobHash,
+    mut sink: impl FnMut(&[u8]) -> Result<(), PutError>,
+) -> Result<u64, PutError> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(PutError::Io(e)),
+        };
+        total += n as u64;
+        if total > limit {
+            return Err(PutError::TooLarge { limit });
+        }
+        hasher.update(&buf[..n]);
+        sink(&buf[..n])?;
+    }
+    let actual = hex::encode(hasher.finalize());
+    if actual != expected.0 {
+        return Err(PutError::HashMismatch {
+            expected: expected.clone(),
+            actual,
+        });
+    }
+    Ok(total)
+}
+
 /// The error of a store that did not answer or refused (S3 unreachable, credentials refused, bucket
 /// gone): the routes answer 503 with its message instead of a bare 500. Carried inside an `io::Error`.
 #[derive(Debug, thiserror::Error)]

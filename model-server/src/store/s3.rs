@@ -29,9 +29,8 @@ use object_store::{
     BackoffConfig, ClientConfigKey, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
     PutPayload, RetryConfig, WriteMultipart,
 };
-use sha2::{Digest, Sha256};
 
-use super::{Blob, BlobHash, BlobStore, ByteStream, PutError, Unavailable};
+use super::{read_verified, Blob, BlobHash, BlobStore, ByteStream, PutError, Unavailable};
 
 /// A blob up to this size is sent in one `PUT`; a larger one in parts of this size (S3's minimum part
 /// is 5 MiB).
@@ -202,41 +201,6 @@ impl S3BlobStore {
             Err(e) => Err(unavailable(&bucket, e)),
         }
     }
-
-    /// Reads `src` to its end (at most `limit` bytes), hashing it and handing each full part of
-    /// [`PART_BYTES`] to `part` (which starts the upload on its first call). Returns the remainder
-    /// (less than a part), the total size and the hex sha256.
-    fn read_parts(
-        src: &mut dyn Read,
-        limit: u64,
-        mut part: impl FnMut(Bytes) -> Result<(), PutError>,
-    ) -> Result<(Vec<u8>, u64, String), PutError> {
-        let mut hasher = Sha256::new();
-        let mut total = 0u64;
-        let mut pending = Vec::with_capacity(PART_BYTES);
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = match src.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(PutError::Io(e)),
-            };
-            total += n as u64;
-            if total > limit {
-                return Err(PutError::TooLarge { limit });
-            }
-            hasher.update(&buf[..n]);
-            pending.extend_from_slice(&buf[..n]);
-            // A part is only handed over once more bytes follow it, so a blob of exactly one part
-            // still goes up in one conditional PUT.
-            if pending.len() > PART_BYTES {
-                let rest = pending.split_off(PART_BYTES);
-                part(Bytes::from(std::mem::replace(&mut pending, rest)))?;
-            }
-        }
-        Ok((pending, total, hex::encode(hasher.finalize())))
-    }
 }
 
 impl BlobStore for S3BlobStore {
@@ -260,10 +224,20 @@ impl BlobStore for S3BlobStore {
         let key = self.key_of(hash);
         let exists = self.size(hash)?.is_some();
         let mut upload: Option<WriteMultipart> = None;
-        let read = Self::read_parts(src, limit, |part| {
+        // Bytes not yet handed to S3: less than a part, plus the chunk that crossed the line.
+        let mut pending = Vec::with_capacity(PART_BYTES);
+        let read = read_verified(src, limit, hash, |chunk| {
             if exists {
                 return Ok(());
             }
+            pending.extend_from_slice(chunk);
+            // A part is only handed over once more bytes follow it, so a blob of exactly one part
+            // still goes up in one conditional PUT.
+            if pending.len() <= PART_BYTES {
+                return Ok(());
+            }
+            let rest = pending.split_off(PART_BYTES);
+            let part = Bytes::from(std::mem::replace(&mut pending, rest));
             let (s3, bucket, key) = (self.s3.clone(), self.bucket.clone(), key.clone());
             let started = upload.take();
             let next = self.wait(async move {
@@ -286,25 +260,16 @@ impl BlobStore for S3BlobStore {
             upload = Some(next);
             Ok(())
         });
-        let (rest, total, actual) = match read {
-            Ok(r) => r,
+        let total = match read {
+            Ok(total) => total,
             Err(e) => {
+                // Nothing was completed, so no object exists under the name; the parts are dropped.
                 if let Some(w) = upload {
                     let _ = self.wait(w.abort());
                 }
                 return Err(e);
             }
         };
-        if actual != hash.as_str() {
-            // Nothing was completed, so no object exists under the name; the parts are dropped.
-            if let Some(w) = upload {
-                let _ = self.wait(w.abort());
-            }
-            return Err(PutError::HashMismatch {
-                expected: hash.clone(),
-                actual,
-            });
-        }
         if exists {
             return Ok(total);
         }
@@ -312,12 +277,12 @@ impl BlobStore for S3BlobStore {
         self.wait(async move {
             match upload {
                 Some(mut w) => {
-                    w.put(Bytes::from(rest));
+                    w.put(Bytes::from(pending));
                     w.finish().await.map(drop).map_err(|e| unavailable(&bucket, e))
                 }
                 None => {
                     let create = PutOptions::from(PutMode::Create);
-                    match s3.put_opts(&key, PutPayload::from(rest), create).await {
+                    match s3.put_opts(&key, PutPayload::from(pending), create).await {
                         Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
                         Err(e) => Err(unavailable(&bucket, e)),
                     }
