@@ -21,17 +21,14 @@ if [ "$(node -p "require('$tools/node_modules/openai/package.json').version" 2>/
   (cd "$tools" && npm install --silent --no-audit --no-fund --prefix "$tools" "openai@$node_version" >/dev/null)
 fi
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# shellcheck source-path=SCRIPTDIR/../.. source=scripts/lib/service.sh
+source scripts/lib/service.sh
+port=$(free_port)
 log=$(mktemp)
 target/release/akidb serve --bundle models/all-MiniLM-L6-v2/int8 --addr "127.0.0.1:$port" 2>"$log" &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 300); do
-  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-  kill -0 "$server" 2>/dev/null || { cat "$log" >&2; exit 1; }
-  sleep 0.1
-done
-curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null
+wait_ready "http://127.0.0.1:$port/readyz" 30 "$server" "$log"
 
 export AKIDB_BASE="http://127.0.0.1:$port"
 "$tools/venv/bin/python" tests/openai-clients/client_test.py
