@@ -9,40 +9,29 @@
 #  2. `snapshot push` time and snapshot size for a registry of VERSIONS versions.
 # Statistics: scripts/lib/benchstats.py (nearest-rank percentiles).
 # Needs: models/ (scripts/fetch-models.sh), target/release/model-server, moto (scripts/install-moto.sh).
+# Every process it starts (moto, the primary, both replicas) is stopped when it exits.
 # Env: PUBLISHES (default 20), POLL (default 1s), VERSIONS (default 1000), MODEL_SERVER_BIN.
 set -euo pipefail
 export PYTHONDONTWRITEBYTECODE=1 # scripts/lib is imported: leave no __pycache__ in the tree
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-# shellcheck source=scripts/lib/service.sh
+# shellcheck source-path=SCRIPTDIR/.. source=scripts/lib/service.sh
 source scripts/lib/service.sh
 PUBLISHES=${PUBLISHES:-20}
 POLL=${POLL:-1s}
 VERSIONS=${VERSIONS:-1000}
 
 bin=${MODEL_SERVER_BIN:-$root/target/release/model-server}
-moto=${MOTO_SERVER:-$root/target/tools/moto-venv/bin/moto_server}
 [[ -x $bin ]] || { echo "build first: cargo build --release --workspace" >&2; exit 1; }
-[[ -x $moto ]] || { echo "$moto missing: run scripts/install-moto.sh" >&2; exit 1; }
 bundle=$root/models/all-MiniLM-L6-v2/int8
 [[ -f $bundle/manifest.json ]] || { echo "run scripts/fetch-models.sh first" >&2; exit 1; }
 
 work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'stop_services; rm -rf "$work"' EXIT
 
-moto_port=$(free_port)
-"$moto" -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
-pids+=($!)
-wait_ready "http://127.0.0.1:$moto_port/" 30 "${pids[-1]}" "$work/moto.log"
-export AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port AWS_ALLOW_HTTP=true AWS_REGION=us-east-1 \
+start_moto "$work" bench bench-big
+export AWS_ENDPOINT_URL=$moto_url AWS_ALLOW_HTTP=true AWS_REGION=us-east-1 \
   AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
-curl -fs -X PUT "$AWS_ENDPOINT_URL/bench" >/dev/null
 export MODEL_SERVER_TOKEN=bench-token
 echo "$MODEL_SERVER_TOKEN" >"$work/token"
 
@@ -67,24 +56,24 @@ PY
 primary=$work/primary
 "$bin" publish --data "$primary" "$bundle" --alias latest >/dev/null
 p_port=$(free_port)
-"$bin" serve --data "$primary" --addr "127.0.0.1:$p_port" --snapshot-to s3://bench/registry \
-  >"$work/primary.log" 2>&1 &
-pids+=($!)
-wait_ready "http://127.0.0.1:$p_port/readyz" 30 "${pids[-1]}" "$work/primary.log"
+start_service "$work/primary.log" "$bin" serve --data "$primary" --addr "127.0.0.1:$p_port" \
+  --snapshot-to s3://bench/registry
+wait_ready "http://127.0.0.1:$p_port/readyz" 30 "$service_pid" "$work/primary.log"
 
+# Starts a replica and waits for it; sets replica_port. Runs in this shell (not in $(...)), so that
+# stop_services ends it with the rest.
 start_replica() { # NAME EXTRA-ARGS...
-  local name=$1 port
+  local name=$1
   shift
-  port=$(free_port)
-  "$bin" replica --from s3://bench/registry --data "$work/$name" --store "$primary/blobs" \
-    --addr "127.0.0.1:$port" "$@" >"$work/$name.log" 2>&1 &
-  pids+=($!)
-  wait_ready "http://127.0.0.1:$port/readyz" 30 "${pids[-1]}" "$work/$name.log"
-  echo "$port"
+  replica_port=$(free_port)
+  start_service "$work/$name.log" "$bin" replica --from s3://bench/registry --data "$work/$name" \
+    --store "$primary/blobs" --addr "127.0.0.1:$replica_port" "$@"
+  wait_ready "http://127.0.0.1:$replica_port/readyz" 30 "$service_pid" "$work/$name.log"
 }
-push_port=$(start_replica push --every 1h --primary "http://127.0.0.1:$p_port" \
-  --primary-token-file "$work/token")
-poll_port=$(start_replica poll --every "$POLL")
+start_replica push --every 1h --primary "http://127.0.0.1:$p_port" --primary-token-file "$work/token"
+push_port=$replica_port
+start_replica poll --every "$POLL"
+poll_port=$replica_port
 
 samples=$work/samples.jsonl
 # Measures each publish -> visible on the replica at PORT, as samples of SUBJECT.
@@ -131,7 +120,6 @@ INSERT INTO files (model, version, path, role, size, sha256)
 UPDATE meta SET value = value + 1 WHERE key = 'generation';
 SQL
 count=$(sqlite3 "$big/registry.sqlite" 'SELECT count(*) FROM versions')
-curl -fs -X PUT "$AWS_ENDPOINT_URL/bench-big" >/dev/null
 t0=$(date +%s%N)
 out=$("$bin" snapshot push --data "$big" --to s3://bench-big/registry)
 t1=$(date +%s%N)

@@ -30,3 +30,42 @@ wait_ready() {
   echo "$url not ready after $secs s (process $pid; $where)" >&2
   return 1
 }
+
+# Background services, stopped together: start_service records each pid in service_pids, stop_services
+# (for the script's EXIT trap) ends them all and waits for them.
+service_pids=()
+service_pid=
+moto_url=
+
+# start_service LOG CMD...: runs CMD in the background, stdout and stderr to LOG; sets service_pid. Call it
+# in the script's own shell, not in $(...): a pid recorded in a subshell is lost, and its process outlives
+# the script.
+start_service() {
+  local log=$1
+  shift
+  "$@" >"$log" 2>&1 &
+  service_pid=$!
+  service_pids+=("$service_pid")
+}
+
+# stop_services: SIGTERM to every service started by start_service, then waits for each to exit.
+stop_services() {
+  local p
+  for p in "${service_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${service_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+
+# start_moto DIR BUCKET...: moto_server, a real S3 API in Python (scripts/install-moto.sh's, or
+# $MOTO_SERVER), on a free loopback port with its log in DIR/moto.log; waits until it answers, then creates
+# each BUCKET (an unsigned PUT, which moto accepts). Sets moto_url (http://127.0.0.1:PORT).
+start_moto() {
+  local dir=$1 moto=${MOTO_SERVER:-$(dirname "${BASH_SOURCE[0]}")/../../target/tools/moto-venv/bin/moto_server}
+  shift
+  [[ -x $moto ]] || { echo "$moto missing: run scripts/install-moto.sh" >&2; return 1; }
+  local port bucket
+  port=$(free_port)
+  start_service "$dir/moto.log" "$moto" -H 127.0.0.1 -p "$port"
+  moto_url=http://127.0.0.1:$port
+  wait_ready "$moto_url/" 30 "$service_pid" "$dir/moto.log" || return 1
+  for bucket in "$@"; do curl -fsS -X PUT "$moto_url/$bucket" >/dev/null || return 1; done
+}

@@ -9,6 +9,8 @@ import time
 import unittest
 
 SERVICE_SH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "service.sh")
+MOTO_SERVER = os.environ.get("MOTO_SERVER") or os.path.join(
+    os.path.dirname(SERVICE_SH), "..", "..", "target", "tools", "moto-venv", "bin", "moto_server")
 
 
 def bash(script, *args, timeout=30):
@@ -78,6 +80,46 @@ class WaitReady(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("still loading", r.stderr)
         self.assertIn("not ready after 1 s", r.stderr)
+
+
+class Services(unittest.TestCase):
+    def test_stop_services_ends_every_service_started(self):
+        with tempfile.TemporaryDirectory() as d:
+            r = bash('start_service "$1/a.log" sleep 60; a=$service_pid; '
+                     'start_service "$1/b.log" sleep 60; b=$service_pid; '
+                     'kill -0 "$a" && kill -0 "$b" && echo started; stop_services; '
+                     'for p in "$a" "$b"; do kill -0 "$p" 2>/dev/null && echo "$p still running"; done; echo stopped',
+                     d, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.split(), ["started", "stopped"], r.stdout)
+
+    def test_a_service_started_in_a_subshell_is_not_recorded(self):
+        """Why start_service must run in the script's own shell: the pid list of a $(...) is lost."""
+        with tempfile.TemporaryDirectory() as d:
+            r = bash('x=$(start_service "$1/a.log" sleep 60; echo "$service_pid"); '
+                     'echo "${#service_pids[@]}"; kill "$x"', d, timeout=20)
+        self.assertEqual(r.stdout.strip(), "0", r.stderr)
+
+
+class StartMoto(unittest.TestCase):
+    def test_moto_answers_and_holds_the_buckets(self):
+        if not os.access(MOTO_SERVER, os.X_OK):
+            self.skipTest(f"{MOTO_SERVER} not installed (bash scripts/install-moto.sh)")
+        with tempfile.TemporaryDirectory() as d:
+            # The bucket listing (GET /) names both buckets; a bucket not asked for is absent (404).
+            r = bash('trap stop_services EXIT; start_moto "$1" one two; curl -fsS "$moto_url/"; echo; '
+                     'curl -s -o /dev/null -w "%{http_code}" -I "$moto_url/three"', d, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("<Name>one</Name>", r.stdout)
+        self.assertIn("<Name>two</Name>", r.stdout)
+        self.assertTrue(r.stdout.endswith("\n404"), r.stdout)
+
+    def test_a_missing_moto_is_named(self):
+        with tempfile.TemporaryDirectory() as d:
+            env_script = 'MOTO_SERVER="$1/none" start_moto "$1" b'
+            r = bash(env_script, d)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("none missing: run scripts/install-moto.sh", r.stderr)
 
 
 if __name__ == "__main__":
