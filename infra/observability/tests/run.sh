@@ -11,15 +11,10 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR/../../.. source=scripts/lib/service.sh
+source "$root/scripts/lib/service.sh"
 work=$(mktemp -d)
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'stop_services; rm -rf "$work"' EXIT
 step() { echo "== observability: $*"; }
 fail() { echo "observability: $*" >&2; exit 1; }
 
@@ -40,7 +35,7 @@ if ! cmp -s "$here/dashboards/package-lock.json" "$here/dashboards/node_modules/
 fi
 
 step "shellcheck"
-shellcheck "$here"/tests/*.sh "$here"/probe/*.sh
+shellcheck -x "$here"/tests/*.sh "$here"/probe/*.sh
 
 step "promtool check rules, promtool test rules"
 promtool check rules "$here/prometheus/rules.yml"
@@ -55,26 +50,19 @@ python3 "$here/tests/check_cloudwatch.py"
 
 step "build (the workspace, as scripts/fetch-models.sh does), the int8 bundle; akidb-probe's unit tests"
 # fetch-models.sh builds the whole workspace with every target (a no-op when built) and the bundles once.
-# --workspace keeps the feature set the same as that build's, so nothing is compiled twice.
+# --workspace and the same --features keep that build's feature set, so nothing is compiled twice.
 "$root/scripts/fetch-models.sh"
-(cd "$root" && cargo test --release --quiet --workspace --bin akidb-probe)
+(cd "$root" && cargo test --release --quiet --workspace --features akidb-native/test-hooks --bin akidb-probe)
 bin="$root/target/release"
 bundle="$root/models/all-MiniLM-L6-v2/int8"
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-start() { # start LOG CMD...: runs CMD in the background, output to $work/LOG
+start() { # start LOG CMD...: runs CMD in the background, output to $work/LOG; sets service_pid
   local log=$1
   shift
-  "$@" >"$work/$log" 2>&1 &
-  pids+=($!)
+  start_service "$work/$log" "$@"
 }
-wait_ready() { # wait_ready URL NAME LOG
-  for _ in $(seq 1 300); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-    sleep 0.2
-  done
-  cat "$work/$3" >&2
-  fail "$2 not ready at $1 after 60 s"
+ready() { # ready URL NAME LOG PID: scripts/lib's wait_ready (the log shown on failure), 60 s
+  wait_ready "$1" 60 "$4" "$work/$3" || fail "$2 not ready at $1"
 }
 
 step "services on loopback"
@@ -86,17 +74,19 @@ prom_port=$(free_port)
 "$bin/model-server" publish --data "$work/ms-data" "$bundle" --alias latest >"$work/publish.log" 2>&1 ||
   { cat "$work/publish.log" >&2; fail "model-server publish failed"; }
 start model-server.log "$bin/model-server" serve --data "$work/ms-data" --addr "127.0.0.1:$ms_port" --read-only
-wait_ready "http://127.0.0.1:$ms_port/readyz" model-server model-server.log
+ready "http://127.0.0.1:$ms_port/readyz" model-server model-server.log "$service_pid"
 # The regional service loads the bundle from disk; its small queue (16 texts) lets the load's bursts get 429s.
 start regional.log "$bin/akidb" serve --bundle "$bundle" --addr "127.0.0.1:$regional_port" --workers 1 --queue 16
+regional_pid=$service_pid
 # The device loads it from model-server, as a Jetson does.
 start device.log "$bin/akidb" serve --addr "127.0.0.1:$device_port" --workers 1 \
   --bundle-url "http://127.0.0.1:$ms_port/v1/models/all-MiniLM-L6-v2/latest/manifest.json"
+device_pid=$service_pid
 start node-exporter.log prometheus-node-exporter --web.listen-address="127.0.0.1:$node_port" \
   --collector.disable-defaults --collector.cpu --collector.meminfo
-wait_ready "http://127.0.0.1:$regional_port/readyz" "akidb serve (regional)" regional.log
-wait_ready "http://127.0.0.1:$device_port/readyz" "akidb serve (device)" device.log
-wait_ready "http://127.0.0.1:$node_port/metrics" node_exporter node-exporter.log
+ready "http://127.0.0.1:$regional_port/readyz" "akidb serve (regional)" regional.log "$regional_pid"
+ready "http://127.0.0.1:$device_port/readyz" "akidb serve (device)" device.log "$device_pid"
+ready "http://127.0.0.1:$node_port/metrics" node_exporter node-exporter.log "$service_pid"
 
 cat >"$work/prometheus.yml" <<YAML
 global: { scrape_interval: 1s, evaluation_interval: 1s }
@@ -114,7 +104,7 @@ YAML
 promtool check config "$work/prometheus.yml" >/dev/null
 start prometheus.log prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
   --web.listen-address="127.0.0.1:$prom_port"
-wait_ready "http://127.0.0.1:$prom_port/-/ready" prometheus prometheus.log
+ready "http://127.0.0.1:$prom_port/-/ready" prometheus prometheus.log "$service_pid"
 
 step "load (15 s)"
 python3 "$here/tests/load.py" --seconds 15 --regional "http://127.0.0.1:$regional_port" \
