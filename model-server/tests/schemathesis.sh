@@ -7,6 +7,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
+# shellcheck source-path=SCRIPTDIR/../.. source=scripts/lib/service.sh
+source scripts/lib/service.sh
 
 if ! command -v schemathesis >/dev/null 2>&1; then
   python3 -m pip install --quiet 'schemathesis>=4,<5'
@@ -14,7 +16,7 @@ fi
 st=$(command -v schemathesis || echo "python3 -m schemathesis.cli")
 
 # Same command and features as scripts/test.sh's test step: nothing to rebuild there.
-cargo test --release --workspace --no-run
+cargo test --release --workspace --features akidb-native/test-hooks --no-run
 bin=target/release/model-server
 bundle=models/all-MiniLM-L6-v2/int8
 [[ -f $bundle/manifest.json ]] || { echo "missing $bundle: run scripts/fetch-models.sh" >&2; exit 1; }
@@ -36,13 +38,10 @@ target/release/akidb bundle sign --key "$work/schemathesis.key" "$work/bundle" >
 printf '{"keys":[%s]}' "$(cat "$work/schemathesis.pub")" >"$work/trusted.json"
 "$bin" publish --data "$work/data" "$work/bundle" --alias latest --trusted-keys "$work/trusted.json" >/dev/null
 echo "schemathesis-token" > "$work/token"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 RUST_LOG=warn "$bin" serve --data "$work/data" --addr "127.0.0.1:$port" --token-file "$work/token" --trusted-keys "$work/trusted.json" 2>"$work/server.log" &
 server_pid=$!
-for _ in $(seq 100); do
-  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+wait_ready "http://127.0.0.1:$port/readyz" 30 "$server_pid" "$work/server.log"
 
 # One worker: with two, CPython 3.11's ast.parse (which hypothesis calls to describe strategies) fails
 # now and then with "AST constructor recursion depth mismatch" when two threads use it at once.
