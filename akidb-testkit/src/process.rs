@@ -76,6 +76,46 @@ impl Spawned {
         }
     }
 
+    /// Waits until the child has written `line` as a whole line (stdout or stderr), e.g. a test hook's
+    /// `paused at POINT`. Panics, with the output, when the child exits first or `timeout` passes.
+    pub fn wait_for_line(&mut self, line: &str, timeout: Duration) {
+        let started = Instant::now();
+        loop {
+            if self.output().lines().any(|l| l == line) {
+                return;
+            }
+            if let Some(status) = self.try_wait() {
+                self.finish_output();
+                if self.output().lines().any(|l| l == line) {
+                    return;
+                }
+                panic!(
+                    "{} exited ({status}) without printing `{line}`; its output:\n{}",
+                    self.program,
+                    self.output()
+                );
+            }
+            if started.elapsed() > timeout {
+                panic!(
+                    "{} printed no `{line}` within {timeout:?}; its output:\n{}",
+                    self.program,
+                    self.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILL (a crash, as a test simulates one), then the exit status once the child is gone.
+    pub fn kill(&mut self) -> ExitStatus {
+        if self.try_wait().is_none() {
+            self.child.kill().expect("SIGKILL the child");
+        }
+        let status = self.child.wait().expect("reap the child");
+        self.finish_output();
+        status
+    }
+
     /// Sends SIGTERM (what an orchestrator sends to stop a service).
     pub fn terminate(&self) {
         let pid = self.child.id().to_string();
@@ -189,6 +229,27 @@ mod tests {
         let message = panic.downcast_ref::<String>().expect("a formatted panic");
         assert!(
             message.contains("did not answer 200") && message.contains("still-loading"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_line_is_awaited_whole_and_a_missing_one_fails_with_the_output() {
+        let mut p = Spawned::spawn(sh(
+            "echo 'paused at x-longer'; sleep 0.2; echo 'paused at x' >&2; exec sleep 30",
+        ));
+        p.wait_for_line("paused at x", Duration::from_secs(10));
+        assert!(p.output().contains("paused at x-longer"));
+        let status = p.kill();
+        assert!(!status.success(), "{status}");
+        let mut q = Spawned::spawn(sh("echo 'paused at y-other'; exit 0"));
+        let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            q.wait_for_line("paused at y", Duration::from_secs(10))
+        }))
+        .expect_err("a line that never came was found");
+        let message = panic.downcast_ref::<String>().expect("a formatted panic");
+        assert!(
+            message.contains("exited") && message.contains("paused at y-other"),
             "{message}"
         );
     }
