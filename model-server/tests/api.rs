@@ -1,11 +1,13 @@
-//! In-process tests of every route, header and status of the router.
+//! In-process tests of every route, header and status of the router, each run against both blob stores
+//! (`local::` and `s3::`, from one body: see `per_store!`), except the static site's, which is about
+//! the local file system only.
 
 mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::*;
-use model_server::{publish_dir, BlobHash, BlobStore, Config};
+use model_server::{publish_dir, BlobHash, Config};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const SHORT: &str = "public, max-age=60, stale-while-revalidate=300";
@@ -13,6 +15,7 @@ const SHORT: &str = "public, max-age=60, stale-while-revalidate=300";
 struct Fixture {
     _tmp: tempfile::TempDir,
     data: std::path::PathBuf,
+    store: Store,
     v1: std::path::PathBuf,
     v2: std::path::PathBuf,
     model1: Vec<u8>,
@@ -20,8 +23,9 @@ struct Fixture {
     blob: Vec<u8>,
 }
 
-/// A data dir with `m@1.0.0` and `m@2.0.0` published, `latest` -> 1.0.0, and [`Fixture::blob`] stored.
-fn fixture() -> Fixture {
+/// A data dir and a blob store of `kind` with `m@1.0.0` and `m@2.0.0` published, `latest` -> 1.0.0, and
+/// [`Fixture::blob`] stored.
+fn fixture(kind: StoreKind) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let model1 = model_variant(1, 1000);
@@ -33,20 +37,29 @@ fn fixture() -> Fixture {
         &model_variant(2, 500),
         &tokenizer_variant(2),
     );
-    let (registry, store) = model_server::open_data_dir(&data).unwrap();
-    publish_dir(&registry, &store, &v1, &["latest".into()]).unwrap();
-    publish_dir(&registry, &store, &v2, &[]).unwrap();
+    let store = Store::new(kind);
+    let (registry, blobs) = store.open(&data);
+    publish_dir(&registry, &*blobs, &v1, &["latest".into()]).unwrap();
+    publish_dir(&registry, &*blobs, &v2, &[]).unwrap();
     let blob = bytes(1, 100_000);
-    store
+    blobs
         .put(&BlobHash::of(&blob), &mut &blob[..], blob.len() as u64)
         .unwrap();
     Fixture {
         _tmp: tmp,
         data,
+        store,
         v1,
         v2,
         model1,
         blob,
+    }
+}
+
+impl Fixture {
+    /// The router over the fixture's registry and store, as a server started with `config` serves it.
+    fn app(&self, config: Config) -> axum::Router {
+        self.store.app(&self.data, config)
     }
 }
 
@@ -63,6 +76,19 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     })
 }
 
+/// Asserts that header `name` lists each of `items` (compared case-insensitively, as CORS lists are).
+fn assert_lists(res: &axum::http::Response<Body>, name: &str, items: &[&str]) {
+    let value = header(res, name)
+        .unwrap_or_else(|| panic!("no {name} header"))
+        .to_ascii_lowercase();
+    for item in items {
+        assert!(
+            value.contains(&item.to_ascii_lowercase()),
+            "{name}: {value:?} lacks {item}"
+        );
+    }
+}
+
 /// The number of series of `name` in `text`.
 fn series_count(text: &str, name: &str) -> usize {
     text.lines()
@@ -70,18 +96,13 @@ fn series_count(text: &str, name: &str) -> usize {
         .count()
 }
 
-fn json(body: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(body).unwrap()
-}
-
 fn hash(b: &[u8]) -> String {
     akidb_core::sha256_hex(b)
 }
 
-#[tokio::test]
-async fn listing_and_model_detail() {
-    let f = fixture();
-    let app = app(&f.data, Config::default());
+async fn listing_and_model_detail(kind: StoreKind) {
+    let f = fixture(kind);
+    let app = f.app(Config::default());
     let (res, body) = get(&app, "/v1/models").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(header(&res, "cache-control"), Some(SHORT));
@@ -116,10 +137,9 @@ async fn listing_and_model_detail() {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn manifest_by_version_is_immutable_and_exact() {
-    let f = fixture();
-    let app = app(&f.data, Config::default());
+async fn manifest_by_version_is_immutable_and_exact(kind: StoreKind) {
+    let f = fixture(kind);
+    let app = f.app(Config::default());
     let file = std::fs::read(f.v2.join("manifest.json")).unwrap();
     let (res, body) = get(&app, "/v1/models/m/2.0.0/manifest.json").await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -136,12 +156,10 @@ async fn manifest_by_version_is_immutable_and_exact() {
         format!("W/{etag}"),
         "*".into(),
     ] {
-        let (res, body) = send(
+        let (res, body) = get_with(
             &app,
-            Request::get("/v1/models/m/2.0.0/manifest.json")
-                .header("if-none-match", inm)
-                .body(Body::empty())
-                .unwrap(),
+            "/v1/models/m/2.0.0/manifest.json",
+            &[("if-none-match", &inm)],
         )
         .await;
         assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
@@ -149,12 +167,10 @@ async fn manifest_by_version_is_immutable_and_exact() {
         assert_eq!(header(&res, "etag"), Some(etag.as_str()));
         assert_eq!(header(&res, "cache-control"), Some(IMMUTABLE));
     }
-    let (res, _) = send(
+    let (res, _) = get_with(
         &app,
-        Request::get("/v1/models/m/2.0.0/manifest.json")
-            .header("if-none-match", "\"other\"")
-            .body(Body::empty())
-            .unwrap(),
+        "/v1/models/m/2.0.0/manifest.json",
+        &[("if-none-match", "\"other\"")],
     )
     .await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -172,12 +188,10 @@ async fn manifest_by_version_is_immutable_and_exact() {
     assert_eq!(header(&res, "etag"), Some(etag.as_str()));
 
     // Never compressed: clients verify these bytes and the ETag names them.
-    let (res, body) = send(
+    let (res, body) = get_with(
         &app,
-        Request::get("/v1/models/m/2.0.0/manifest.json")
-            .header("accept-encoding", "gzip, br")
-            .body(Body::empty())
-            .unwrap(),
+        "/v1/models/m/2.0.0/manifest.json",
+        &[("accept-encoding", "gzip, br")],
     )
     .await;
     assert_eq!(header(&res, "content-encoding"), None);
@@ -196,10 +210,9 @@ async fn manifest_by_version_is_immutable_and_exact() {
     }
 }
 
-#[tokio::test]
-async fn manifest_by_alias_is_short_lived_and_alias_moves_show_at_once() {
-    let f = fixture();
-    let app = app(&f.data, writable());
+async fn manifest_by_alias_is_short_lived_and_alias_moves_show_at_once(kind: StoreKind) {
+    let f = fixture(kind);
+    let app = f.app(writable());
     let v1 = std::fs::read(f.v1.join("manifest.json")).unwrap();
     let v2 = std::fs::read(f.v2.join("manifest.json")).unwrap();
     let (res, body) = get(&app, "/v1/models/m/latest/manifest.json").await;
@@ -215,8 +228,7 @@ async fn manifest_by_alias_is_short_lived_and_alias_moves_show_at_once() {
     // Move the alias over HTTP; the listing and the alias-resolved manifest follow immediately.
     let (res, body) = send(
         &app,
-        Request::put("/v1/models/m/aliases/latest")
-            .header("authorization", format!("Bearer {TOKEN}"))
+        authed(Request::put("/v1/models/m/aliases/latest"))
             .header("content-type", "application/json")
             .body(Body::from(r#"{"version": "2.0.0"}"#))
             .unwrap(),
@@ -231,8 +243,7 @@ async fn manifest_by_alias_is_short_lived_and_alias_moves_show_at_once() {
 
     // Aliases to missing versions, or named like a version, are refused.
     let put_alias = |alias: &str, body: &'static str| {
-        Request::put(format!("/v1/models/m/aliases/{alias}"))
-            .header("authorization", format!("Bearer {TOKEN}"))
+        authed(Request::put(format!("/v1/models/m/aliases/{alias}")))
             .body(Body::from(body))
             .unwrap()
     };
@@ -263,10 +274,9 @@ async fn manifest_by_alias_is_short_lived_and_alias_moves_show_at_once() {
     );
 }
 
-#[tokio::test]
-async fn blobs_etag_range_head() {
-    let f = fixture();
-    let app = app(&f.data, Config::default());
+async fn blobs_etag_range_head(kind: StoreKind) {
+    let f = fixture(kind);
+    let app = f.app(Config::default());
     let h = hash(&f.blob);
     let uri = format!("/v1/blobs/sha256/{h}");
     let etag = format!("\"{h}\"");
@@ -283,25 +293,11 @@ async fn blobs_etag_range_head() {
     assert_eq!(header(&res, "cross-origin-resource-policy"), Some("cross-origin"));
 
     // Model bytes are never compressed.
-    let (res, body) = send(
-        &app,
-        Request::get(&uri)
-            .header("accept-encoding", "gzip, br")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let (res, body) = get_with(&app, &uri, &[("accept-encoding", "gzip, br")]).await;
     assert_eq!(header(&res, "content-encoding"), None);
     assert_eq!(body.len(), len);
 
-    let (res, body) = send(
-        &app,
-        Request::get(&uri)
-            .header("if-none-match", &etag)
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let (res, body) = get_with(&app, &uri, &[("if-none-match", &etag)]).await;
     assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
     assert!(body.is_empty());
     assert_eq!(header(&res, "etag"), Some(etag.as_str()));
@@ -387,10 +383,9 @@ async fn blobs_etag_range_head() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 }
 
-#[tokio::test]
-async fn cors_preflight_and_simple_requests() {
-    let f = fixture();
-    let app = app(&f.data, Config::default());
+async fn cors_preflight_and_simple_requests(kind: StoreKind) {
+    let f = fixture(kind);
+    let app = f.app(Config::default());
     let h = hash(&f.model1);
     let (res, _) = send(
         &app,
@@ -404,51 +399,26 @@ async fn cors_preflight_and_simple_requests() {
     .await;
     assert!(res.status().is_success(), "{}", res.status());
     assert_eq!(header(&res, "access-control-allow-origin"), Some("*"));
-    let methods = header(&res, "access-control-allow-methods")
-        .unwrap()
-        .to_ascii_uppercase();
-    assert!(methods.contains("GET") && methods.contains("HEAD"), "{methods}");
-    let allowed = header(&res, "access-control-allow-headers")
-        .unwrap()
-        .to_ascii_lowercase();
-    assert!(
-        allowed.contains("range") && allowed.contains("if-none-match"),
-        "{allowed}"
-    );
+    assert_lists(&res, "access-control-allow-methods", &["GET", "HEAD"]);
+    assert_lists(&res, "access-control-allow-headers", &["range", "if-none-match"]);
     assert_eq!(header(&res, "access-control-max-age"), Some("86400"));
 
-    let (res, _) = send(
+    let (res, _) = get_with(
         &app,
-        Request::get(format!("/v1/blobs/sha256/{h}"))
-            .header("origin", "https://demo.example")
-            .body(Body::empty())
-            .unwrap(),
+        &format!("/v1/blobs/sha256/{h}"),
+        &[("origin", "https://demo.example")],
     )
     .await;
     assert_eq!(header(&res, "access-control-allow-origin"), Some("*"));
-    let exposed = header(&res, "access-control-expose-headers")
-        .unwrap()
-        .to_ascii_lowercase();
-    assert!(
-        exposed.contains("etag") && exposed.contains("content-range"),
-        "{exposed}"
-    );
+    assert_lists(&res, "access-control-expose-headers", &["etag", "content-range"]);
     assert_eq!(header(&res, "cross-origin-resource-policy"), Some("cross-origin"));
 }
 
-#[tokio::test]
-async fn json_is_compressed_with_gzip_and_br() {
-    let f = fixture();
-    let app = app(&f.data, Config::default());
+async fn json_is_compressed_with_gzip_and_br(kind: StoreKind) {
+    let f = fixture(kind);
+    let app = f.app(Config::default());
     for enc in ["gzip", "br"] {
-        let (res, body) = send(
-            &app,
-            Request::get("/v1/models/m")
-                .header("accept-encoding", enc)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+        let (res, body) = get_with(&app, "/v1/models/m", &[("accept-encoding", enc)]).await;
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(header(&res, "content-encoding"), Some(enc));
         assert!(
@@ -460,12 +430,7 @@ async fn json_is_compressed_with_gzip_and_br() {
     assert_eq!(header(&res, "content-encoding"), None);
 }
 
-fn authed(req: axum::http::request::Builder) -> axum::http::request::Builder {
-    req.header("authorization", format!("Bearer {TOKEN}"))
-}
-
-#[tokio::test]
-async fn http_publish_protocol() {
+async fn http_publish_protocol(kind: StoreKind) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let model = model_variant(9, 150_000);
@@ -475,7 +440,8 @@ async fn http_publish_protocol() {
         max_blob_bytes: limit,
         ..writable()
     };
-    let app = app(&data, config);
+    let store = Store::new(kind);
+    let app = store.app(&data, config);
     let manifest = manifest_for("web", "0.1.0", &model, &tok).to_json();
     let put_blob = |b: &[u8], auth: Option<&str>| {
         let mut r = Request::put(format!("/v1/blobs/sha256/{}", hash(b)));
@@ -544,30 +510,41 @@ async fn http_publish_protocol() {
     .await;
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert!(blob_absent(big.clone()).await);
-    assert_eq!(
-        std::fs::read_dir(data.join("blobs/tmp")).unwrap().count(),
-        0,
-        "no temp files left"
-    );
+    // Every upload so far was refused: nothing half-written is left in the store either.
+    match store.bucket() {
+        None => assert_eq!(
+            std::fs::read_dir(data.join("blobs/tmp")).unwrap().count(),
+            0,
+            "no temp files left"
+        ),
+        Some(bucket) => {
+            let moto = moto::shared();
+            assert_eq!(moto.keys(bucket), Vec::<String>::new(), "no object stored");
+            assert_eq!(moto.pending_uploads(bucket), 0, "no multipart upload left");
+        }
+    }
+
+    // PUT of a manifest (authorised unless told otherwise): (status, body).
+    const WEB: &str = "/v1/models/web/0.1.0/manifest.json";
+    let put_manifest = |uri: &str, body: Vec<u8>, authorised: bool| {
+        let req = Request::put(uri);
+        let req = if authorised { authed(req) } else { req };
+        let app = app.clone();
+        async move {
+            let (res, body) = send(&app, req.body(Body::from(body)).unwrap()).await;
+            (res.status(), String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    let web_absent = || {
+        let app = app.clone();
+        async move { get(&app, "/v1/models/web").await.0.status() == StatusCode::NOT_FOUND }
+    };
 
     // The manifest before its blobs: 422, nothing recorded.
-    let put_manifest = |uri: &str, body: Vec<u8>| authed(Request::put(uri)).body(Body::from(body)).unwrap();
-    let (res, body) = send(
-        &app,
-        put_manifest("/v1/models/web/0.1.0/manifest.json", manifest.clone()),
-    )
-    .await;
-    assert_eq!(
-        res.status(),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        String::from_utf8_lossy(&body)
-    );
-    assert!(String::from_utf8_lossy(&body).contains("model.onnx"));
-    assert_eq!(
-        get(&app, "/v1/models/web").await.0.status(),
-        StatusCode::NOT_FOUND
-    );
+    let (status, body) = put_manifest(WEB, manifest.clone(), true).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("model.onnx"), "{body}");
+    assert!(web_absent().await);
 
     // Upload the blobs (201, then 200 when repeated).
     assert_eq!(
@@ -582,90 +559,54 @@ async fn http_publish_protocol() {
         StatusCode::CREATED
     );
 
-    // Malformed manifests, and a manifest under the wrong URL: 400.
-    for (uri, body) in [
-        ("/v1/models/web/0.1.0/manifest.json", b"{not json".to_vec()),
+    // Refused with the blobs in place, nothing recorded: malformed manifests and a manifest under the
+    // wrong URL (400), an oversized one (413), and one without the token (401).
+    for (uri, body, authorised, want) in [
+        (WEB, b"{not json".to_vec(), true, StatusCode::BAD_REQUEST),
         (
-            "/v1/models/web/0.1.0/manifest.json",
+            WEB,
             br#"{"format_version": 99}"#.to_vec(),
-        ),
-        ("/v1/models/web/0.2.0/manifest.json", manifest.clone()),
-    ] {
-        assert_eq!(
-            send(&app, put_manifest(uri, body)).await.0.status(),
+            true,
             StatusCode::BAD_REQUEST,
-            "{uri}"
-        );
+        ),
+        (
+            "/v1/models/web/0.2.0/manifest.json",
+            manifest.clone(),
+            true,
+            StatusCode::BAD_REQUEST,
+        ),
+        (WEB, vec![b' '; 2 << 20], true, StatusCode::PAYLOAD_TOO_LARGE),
+        (WEB, manifest.clone(), false, StatusCode::UNAUTHORIZED),
+    ] {
+        let (status, answer) = put_manifest(uri, body, authorised).await;
+        assert_eq!(status, want, "{uri} (authorised: {authorised}): {answer}");
     }
-    // Oversized manifest: 413.
-    let (res, _) = send(
-        &app,
-        put_manifest("/v1/models/web/0.1.0/manifest.json", vec![b' '; 2 << 20]),
-    )
-    .await;
-    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    // Without the token: 401.
-    let (res, _) = send(
-        &app,
-        Request::put("/v1/models/web/0.1.0/manifest.json")
-            .body(Body::from(manifest.clone()))
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        get(&app, "/v1/models/web").await.0.status(),
-        StatusCode::NOT_FOUND
-    );
+    assert!(web_absent().await);
 
     // Publish: 201; again with the same bytes: 200; with other bytes: 409.
-    let (res, body) = send(
-        &app,
-        put_manifest("/v1/models/web/0.1.0/manifest.json", manifest.clone()),
-    )
-    .await;
-    assert_eq!(
-        res.status(),
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&body)
-    );
-    assert_eq!(json(&body)["manifest_sha256"], hash(&manifest));
-    assert_eq!(
-        send(
-            &app,
-            put_manifest("/v1/models/web/0.1.0/manifest.json", manifest.clone())
-        )
-        .await
-        .0
-        .status(),
-        StatusCode::OK
-    );
+    let (status, body) = put_manifest(WEB, manifest.clone(), true).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(json(body.as_bytes())["manifest_sha256"], hash(&manifest));
+    assert_eq!(put_manifest(WEB, manifest.clone(), true).await.0, StatusCode::OK);
     let mut other = manifest_for("web", "0.1.0", &model, &tok);
     other.dim = 8;
-    let (res, _) = send(
-        &app,
-        put_manifest("/v1/models/web/0.1.0/manifest.json", other.to_json()),
-    )
-    .await;
-    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        put_manifest(WEB, other.to_json(), true).await.0,
+        StatusCode::CONFLICT
+    );
 
-    let (_, body) = get(&app, "/v1/models/web/0.1.0/manifest.json").await;
+    let (_, body) = get(&app, WEB).await;
     assert_eq!(body, manifest);
     let (_, body) = get(&app, &format!("/v1/blobs/sha256/{}", hash(&model))).await;
     assert_eq!(body, model);
 }
 
-#[tokio::test]
-async fn read_only_refuses_writes_and_serves_reads() {
-    let f = fixture();
-    let app = app(
-        &f.data,
-        Config {
-            read_only: true,
-            ..writable()
-        },
-    );
+async fn read_only_refuses_writes_and_serves_reads(kind: StoreKind) {
+    let f = fixture(kind);
+    let app = f.app(Config {
+        read_only: true,
+        ..writable()
+    });
     let (res, _) = send(
         &app,
         authed(Request::put(format!("/v1/blobs/sha256/{}", hash(b"x"))))
@@ -693,7 +634,7 @@ async fn read_only_refuses_writes_and_serves_reads() {
     );
 
     // And a server without a token refuses writes with 401.
-    let app = common::app(&f.data, Config::default());
+    let app = f.app(Config::default());
     let (res, _) = send(
         &app,
         authed(Request::put(format!("/v1/blobs/sha256/{}", hash(b"x"))))
@@ -704,10 +645,9 @@ async fn read_only_refuses_writes_and_serves_reads() {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
-async fn health_ready_metrics_openapi() {
-    let f = fixture();
-    let app = app(&f.data, Config::default());
+async fn health_ready_metrics_openapi(kind: StoreKind) {
+    let f = fixture(kind);
+    let app = f.app(Config::default());
     let (res, body) = get(&app, "/healthz").await;
     assert_eq!((res.status(), body.as_slice()), (StatusCode::OK, &b"ok\n"[..]));
     let (res, body) = get(&app, "/readyz").await;
@@ -715,14 +655,7 @@ async fn health_ready_metrics_openapi() {
 
     let h = hash(&f.blob);
     get(&app, &format!("/v1/blobs/sha256/{h}")).await;
-    send(
-        &app,
-        Request::get(format!("/v1/blobs/sha256/{h}"))
-            .header("range", "bytes=0-9")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    get_with(&app, &format!("/v1/blobs/sha256/{h}"), &[("range", "bytes=0-9")]).await;
     get(&app, "/v1/models/nope").await;
     let (res, body) = get(&app, "/metrics").await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -800,21 +733,19 @@ async fn health_ready_metrics_openapi() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 
+/// Local only: the static site is a directory on the local disk whichever store holds the blobs.
 #[tokio::test]
 async fn static_directory_with_mime_types() {
-    let f = fixture();
+    let f = fixture(StoreKind::Local);
     let site = f.data.parent().unwrap().join("site");
     std::fs::create_dir_all(&site).unwrap();
     std::fs::write(site.join("index.html"), "<h1>demo</h1>").unwrap();
     std::fs::write(site.join("akidb_wasm_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
     std::fs::write(site.join("app.js"), "export {}").unwrap();
-    let app = app(
-        &f.data,
-        Config {
-            static_dir: Some(site),
-            ..Config::default()
-        },
-    );
+    let app = f.app(Config {
+        static_dir: Some(site),
+        ..Config::default()
+    });
     let (res, body) = get(&app, "/").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(body, b"<h1>demo</h1>");
@@ -828,17 +759,13 @@ async fn static_directory_with_mime_types() {
     assert_eq!(get(&app, "/v1/models").await.0.status(), StatusCode::OK);
 }
 
-#[tokio::test]
-async fn real_int8_bundle_round_trips() {
-    let bundle = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2/int8");
-    assert!(
-        bundle.join("manifest.json").exists(),
-        "run scripts/fetch-models.sh first"
-    );
+async fn real_int8_bundle_round_trips(kind: StoreKind) {
+    let bundle = int8_bundle();
     let tmp = tempfile::tempdir().unwrap();
-    let (registry, store) = model_server::open_data_dir(tmp.path()).unwrap();
-    publish_dir(&registry, &store, &bundle, &["latest".into()]).unwrap();
-    let app = app(tmp.path(), Config::default());
+    let store = Store::new(kind);
+    let (registry, blobs) = store.open(tmp.path());
+    publish_dir(&registry, &*blobs, &bundle, &["latest".into()]).unwrap();
+    let app = store.app(tmp.path(), Config::default());
     let (res, body) = get(&app, "/v1/models/all-MiniLM-L6-v2/latest/manifest.json").await;
     assert_eq!(res.status(), StatusCode::OK);
     let manifest = akidb_core::Manifest::from_json(&body).unwrap();
@@ -851,10 +778,9 @@ async fn real_int8_bundle_round_trips() {
     }
 }
 
-#[tokio::test]
-async fn routing_misses_are_json_and_made_up_methods_add_no_series() {
-    let f = fixture();
-    let app = app(&f.data, Config::default());
+async fn routing_misses_are_json_and_made_up_methods_add_no_series(kind: StoreKind) {
+    let f = fixture(kind);
+    let app = f.app(Config::default());
     for (method, uri, status) in [
         ("GET", "/v1/nothing-here", StatusCode::NOT_FOUND),
         ("DELETE", "/v1/models", StatusCode::METHOD_NOT_ALLOWED),
@@ -927,3 +853,17 @@ async fn routing_misses_are_json_and_made_up_methods_add_no_series() {
         "before:\n{before}\nafter:\n{after}"
     );
 }
+
+per_store!(
+    listing_and_model_detail,
+    manifest_by_version_is_immutable_and_exact,
+    manifest_by_alias_is_short_lived_and_alias_moves_show_at_once,
+    blobs_etag_range_head,
+    cors_preflight_and_simple_requests,
+    json_is_compressed_with_gzip_and_br,
+    http_publish_protocol,
+    read_only_refuses_writes_and_serves_reads,
+    health_ready_metrics_openapi,
+    real_int8_bundle_round_trips,
+    routing_misses_are_json_and_made_up_methods_add_no_series,
+);

@@ -6,7 +6,7 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -71,19 +71,31 @@ fn publish_cmd(data: &Path, bundle: &Path) -> Command {
         "--data",
         data.to_str().unwrap(),
         bundle.to_str().unwrap(),
-    ])
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
+    ]);
     c
 }
 
-fn succeeded(child: std::process::Child, what: &str) {
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{what}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// Runs `cmd` to the end; panics with its output unless it succeeded.
+fn run_ok(cmd: Command, what: &str) {
+    finished_ok(Spawned::spawn(cmd), what);
+}
+
+/// Waits for a started process; panics with its output unless it succeeded.
+fn finished_ok(mut process: Spawned, what: &str) {
+    let status = process.wait_timeout(Duration::from_secs(120));
+    assert!(status.success(), "{what}: {status}: {}", process.output());
+}
+
+/// `model-server serve` on a free port with `args` after the data directory, answering `/healthz`.
+fn serve(data: &Path, args: &[&str]) -> (Spawned, String) {
+    let addr = free_addr();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--data", data.to_str().unwrap(), "--addr", &addr])
+        .args(args)
+        .env("MODEL_SERVER_TOKEN", TOKEN);
+    let mut server = Spawned::spawn(cmd);
+    server.wait_ready(&addr, "/healthz", READY_TIMEOUT);
+    (server, addr)
 }
 
 #[test]
@@ -92,32 +104,28 @@ fn publish_x_publish_and_publish_x_alias_set_processes() {
     let data = tmp.path().join("data");
     let name = "all-MiniLM-L6-v2";
     let first = write_real_bundle(tmp.path(), name, "0.0.1", 10);
-    let out = publish_cmd(&data, &first).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run_ok(publish_cmd(&data, &first), "publish 0.0.1");
     let mut want = vec!["0.0.1".to_owned()];
     for trial in 0..2u8 {
         // Two publishes of new versions into one existing directory, and an alias set, all at once.
         let a = write_real_bundle(tmp.path(), name, &format!("{trial}.1"), 20 + trial);
         let b = write_real_bundle(tmp.path(), name, &format!("{trial}.2"), 30 + trial);
-        let pa = publish_cmd(&data, &a).spawn().unwrap();
-        let pb = publish_cmd(&data, &b).spawn().unwrap();
-        let alias = Command::new(BIN)
-            .args([
-                "alias",
-                "set",
-                "--data",
-                data.to_str().unwrap(),
-                name,
-                "stable",
-                "0.0.1",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        succeeded(pa, "publish a");
-        succeeded(pb, "publish b");
-        succeeded(alias, "alias set");
+        let pa = Spawned::spawn(publish_cmd(&data, &a));
+        let pb = Spawned::spawn(publish_cmd(&data, &b));
+        let mut alias = Command::new(BIN);
+        alias.args([
+            "alias",
+            "set",
+            "--data",
+            data.to_str().unwrap(),
+            name,
+            "stable",
+            "0.0.1",
+        ]);
+        let alias = Spawned::spawn(alias);
+        finished_ok(pa, "publish a");
+        finished_ok(pb, "publish b");
+        finished_ok(alias, "alias set");
         want.extend([format!("{trial}.1"), format!("{trial}.2")]);
     }
     want.sort();
@@ -136,17 +144,9 @@ fn an_upload_in_flight_survives_a_replica_start_and_an_alias_set() {
     let data = tmp.path().join("data");
     let d = data.to_str().unwrap();
     let bundle = write_real_bundle(tmp.path(), "m", "1.0.0", 1);
-    let out = publish_cmd(&data, &bundle).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run_ok(publish_cmd(&data, &bundle), "publish 1.0.0");
 
-    let writer_addr = free_addr();
-    let mut writer = Command::new(BIN)
-        .args(["serve", "--data", d, "--addr", &writer_addr])
-        .env("MODEL_SERVER_TOKEN", TOKEN)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_ready(&writer_addr);
+    let (mut writer, writer_addr) = serve(&data, &[]);
 
     // Half an upload: the server holds its temporary file while it waits for the rest.
     let blob = bytes(9, 2_000_000);
@@ -171,22 +171,10 @@ fn an_upload_in_flight_survives_a_replica_start_and_an_alias_set() {
     }
 
     // A read-only replica starts on the same directory (as the README suggests), and an alias is set.
-    let replica_addr = free_addr();
-    let mut replica = Command::new(BIN)
-        .args(["serve", "--data", d, "--addr", &replica_addr, "--read-only"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_ready(&replica_addr);
-    let alias = Command::new(BIN)
-        .args(["alias", "set", "--data", d, "m", "stable", "1.0.0"])
-        .output()
-        .unwrap();
-    assert!(
-        alias.status.success(),
-        "{}",
-        String::from_utf8_lossy(&alias.stderr)
-    );
+    let (mut replica, replica_addr) = serve(&data, &["--read-only"]);
+    let mut alias = Command::new(BIN);
+    alias.args(["alias", "set", "--data", d, "m", "stable", "1.0.0"]);
+    run_ok(alias, "alias set");
 
     upload.write_all(&blob[1_000_000..]).unwrap();
     let (status, _, body) = read_response(&mut upload);
@@ -202,9 +190,8 @@ fn an_upload_in_flight_survives_a_replica_start_and_an_alias_set() {
     assert_eq!(status, 200);
     assert_eq!(got, blob);
 
-    for child in [&mut writer, &mut replica] {
-        child.kill().unwrap();
-        child.wait().unwrap();
+    for server in [&mut writer, &mut replica] {
+        server.kill();
     }
     assert_eq!(versions(&data, "m"), ["1.0.0"]);
     assert_eq!(registry(&data).integrity_check().unwrap(), "ok");
@@ -220,10 +207,10 @@ fn blob_gets_answer_while_a_registry_write_waits_for_the_database() {
     const BOUND: Duration = Duration::from_millis(1000);
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let out = publish_cmd(&data, &write_real_bundle(tmp.path(), "m", "1.0.0", 1))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run_ok(
+        publish_cmd(&data, &write_real_bundle(tmp.path(), "m", "1.0.0", 1)),
+        "publish 1.0.0",
+    );
     let blob = bytes(3, 100_000);
     let hash = akidb_core::sha256_hex(&blob);
     let state = state(&data, writable());
@@ -247,7 +234,7 @@ fn blob_gets_answer_while_a_registry_write_waits_for_the_database() {
         let listener = tokio::net::TcpListener::from_std(listener).unwrap();
         axum::serve(listener, model_server::router(state)).await.unwrap();
     });
-    wait_ready(&addr);
+    akidb_testkit::net::wait_ok(&addr, "/healthz", READY_TIMEOUT);
 
     let lock = rusqlite::Connection::open(data.join("registry.sqlite")).unwrap();
     lock.execute_batch("BEGIN IMMEDIATE").unwrap();

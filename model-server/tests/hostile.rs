@@ -8,10 +8,6 @@ use axum::http::{Request, StatusCode};
 use common::*;
 use model_server::{publish_dir, publish_manifest, BlobHash, BlobStore, Config, PublishError};
 
-fn json(body: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
-}
-
 /// A data dir with `m@1.0.0` published (`latest`) and a 1,000-byte blob stored.
 fn published() -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
     let tmp = tempfile::tempdir().unwrap();
@@ -67,8 +63,7 @@ async fn the_reserved_version_aliases_is_a_400() {
     let manifest = manifest_for("m", "aliases", &model_variant(1, 1000), &tokenizer_variant(1)).to_json();
     let (res, _) = send(
         &app,
-        Request::put("/v1/models/m/aliases/manifest.json")
-            .header("authorization", format!("Bearer {TOKEN}"))
+        authed(Request::put("/v1/models/m/aliases/manifest.json"))
             .body(Body::from(manifest))
             .unwrap(),
     )
@@ -77,8 +72,7 @@ async fn the_reserved_version_aliases_is_a_400() {
     // Nor can an alias be called `aliases` (its manifest URL would be the reserved one).
     let (res, _) = send(
         &app,
-        Request::put("/v1/models/m/aliases/aliases")
-            .header("authorization", format!("Bearer {TOKEN}"))
+        authed(Request::put("/v1/models/m/aliases/aliases"))
             .body(Body::from(r#"{"version": "1.0.0"}"#))
             .unwrap(),
     )
@@ -103,8 +97,7 @@ async fn compressed_request_bodies_are_415() {
     ] {
         let (res, body) = send(
             &app,
-            Request::put(&uri)
-                .header("authorization", format!("Bearer {TOKEN}"))
+            authed(Request::put(&uri))
                 .header("content-encoding", enc)
                 .body(Body::from(gz_body.clone()))
                 .unwrap(),
@@ -121,11 +114,13 @@ async fn compressed_request_bodies_are_415() {
     // `identity` is no encoding at all.
     let (res, _) = send(
         &app,
-        Request::put(format!("/v1/blobs/sha256/{}", akidb_core::sha256_hex(&blob)))
-            .header("authorization", format!("Bearer {TOKEN}"))
-            .header("content-encoding", "identity")
-            .body(Body::from(blob.clone()))
-            .unwrap(),
+        authed(Request::put(format!(
+            "/v1/blobs/sha256/{}",
+            akidb_core::sha256_hex(&blob)
+        )))
+        .header("content-encoding", "identity")
+        .body(Body::from(blob.clone()))
+        .unwrap(),
     )
     .await;
     assert_eq!(res.status(), StatusCode::CREATED);
@@ -207,10 +202,12 @@ async fn http_publish_refuses_a_model_that_does_not_load() {
         for b in [&model, &tok] {
             let (res, _) = send(
                 &app,
-                Request::put(format!("/v1/blobs/sha256/{}", akidb_core::sha256_hex(b)))
-                    .header("authorization", format!("Bearer {TOKEN}"))
-                    .body(Body::from(b.clone()))
-                    .unwrap(),
+                authed(Request::put(format!(
+                    "/v1/blobs/sha256/{}",
+                    akidb_core::sha256_hex(b)
+                )))
+                .body(Body::from(b.clone()))
+                .unwrap(),
             )
             .await;
             assert!(res.status().is_success(), "{what}");
@@ -218,8 +215,7 @@ async fn http_publish_refuses_a_model_that_does_not_load() {
         let manifest = manifest_for("m", "1.0.0", &model, &tok).to_json();
         let (res, body) = send(
             &app,
-            Request::put("/v1/models/m/1.0.0/manifest.json")
-                .header("authorization", format!("Bearer {TOKEN}"))
+            authed(Request::put("/v1/models/m/1.0.0/manifest.json"))
                 .body(Body::from(manifest))
                 .unwrap(),
         )

@@ -3,11 +3,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use common::*;
@@ -72,16 +70,10 @@ fn publish_alias_serve_and_shut_down_gracefully() {
     );
 
     let addr = free_addr();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--data", d, "--addr", &addr, "--read-only"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while TcpStream::connect(&addr).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(20), "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut serve = Command::new(BIN);
+    serve.args(["serve", "--data", d, "--addr", &addr, "--read-only"]);
+    let mut server = Spawned::spawn(serve);
+    server.wait_ready(&addr, "/healthz", READY_TIMEOUT);
     let (status, _, body) = http(&addr, "GET", "/v1/models/all-MiniLM-L6-v2/stable/manifest.json");
     assert_eq!(status, 200);
     assert_eq!(body, std::fs::read(int8_bundle().join("manifest.json")).unwrap());
@@ -103,50 +95,35 @@ fn publish_alias_serve_and_shut_down_gracefully() {
     assert_eq!(status, 200);
 
     // SIGTERM: graceful shutdown, exit 0.
-    unsafe_sigterm(child.id());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "no shutdown after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{status:?}");
+    server.terminate();
+    let status = server.wait_timeout(Duration::from_secs(20));
+    assert!(status.success(), "{status:?}: {}", server.output());
 }
 
-fn unsafe_sigterm(pid: u32) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
+/// The arguments of `model-server publish --data DATA BUNDLE --alias latest`.
+fn publish_as_latest<'a>(data: &'a Path, bundle: &'a Path) -> [&'a str; 6] {
+    [
+        "publish",
+        "--data",
+        data.to_str().unwrap(),
+        bundle.to_str().unwrap(),
+        "--alias",
+        "latest",
+    ]
 }
 
 /// Runs `publish` with the test pause hook at `point`, waits until it pauses, and SIGKILLs it.
 fn publish_and_kill(data: &Path, bundle: &Path, point: &str) {
-    let mut child = Command::new(BIN)
-        .args([
-            "publish",
-            "--data",
-            data.to_str().unwrap(),
-            bundle.to_str().unwrap(),
-            "--alias",
-            "latest",
-        ])
-        .env("MODEL_SERVER_TEST_PAUSE", point)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let line = lines.next().expect("publish printed nothing").unwrap();
-    assert_eq!(line, format!("paused at {point}"));
-    child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
+    let mut publish = Command::new(BIN);
+    publish
+        .args(publish_as_latest(data, bundle))
+        .env("MODEL_SERVER_TEST_PAUSE", point);
+    let mut publish = Spawned::spawn(publish);
+    let paused = format!("paused at {point}");
+    publish.wait_for_line(&paused, Duration::from_secs(60));
+    // Paused before anything else was printed: the pause point is where the publish stands.
+    assert_eq!(publish.output().lines().next(), Some(paused.as_str()));
+    let status = publish.kill(); // SIGKILL
     assert!(!status.success());
 }
 
@@ -155,14 +132,7 @@ async fn sigkill_mid_publish_leaves_the_registry_consistent() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let v1 = int8_bundle();
-    cli(&[
-        "publish",
-        "--data",
-        data.to_str().unwrap(),
-        v1.to_str().unwrap(),
-        "--alias",
-        "latest",
-    ]);
+    cli(&publish_as_latest(&data, &v1));
     let v1_manifest = std::fs::read(v1.join("manifest.json")).unwrap();
     let v2_model = model_variant(7, 3_000_000);
     let v2 = write_bundle(
@@ -220,14 +190,7 @@ async fn sigkill_mid_publish_leaves_the_registry_consistent() {
     }
 
     // The publish can be rerun and completes.
-    cli(&[
-        "publish",
-        "--data",
-        data.to_str().unwrap(),
-        v2.to_str().unwrap(),
-        "--alias",
-        "latest",
-    ]);
+    cli(&publish_as_latest(&data, &v2));
     let app = app(&data, Config::default());
     let (_, body) = get(&app, "/v1/models/all-MiniLM-L6-v2/latest/manifest.json").await;
     assert_eq!(body, std::fs::read(v2.join("manifest.json")).unwrap());

@@ -4,11 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::OnceLock;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -22,66 +19,21 @@ fn bin() -> PathBuf {
 }
 const MODEL: &str = "all-MiniLM-L6-v2";
 
-/// The moto_server every test of this binary shares (each test uses its own bucket).
-struct Moto {
-    addr: String,
-    _child: Child,
-}
-
-fn moto() -> &'static str {
-    static MOTO: OnceLock<Moto> = OnceLock::new();
-    &MOTO
-        .get_or_init(|| {
-            let bin = std::env::var_os("MOTO_SERVER")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/moto-venv/bin/moto_server")
-                });
-            assert!(
-                bin.exists(),
-                "{} is missing: run scripts/install-moto.sh (or set MOTO_SERVER)",
-                bin.display()
-            );
-            let addr = free_addr();
-            let port = addr.rsplit(':').next().unwrap().to_owned();
-            let child = Command::new(&bin)
-                .args(["-H", "127.0.0.1", "-p", &port])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let start = Instant::now();
-            while std::net::TcpStream::connect(&addr).is_err() {
-                assert!(
-                    start.elapsed() < Duration::from_secs(30),
-                    "moto_server did not start"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Moto { addr, _child: child }
-        })
-        .addr
+/// The test binary's moto_server (akidb-testkit's, shared; each test uses buckets of its own).
+fn moto() -> &'static moto::Moto {
+    moto::shared()
 }
 
 /// A fresh bucket on moto; returns `s3://bucket/registry`.
 fn bucket(name: &str) -> String {
-    let (status, _, body) = http_request(moto(), "PUT", &format!("/{name}"), &[], b"");
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    moto().create_bucket(name);
     format!("s3://{name}/registry")
 }
-
-/// moto checks object ACLs against the caller (an anonymous GET of a private object is 403) but not
-/// signatures: a request naming the servers' access key acts as them.
-const S3_AUTH: (&str, &str) = (
-    "authorization",
-    "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0",
-);
 
 /// Raw object access on moto (the test plays the tampering party): (status, body).
 fn object(method: &str, bucket_url: &str, key: &str, body: &[u8]) -> (u16, Vec<u8>) {
     let path = format!("/{}/{key}", bucket_url.strip_prefix("s3://").unwrap());
-    let (status, _, b) = http_request(moto(), method, &path, &[S3_AUTH], body);
-    (status, b)
+    moto().s3(method, &path, body)
 }
 
 fn put_object(bucket_url: &str, key: &str, body: &[u8]) {
@@ -106,11 +58,11 @@ fn pointer(bucket_url: &str) -> serde_json::Value {
 
 fn command() -> Command {
     let mut c = Command::new(bin());
-    c.env("AWS_ENDPOINT_URL", format!("http://{}", moto()))
+    c.env("AWS_ENDPOINT_URL", moto().endpoint())
         .env("AWS_ALLOW_HTTP", "true")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", moto::REGION)
+        .env("AWS_ACCESS_KEY_ID", moto::ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", moto::SECRET_ACCESS_KEY)
         .env_remove("MODEL_SERVER_TEST_PAUSE");
     c
 }
@@ -146,50 +98,23 @@ fn push(data: &Path, to: &str) -> String {
     cli(&["snapshot", "push", "--data", s(data), "--to", to])
 }
 
-/// A running process, killed (SIGKILL) when dropped.
+/// A running server (killed with SIGKILL when dropped) and its address.
 struct Proc {
-    child: Child,
+    process: Spawned,
     addr: String,
-    stderr: mpsc::Receiver<String>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Proc {
-    fn spawn(mut cmd: Command, addr: String) -> Proc {
-        let mut child = cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc {
-            child,
-            addr,
-            stderr: rx,
-        }
+    /// Starts `cmd`, which serves on `addr`, and waits until it answers `/healthz`.
+    fn serve(cmd: Command, addr: String) -> Proc {
+        let mut process = Spawned::spawn(cmd);
+        process.wait_ready(&addr, "/healthz", READY_TIMEOUT);
+        Proc { process, addr }
     }
 
-    /// Waits for a stderr line equal to `line`.
-    fn wait_line(&self, line: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stderr.recv_timeout(left) {
-                Ok(l) if l == line => return,
-                Ok(_) => {}
-                Err(e) => panic!("no `{line}` on stderr: {e}"),
-            }
-        }
+    /// Waits for an output line equal to `line`.
+    fn wait_line(&mut self, line: &str) {
+        self.process.wait_for_line(line, Duration::from_secs(30));
     }
 
     fn get(&self, path: &str) -> (u16, String, Vec<u8>) {
@@ -243,9 +168,7 @@ fn replica(from: &str, data: &Path, extra: &[&str], pause: Option<&str>) -> Proc
     if let Some(p) = pause {
         cmd.env("MODEL_SERVER_TEST_PAUSE", p);
     }
-    let p = Proc::spawn(cmd, addr);
-    wait_ready(&p.addr);
-    p
+    Proc::serve(cmd, addr)
 }
 
 #[test]
@@ -274,13 +197,19 @@ fn publish_push_pull_serves_the_new_version_and_alias_moves() {
     push(&primary, &to);
     until(20, "2.0.0 on the replica", || r.versions() == ["1.0.0", "2.0.0"]);
     assert_eq!(r.latest(), v2);
-    assert!(r.metrics().contains("model_server_snapshot_generation 2\n"));
+    // Polled: the replica reopens the swapped database a moment before it records the generation it
+    // serves (src/replica.rs, `pull`), so the metric can lag the listing by that moment.
+    until(20, "generation 2 in the metrics", || {
+        r.metrics().contains("model_server_snapshot_generation 2\n")
+    });
 
     cli(&["alias", "set", "--data", s(&primary), MODEL, "latest", "1.0.0"]);
     push(&primary, &to);
     until(20, "alias move on the replica", || r.latest() == v1);
+    until(20, "generation 3 in the metrics", || {
+        r.metrics().contains("model_server_snapshot_generation 3\n")
+    });
     let m = r.metrics();
-    assert!(m.contains("model_server_snapshot_generation 3\n"), "{m}");
     assert!(m.contains("model_server_snapshot_missing_blobs 0\n"), "{m}");
     assert!(!m.contains("model_server_snapshot_last_error{"), "{m}");
 
@@ -329,8 +258,7 @@ fn push_path_announces_and_the_replica_pulls_at_once() {
         &to,
     ])
     .env("MODEL_SERVER_TOKEN", TOKEN);
-    let primary = Proc::spawn(cmd, paddr);
-    wait_ready(&primary.addr);
+    let primary = Proc::serve(cmd, paddr);
     until(20, "the start-up push", || {
         object("GET", &to, "latest.json", b"").0 == 200
     });
@@ -381,7 +309,7 @@ fn sigkill_mid_pull_restarts_on_the_previous_snapshot_and_the_next_pull_complete
     push(&primary, &to);
     let db = std::fs::read(rdata.join("registry.sqlite")).unwrap();
     for point in ["pull-fetched", "pull-unpacked"] {
-        let r = replica(&to, &rdata, &args, Some(point));
+        let mut r = replica(&to, &rdata, &args, Some(point));
         r.wait_line(&format!("paused at {point}"));
         assert_eq!(
             r.latest(),
@@ -396,7 +324,7 @@ fn sigkill_mid_pull_restarts_on_the_previous_snapshot_and_the_next_pull_complete
         );
         // Restarted (and held before its own pull swaps anything): the previous snapshot, ready, and the
         // killed pull's temporary file gone.
-        let r = replica(&to, &rdata, &args, Some("pull-fetched"));
+        let mut r = replica(&to, &rdata, &args, Some("pull-fetched"));
         r.wait_line("paused at pull-fetched");
         assert!(!rdata.join(".pull.tmp").exists(), "{point}");
         assert_eq!(r.latest(), v1, "{point}");
@@ -404,7 +332,7 @@ fn sigkill_mid_pull_restarts_on_the_previous_snapshot_and_the_next_pull_complete
         assert_eq!(r.get("/readyz").0, 200, "{point}");
     }
     // Killed after the rename: the swapped file is complete and verified, so it serves the new snapshot.
-    let r = replica(&to, &rdata, &args, Some("pull-renamed"));
+    let mut r = replica(&to, &rdata, &args, Some("pull-renamed"));
     r.wait_line("paused at pull-renamed");
     drop(r);
     let r = replica(&to, &rdata, &["--every", "200ms", "--store", s(&store)], None);
@@ -611,18 +539,13 @@ fn two_primaries_racing_for_the_pointer_one_wins_one_gets_a_conflict() {
         cmd.args(["snapshot", "push", "--data", s(data), "--to", &to])
             .env("MODEL_SERVER_TEST_PAUSE", "push-before-pointer")
             .env("MODEL_SERVER_TEST_RESUME", &resume);
-        let mut p = Proc::spawn(cmd, String::new());
-        p.wait_line("paused at push-before-pointer");
+        let mut p = Spawned::spawn(cmd);
+        p.wait_for_line("paused at push-before-pointer", Duration::from_secs(30));
         push(rival, &to);
         std::fs::write(&resume, b"").unwrap();
-        let status = p.child.wait().unwrap();
+        let status = p.wait_timeout(Duration::from_secs(60));
         assert!(!status.success(), "{round}: the paused push must lose");
-        let mut err = String::new();
-        while let Ok(l) = p.stderr.recv_timeout(Duration::from_secs(5)) {
-            err.push_str(&l);
-            err.push('\n');
-        }
-        err
+        p.output()
     };
     let err = race(&a, &b, "first");
     assert!(

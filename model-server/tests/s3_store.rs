@@ -1,98 +1,27 @@
-//! The S3 blob store against a real S3 API (`moto_server` on loopback): the blob route answers the same
-//! status, headers and bytes as with the local store; writes verify the hash (nothing stored otherwise);
-//! a missing bucket and an unreachable S3 give clear errors, not hangs.
+//! The S3 blob store against a real S3 API (`moto_server` on loopback, from akidb-testkit): the blob
+//! route answers the same status, headers and bytes as with the local store; writes verify the hash
+//! (nothing stored otherwise); a missing bucket, wrong credentials and an unreachable S3 give clear
+//! errors, not hangs and never a wrong answer. (The whole HTTP suite runs against S3 too: api.rs and
+//! security.rs, `s3::`.)
 //!
 //! moto_server comes from `scripts/install-moto.sh` (target/tools/moto-venv) or `$MOTO_SERVER`; without
 //! it these tests fail and say so.
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use common::moto::Moto;
 use common::*;
 use model_server::{router, AppState, BlobHash, BlobStore, Registry, S3BlobStore, S3Options};
 
-/// A moto_server on a free loopback port, killed when dropped.
-struct Moto {
-    addr: String,
-    child: Child,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto_binary() -> std::path::PathBuf {
-    let path = std::env::var_os("MOTO_SERVER")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/moto-venv/bin/moto_server")
-        });
-    assert!(
-        path.exists(),
-        "moto_server not found at {} (or $MOTO_SERVER): run scripts/install-moto.sh",
-        path.display()
-    );
-    path
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let addr = free_addr();
-        let port = addr.rsplit(':').next().unwrap().to_owned();
-        let child = Command::new(moto_binary())
-            .args(["-H", "127.0.0.1", "-p", &port])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting moto_server");
-        let moto = Moto { addr, child };
-        let start = Instant::now();
-        while std::net::TcpStream::connect(&moto.addr).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "moto_server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        moto
-    }
-
-    fn options(&self) -> S3Options {
-        S3Options {
-            endpoint: Some(format!("http://{}", self.addr)),
-            region: Some("us-east-1".into()),
-            access_key_id: Some("testing".into()),
-            secret_access_key: Some("testing".into()),
-            allow_http: Some(true),
-        }
-    }
-
-    /// A new, empty bucket (moto takes unsigned requests).
-    fn bucket(&self) -> String {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!("b{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        let (status, _, body) = http_request(&self.addr, "PUT", &format!("/{name}"), &[], b"");
-        assert_eq!(
-            status,
-            200,
-            "creating bucket {name}: {}",
-            String::from_utf8_lossy(&body)
-        );
-        name
-    }
-
-    fn store(&self, bucket: &str) -> S3BlobStore {
-        S3BlobStore::open(&format!("s3://{bucket}/blobs"), &self.options()).unwrap()
-    }
+/// An S3 store of `moto` at `s3://bucket/blobs`.
+fn s3_store(moto: &Moto, bucket: &str) -> S3BlobStore {
+    S3BlobStore::open(&format!("s3://{bucket}/blobs"), &s3_options(moto)).unwrap()
 }
 
 fn app_with(store: Arc<dyn BlobStore>, dir: &std::path::Path) -> axum::Router {
@@ -104,11 +33,11 @@ fn app_with(store: Arc<dyn BlobStore>, dir: &std::path::Path) -> axum::Router {
 /// matter, and the body must be identical.
 #[tokio::test]
 async fn the_blob_route_answers_the_same_from_s3_and_from_disk() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let tmp = tempfile::tempdir().unwrap();
     let local: Arc<dyn BlobStore> =
         Arc::new(model_server::LocalBlobStore::open(tmp.path().join("blobs")).unwrap());
-    let s3: Arc<dyn BlobStore> = Arc::new(moto.store(&moto.bucket()));
+    let s3: Arc<dyn BlobStore> = Arc::new(s3_store(moto, &moto.bucket()));
     // One small blob (one PUT) and one of 20 MB (a multipart upload), stored through each store.
     let small = bytes(1, 100_000);
     let large = bytes(2, 20 << 20);
@@ -194,17 +123,16 @@ async fn the_blob_route_answers_the_same_from_s3_and_from_disk() {
 
 #[tokio::test]
 async fn uploads_are_hash_checked_and_create_if_absent() {
-    let moto = Moto::start();
+    let moto = moto::shared();
     let bucket = moto.bucket();
-    let store = Arc::new(moto.store(&bucket));
+    let store = Arc::new(s3_store(moto, &bucket));
     let tmp = tempfile::tempdir().unwrap();
     let app = app_with(store.clone(), tmp.path());
     for len in [1_000usize, 17 << 20] {
         let data = bytes(3, len);
         let wrong = BlobHash::of(b"something else");
         let put = |name: String, body: Vec<u8>| {
-            Request::put(format!("/v1/blobs/sha256/{name}"))
-                .header("authorization", format!("Bearer {TOKEN}"))
+            authed(Request::put(format!("/v1/blobs/sha256/{name}")))
                 .body(Body::from(body))
                 .unwrap()
         };
@@ -244,8 +172,8 @@ async fn uploads_are_hash_checked_and_create_if_absent() {
 
 #[test]
 fn a_missing_bucket_is_named_at_start() {
-    let moto = Moto::start();
-    let err = S3BlobStore::open("s3://no-such-bucket-h2/p", &moto.options()).unwrap_err();
+    let moto = moto::shared();
+    let err = S3BlobStore::open("s3://no-such-bucket-h2/p", &s3_options(moto)).unwrap_err();
     assert!(err.to_string().contains("no-such-bucket-h2"), "{err}");
     // The binary refuses to start, naming it too.
     let tmp = tempfile::tempdir().unwrap();
@@ -259,7 +187,7 @@ fn a_missing_bucket_is_named_at_start() {
             "--addr",
             &free_addr(),
         ])
-        .env("AWS_ENDPOINT_URL", format!("http://{}", moto.addr))
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
@@ -272,9 +200,10 @@ fn a_missing_bucket_is_named_at_start() {
 
 #[tokio::test]
 async fn s3_gone_mid_service_is_a_quick_503_json() {
+    // A moto of its own: this test stops it.
     let mut moto = Moto::start();
     let bucket = moto.bucket();
-    let store = Arc::new(moto.store(&bucket));
+    let store = Arc::new(s3_store(&moto, &bucket));
     let data = bytes(4, 5_000);
     let s = store.clone();
     let d = data.clone();
@@ -286,8 +215,7 @@ async fn s3_gone_mid_service_is_a_quick_503_json() {
     let app = app_with(store, tmp.path());
     let uri = format!("/v1/blobs/sha256/{}", BlobHash::of(&data));
     assert_eq!(get(&app, &uri).await.1, data);
-    moto.child.kill().unwrap();
-    moto.child.wait().unwrap();
+    moto.stop();
     let start = Instant::now();
     let (res, body) = get(&app, &uri).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -300,4 +228,157 @@ async fn s3_gone_mid_service_is_a_quick_503_json() {
     );
     let (res, _) = get(&app, "/readyz").await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+/// moto with its credential checks on (a private moto: the switch is global to it). Stores whose
+/// credentials are wrong (a wrong secret; a key moto never issued) answer every read and write with a
+/// 503 JSON naming the bucket — never a 404 (a "not there" a client would believe), never bytes, never
+/// a 201 — while a store with the issued key, over the same bucket and the same requests, serves the
+/// blob (so the refusals are about the credentials). Opening a store with wrong credentials fails naming
+/// the bucket and S3's reason, and `serve` refuses to start, naming the bucket.
+///
+/// moto 5.2.1 with credential checks on cannot verify a signed request that carries a query string
+/// (boto3's own `ListObjectsV2` gets `SignatureDoesNotMatch` too), and opening a store lists the bucket:
+/// so the stores are opened before the checks are turned on, the issued key is proven on the read path
+/// (HEAD and GET carry no query), and of the refusals at open only the unknown key's
+/// (`InvalidAccessKeyId`, decided before any signature) discriminates.
+#[tokio::test]
+async fn wrong_credentials_fail_clearly_and_never_give_a_wrong_answer() {
+    let moto = Moto::start();
+    let bucket = moto.bucket();
+    let url = format!("s3://{bucket}/blobs");
+    let issued = moto.create_user("model-server");
+    let unknown_key = "AKIAUNKNOWN000000000";
+    let options = |key: &str, secret: &str| S3Options {
+        access_key_id: Some(key.into()),
+        secret_access_key: Some(secret.into()),
+        ..s3_options(&moto)
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let app = |name: &str, key: &str, secret: &str| {
+        let store = S3BlobStore::open(&url, &options(key, secret)).unwrap();
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        app_with(Arc::new(store), &dir)
+    };
+    let right = app("right", &issued.access_key_id, &issued.secret_access_key);
+    let wrong = [
+        (
+            "wrong secret",
+            app("wrong-secret", &issued.access_key_id, "not-the-secret"),
+        ),
+        (
+            "unknown key",
+            app("unknown-key", unknown_key, &issued.secret_access_key),
+        ),
+    ];
+    let data = bytes(5, 50_000);
+    let uri = format!("/v1/blobs/sha256/{}", BlobHash::of(&data));
+    let other = bytes(6, 1_000);
+    let other_uri = format!("/v1/blobs/sha256/{}", BlobHash::of(&other));
+    let put = |uri: &str, body: &[u8]| authed(Request::put(uri)).body(Body::from(body.to_vec())).unwrap();
+    assert_eq!(
+        send(&right, put(&uri, &data)).await.0.status(),
+        StatusCode::CREATED
+    );
+    moto.enforce_credentials();
+
+    // The issued key: the blob, whole and by range.
+    let (res, body) = get(&right, &uri).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(body == data, "the issued key reads the blob");
+    let range = Request::get(&uri).header("range", "bytes=0-9");
+    let (res, body) = send(&right, range.body(Body::empty()).unwrap()).await;
+    assert_eq!(
+        (res.status(), body.as_slice()),
+        (StatusCode::PARTIAL_CONTENT, &data[..10])
+    );
+
+    // Wrong credentials: 503 JSON naming the bucket, for reads and writes, and /readyz fails.
+    for (case, app) in &wrong {
+        for req in [
+            Request::get(&uri).body(Body::empty()).unwrap(),
+            Request::head(&uri).body(Body::empty()).unwrap(),
+            Request::get(&uri)
+                .header("range", "bytes=0-9")
+                .body(Body::empty())
+                .unwrap(),
+            put(&other_uri, &other),
+        ] {
+            let what = format!("{case}: {} {}", req.method(), req.uri());
+            let head_only = req.method() == axum::http::Method::HEAD;
+            let (res, body) = send(app, req).await;
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{what}");
+            if !head_only {
+                let v = json(&body);
+                let message = v["error"]["message"].as_str().unwrap_or_default();
+                assert!(message.contains(&format!("`{bucket}`")), "{what}: {v}");
+            }
+        }
+        let (res, _) = get(app, "/readyz").await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{case}");
+    }
+    // The refused writes stored nothing (seen with the issued key).
+    assert_eq!(get(&right, &other_uri).await.0.status(), StatusCode::NOT_FOUND);
+
+    for (case, key, secret, reason) in [
+        (
+            "wrong secret",
+            issued.access_key_id.as_str(),
+            "not-the-secret",
+            "SignatureDoesNotMatch",
+        ),
+        (
+            "unknown key",
+            unknown_key,
+            issued.secret_access_key.as_str(),
+            "InvalidAccessKeyId",
+        ),
+    ] {
+        let err = S3BlobStore::open(&url, &options(key, secret))
+            .expect_err(&format!("{case}: the store opened"))
+            .to_string();
+        assert!(err.contains(&format!("`{bucket}`")), "{case}: {err}");
+        assert!(err.contains(reason), "{case}: {err}");
+
+        // The binary refuses to start, naming the bucket (and exits: it does not hang retrying).
+        let mut serve = Command::new(env!("CARGO_BIN_EXE_model-server"));
+        serve
+            .args(["serve", "--data"])
+            .arg(tmp.path().join("serve"))
+            .args(["--store", &url, "--s3-allow-http", "--addr", &free_addr()])
+            .env("AWS_ENDPOINT_URL", moto.endpoint())
+            .env("AWS_REGION", moto::REGION)
+            .env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret);
+        let mut serve = Spawned::spawn(serve);
+        let status = serve.wait_timeout(Duration::from_secs(60));
+        assert!(!status.success(), "{case}: serve started:\n{}", serve.output());
+        assert!(serve.output().contains(&bucket), "{case}: {}", serve.output());
+    }
+}
+
+/// The kit's moto never outlives the process it belongs to (a shared moto is a static, never dropped; a
+/// killed test binary drops nothing): watched by a process that then dies, it stops answering.
+#[test]
+fn moto_does_not_outlive_its_owner() {
+    let mut owner = Command::new("sh");
+    owner.args(["-c", "exec sleep 600"]);
+    let mut owner = Spawned::spawn(owner);
+    let moto = Moto::start_watched_by(owner.id());
+    let addr = moto.addr().to_owned();
+    let answers = || akidb_testkit::net::get_status(&addr, "/moto-api/data.json", Duration::from_secs(2));
+    assert_eq!(answers().ok(), Some(200));
+    // Not dropped (a drop would kill it): only the watchdog can end it now.
+    std::mem::forget(moto);
+    owner.kill();
+    let start = Instant::now();
+    while answers().is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "moto at {addr} outlived its owner by {:?}",
+            start.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -143,10 +143,6 @@ use model_server::Config;
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const SHORT_LIVED: &str = "public, max-age=60, stale-while-revalidate=300";
 
-fn json(body: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
-}
-
 fn base64(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -161,10 +157,6 @@ fn server(data: &Path, trusted: TrustedKeys) -> axum::Router {
             ..writable()
         },
     )
-}
-
-fn authed(req: axum::http::request::Builder) -> axum::http::request::Builder {
-    req.header("authorization", format!("Bearer {TOKEN}"))
 }
 
 /// A model and tokenizer (variant `seed`) uploaded as blobs; returns the manifest of `m@version` over them.
@@ -197,6 +189,19 @@ async fn put_manifest(
     (res.status(), json(&body))
 }
 
+/// Points alias `latest` of `m` at `version`; panics unless it was moved.
+async fn set_latest(app: &axum::Router, version: &str) {
+    let body = format!(r#"{{"version":"{version}"}}"#);
+    let (res, body) = send(
+        app,
+        authed(Request::put("/v1/models/m/aliases/latest"))
+            .body(Body::from(body))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+}
+
 /// A refused publish recorded nothing: no model, and the manifest is not stored as a blob.
 async fn nothing_published(app: &axum::Router, manifest: &[u8]) {
     assert_eq!(get(app, "/v1/models/m").await.0.status(), StatusCode::NOT_FOUND);
@@ -214,14 +219,7 @@ async fn the_signature_is_served_by_version_and_alias_and_its_key_id_listed() {
     let (status, body) = put_manifest(&app, "1.0.0", &manifest, Some(&signature)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["key_id"], key.key_id());
-    let (res, _) = send(
-        &app,
-        authed(Request::put("/v1/models/m/aliases/latest"))
-            .body(Body::from(r#"{"version":"1.0.0"}"#))
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(res.status(), StatusCode::OK);
+    set_latest(&app, "1.0.0").await;
 
     let etag = format!("\"{}\"", akidb_core::sha256_hex(&signature));
     for (uri, cache) in [
@@ -240,14 +238,7 @@ async fn the_signature_is_served_by_version_and_alias_and_its_key_id_listed() {
             "{uri}"
         );
         assert_eq!(header(&res, "x-model-version"), Some("1.0.0"), "{uri}");
-        let (res, body) = send(
-            &app,
-            Request::get(uri)
-                .header("if-none-match", &etag)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+        let (res, body) = get_with(&app, uri, &[("if-none-match", &etag)]).await;
         assert_eq!(res.status(), StatusCode::NOT_MODIFIED, "{uri}");
         assert!(body.is_empty());
     }
@@ -278,14 +269,7 @@ async fn an_unsigned_version_has_no_signature_a_json_404_and_a_null_key_id() {
     let (status, body) = put_manifest(&app, "1.0.0", &manifest, None).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["key_id"], serde_json::Value::Null);
-    let (res, _) = send(
-        &app,
-        authed(Request::put("/v1/models/m/aliases/latest"))
-            .body(Body::from(r#"{"version":"1.0.0"}"#))
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(res.status(), StatusCode::OK);
+    set_latest(&app, "1.0.0").await;
     for uri in [
         "/v1/models/m/1.0.0/manifest.json.sig",
         "/v1/models/m/latest/manifest.json.sig",
@@ -321,49 +305,60 @@ async fn with_trusted_keys_an_http_publish_that_is_unsigned_untrusted_changed_or
     let app = server(&tmp.path().join("data"), trust(&[&key]));
     let manifest = upload_files(&app, "1.0.0", 13).await;
     let manifest_url = "/v1/models/m/1.0.0/manifest.json";
-    let refused = |status: StatusCode, body: &serde_json::Value, needles: &[&str]| {
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-        let message = body["error"]["message"].as_str().unwrap();
-        for n in needles {
-            assert!(message.contains(n), "{message} lacks {n}");
-        }
-    };
-
-    let (status, body) = put_manifest(&app, "1.0.0", &manifest, None).await;
-    refused(status, &body, &["not signed", manifest_url]);
-    nothing_published(&app, &manifest).await;
-
-    let (status, body) =
-        put_manifest(&app, "1.0.0", &manifest, Some(&stranger.sign_manifest(&manifest))).await;
-    refused(
-        status,
-        &body,
-        &[stranger.key_id(), manifest_url, "not among the trusted keys"],
-    );
-    nothing_published(&app, &manifest).await;
-
     // One changed byte: signed as 1.0.0, sent as 1.0.1 (a valid manifest whose blobs are all present).
     let text = String::from_utf8(manifest.clone()).unwrap();
     assert_eq!(text.matches("\"1.0.0\"").count(), 1);
     let changed = text.replace("\"1.0.0\"", "\"1.0.1\"").into_bytes();
-    let (status, body) = put_manifest(&app, "1.0.1", &changed, Some(&key.sign_manifest(&manifest))).await;
-    refused(
-        status,
-        &body,
-        &[
-            key.key_id(),
-            "/v1/models/m/1.0.1/manifest.json",
-            "does not verify",
-        ],
-    );
-    nothing_published(&app, &changed).await;
-
     // Revoked: the key was trusted by an earlier configuration, no longer.
     let revoked = server(&tmp.path().join("data"), trust(&[&stranger]));
-    let (status, body) =
-        put_manifest(&revoked, "1.0.0", &manifest, Some(&key.sign_manifest(&manifest))).await;
-    refused(status, &body, &[key.key_id(), manifest_url]);
-    nothing_published(&revoked, &manifest).await;
+    let signed_by = |k: &PrivateKey| Some(k.sign_manifest(&manifest));
+    // Each refused with a 422 whose message names the key and the manifest's URL; nothing published.
+    for (case, app, version, bytes, signature, needles) in [
+        (
+            "unsigned",
+            &app,
+            "1.0.0",
+            &manifest,
+            None,
+            vec!["not signed", manifest_url],
+        ),
+        (
+            "untrusted",
+            &app,
+            "1.0.0",
+            &manifest,
+            signed_by(&stranger),
+            vec![stranger.key_id(), manifest_url, "not among the trusted keys"],
+        ),
+        (
+            "changed",
+            &app,
+            "1.0.1",
+            &changed,
+            signed_by(&key),
+            vec![
+                key.key_id(),
+                "/v1/models/m/1.0.1/manifest.json",
+                "does not verify",
+            ],
+        ),
+        (
+            "revoked",
+            &revoked,
+            "1.0.0",
+            &manifest,
+            signed_by(&key),
+            vec![key.key_id(), manifest_url],
+        ),
+    ] {
+        let (status, body) = put_manifest(app, version, bytes, signature.as_deref()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{case}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        for n in needles {
+            assert!(message.contains(n), "{case}: {message} lacks {n}");
+        }
+        nothing_published(app, bytes).await;
+    }
 
     // Not base64: 400, before anything else.
     let (res, body) = send(
@@ -505,30 +500,26 @@ fn the_cli_publish_and_serve_take_trusted_keys_and_refuse_an_empty_list() {
 
     let addr = free_addr();
     let serve = |trust: &Path| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_model-server"))
-            .args([
-                "serve",
-                "--data",
-                &s(&data),
-                "--addr",
-                &addr,
-                "--trusted-keys",
-                &s(trust),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+        let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_model-server"));
+        serve.args([
+            "serve",
+            "--data",
+            &s(&data),
+            "--addr",
+            &addr,
+            "--trusted-keys",
+            &s(trust),
+        ]);
+        Spawned::spawn(serve)
     };
-    let out = serve(&empty).wait_with_output().unwrap();
-    assert!(!out.status.success());
-    assert!(stderr_of(&out).contains("lists no keys"), "{}", stderr_of(&out));
+    let mut refused = serve(&empty);
+    assert!(!refused.wait_timeout(READY_TIMEOUT).success());
+    assert!(refused.output().contains("lists no keys"), "{}", refused.output());
 
     let mut server = serve(&trust);
-    wait_ready(&addr);
+    server.wait_ready(&addr, "/healthz", READY_TIMEOUT);
     let (status, _, body) = http_request(&addr, "GET", "/v1/models/m/1.0.0/manifest.json.sig", &[], b"");
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert_eq!(status, 200);
     assert_eq!(body, std::fs::read(bundle.join(SIGNATURE_FILE)).unwrap());
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -27,25 +27,19 @@ fn closed_within(mut s: TcpStream, limit: Duration) -> Duration {
     }
 }
 
-/// Starts `serve` with a 1 s header-read timeout; the child is killed when the guard drops (also when an
+/// `serve` with a 1 s header-read timeout; the process is killed when the guard drops (also when an
 /// assertion fails, so no server outlives its test).
 struct Server {
-    child: std::process::Child,
+    _process: Spawned,
     addr: String,
     _tmp: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn server() -> Server {
     let tmp = tempfile::tempdir().unwrap();
     let addr = free_addr();
-    let child = Command::new(BIN)
+    let mut serve = Command::new(BIN);
+    serve
         .args([
             "serve",
             "--data",
@@ -53,14 +47,11 @@ fn server() -> Server {
             "--addr",
             &addr,
         ])
-        .args(["--read-only", "--header-read-timeout-secs", "1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_ready(&addr);
+        .args(["--read-only", "--header-read-timeout-secs", "1"]);
+    let mut process = Spawned::spawn(serve);
+    process.wait_ready(&addr, "/healthz", READY_TIMEOUT);
     Server {
-        child,
+        _process: process,
         addr,
         _tmp: tmp,
     }

@@ -1,29 +1,28 @@
-//! Helpers shared by the integration tests: bundles that load (variants of the int8 bundle) and an
-//! in-process app.
-#![allow(dead_code)]
+//! Helpers shared by the integration tests: bundles that load (variants of the int8 bundle), the blob
+//! store a test runs against (local or S3, [`StoreKind`]) and an in-process app over it, and the CLI's
+//! keys and signatures. Ports, plain HTTP requests, processes and moto_server come from akidb-testkit.
+#![allow(dead_code, unused_imports, unused_macros)]
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use akidb_core::{sha256_hex, FileEntry, FileRole, Manifest, MANIFEST_FILE};
+pub use akidb_testkit::moto;
+pub use akidb_testkit::net::{free_addr, http_request, read_response};
+pub use akidb_testkit::paths::int8_bundle;
+pub use akidb_testkit::process::Spawned;
 use axum::body::Body;
 use axum::http::{Request, Response};
 use axum::Router;
 use http_body_util::BodyExt;
-use model_server::{open_data_dir, router, AppState, Config};
+use model_server::{open_data_dir, router, AppState, BlobStore, Config, Registry, S3BlobStore, S3Options};
 use tower::ServiceExt;
 
 pub const TOKEN: &str = "test-token-123";
 
-/// The int8 bundle that `scripts/fetch-models.sh` builds.
-pub fn int8_bundle() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2/int8");
-    assert!(
-        p.join(MANIFEST_FILE).exists(),
-        "run scripts/fetch-models.sh first"
-    );
-    p
-}
+/// How long a spawned server may take to answer `/healthz` (a loaded 2-core machine runs several test
+/// binaries at once).
+pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn int8_file(name: &str) -> &'static [u8] {
     static FILES: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
@@ -120,6 +119,7 @@ pub fn bytes(seed: u8, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// An app state over the local store of data directory `data` (created if absent).
 pub fn state(data: &Path, config: Config) -> AppState {
     let (registry, store) = open_data_dir(data).unwrap();
     AppState::new(registry, Arc::new(store), config)
@@ -132,9 +132,113 @@ pub fn writable() -> Config {
     }
 }
 
+/// The router over the local store of `data`.
 pub fn app(data: &Path, config: Config) -> Router {
     router(state(data, config))
 }
+
+/// Which blob store a parameterised test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    /// `DATA/blobs` on the local disk.
+    Local,
+    /// A fresh bucket of the test binary's shared moto_server, under [`S3_PREFIX`].
+    S3,
+}
+
+/// The key prefix of the blobs in a test bucket (the server's `--store s3://BUCKET/blobs`).
+pub const S3_PREFIX: &str = "blobs";
+
+/// The blob store of one test: the local one of its data directory, or a bucket of its own. Opened
+/// again with the same data directory it is the same store (as a restarted server would find it).
+#[derive(Clone, Debug)]
+pub enum Store {
+    /// `DATA/blobs`.
+    Local,
+    /// `s3://BUCKET/blobs` on the shared moto_server.
+    S3 {
+        /// The test's own bucket.
+        bucket: String,
+    },
+}
+
+impl Store {
+    /// A store of `kind`: for S3, a new bucket on the shared moto_server (started on first use).
+    pub fn new(kind: StoreKind) -> Store {
+        match kind {
+            StoreKind::Local => Store::Local,
+            StoreKind::S3 => Store::S3 {
+                bucket: moto::shared().bucket(),
+            },
+        }
+    }
+
+    /// The bucket of an S3 store.
+    pub fn bucket(&self) -> Option<&str> {
+        match self {
+            Store::Local => None,
+            Store::S3 { bucket } => Some(bucket),
+        }
+    }
+
+    /// The registry of data directory `data` (created if absent) and this blob store, as
+    /// `model-server serve --data DATA [--store s3://BUCKET/blobs]` opens them.
+    pub fn open(&self, data: &Path) -> (Registry, Arc<dyn BlobStore>) {
+        match self {
+            Store::Local => {
+                let (registry, store) = open_data_dir(data).unwrap();
+                (registry, Arc::new(store))
+            }
+            Store::S3 { bucket } => {
+                std::fs::create_dir_all(data).unwrap();
+                let registry = Registry::open(&data.join("registry.sqlite")).unwrap();
+                let url = format!("s3://{bucket}/{S3_PREFIX}");
+                let store = S3BlobStore::open(&url, &s3_options(moto::shared()))
+                    .unwrap_or_else(|e| panic!("opening {url}: {e}"));
+                (registry, Arc::new(store))
+            }
+        }
+    }
+
+    /// The router over `data`'s registry and this store.
+    pub fn app(&self, data: &Path, config: Config) -> Router {
+        let (registry, store) = self.open(data);
+        router(AppState::new(registry, store, config))
+    }
+}
+
+/// The S3 client options that reach `moto` with the kit's test credentials.
+pub fn s3_options(moto: &moto::Moto) -> S3Options {
+    S3Options {
+        endpoint: Some(moto.endpoint()),
+        region: Some(moto::REGION.into()),
+        access_key_id: Some(moto::ACCESS_KEY_ID.into()),
+        secret_access_key: Some(moto::SECRET_ACCESS_KEY.into()),
+        allow_http: Some(true),
+    }
+}
+
+/// Runs each listed test body once per blob store, from the one body: for every
+/// `async fn NAME(kind: StoreKind)` listed, the tokio tests `local::NAME` and `s3::NAME` (so `-- s3::`
+/// runs the S3 half); after `sync:`, plain `fn NAME(kind: StoreKind)` bodies, as `#[test]`s. Forms:
+/// `per_store!(a, b)`, `per_store!(sync: c)`, `per_store!(async: a, b; sync: c)`.
+macro_rules! per_store {
+    (async: $($a:ident),* ; sync: $($s:ident),* $(,)?) => {
+        mod local {
+            use super::common::StoreKind::Local;
+            $(#[tokio::test] async fn $a() { super::$a(Local).await })*
+            $(#[test] fn $s() { super::$s(Local) })*
+        }
+        mod s3 {
+            use super::common::StoreKind::S3;
+            $(#[tokio::test] async fn $a() { super::$a(S3).await })*
+            $(#[test] fn $s() { super::$s(S3) })*
+        }
+    };
+    (sync: $($s:ident),* $(,)?) => { per_store!(async: ; sync: $($s),*); };
+    ($($a:ident),* $(,)?) => { per_store!(async: $($a),*; sync: ); };
+}
+pub(crate) use per_store;
 
 pub async fn send(app: &Router, req: Request<Body>) -> (Response<Body>, Vec<u8>) {
     let res = app.clone().oneshot(req).await.unwrap();
@@ -147,69 +251,27 @@ pub async fn get(app: &Router, uri: &str) -> (Response<Body>, Vec<u8>) {
     send(app, Request::get(uri).body(Body::empty()).unwrap()).await
 }
 
+/// `GET uri` with `headers`.
+pub async fn get_with(app: &Router, uri: &str, headers: &[(&str, &str)]) -> (Response<Body>, Vec<u8>) {
+    let mut req = Request::get(uri);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    send(app, req.body(Body::empty()).unwrap()).await
+}
+
 pub fn header<'a>(res: &'a Response<Body>, name: &str) -> Option<&'a str> {
     res.headers().get(name).map(|v| v.to_str().unwrap())
 }
 
-/// One HTTP/1.1 request over a plain socket (`Connection: close`); returns (status, lower-cased head, body).
-pub fn http_request(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, String, Vec<u8>) {
-    use std::io::Write;
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
-        .unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    read_response(&mut s)
+/// A JSON body, or a panic showing what came instead.
+pub fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
 }
 
-/// Reads one whole response from `s` (the server closes after it): (status, lower-cased head, body).
-pub fn read_response(s: &mut impl std::io::Read) -> (u16, String, Vec<u8>) {
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(&raw)));
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, head.to_ascii_lowercase(), raw[split + 4..].to_vec())
-}
-
-/// A loopback address nothing listens on (yet).
-pub fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
-/// Waits until `GET /healthz` at `addr` answers 200.
-pub fn wait_ready(addr: &str) {
-    let start = std::time::Instant::now();
-    loop {
-        if std::net::TcpStream::connect(addr).is_ok()
-            && http_request(addr, "GET", "/healthz", &[], b"").0 == 200
-        {
-            return;
-        }
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(30),
-            "{addr} did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+/// The request with the test token as its bearer credential.
+pub fn authed(req: axum::http::request::Builder) -> axum::http::request::Builder {
+    req.header("authorization", format!("Bearer {TOKEN}"))
 }
 
 /// The `akidb` CLI of the same build as the model-server binary (the workspace build makes both): tests
