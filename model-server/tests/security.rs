@@ -290,6 +290,19 @@ async fn known_traversals(kind: StoreKind) {
     }
     let long = format!("/v1/blobs/sha256/{}", "a".repeat(60_000));
     assert!(get(app, &long).await.0.status().is_client_error());
+    // Authorised writes through the same holes, and one under a well-formed name with other bytes: all
+    // refused, and nothing written anywhere in the buckets.
+    let well_formed = format!("/v1/blobs/sha256/{}", akidb_core::sha256_hex(b"not these bytes"));
+    for uri in [
+        well_formed.as_str(),
+        "/v1/blobs/sha256/..%2f..%2fsecret.txt",
+        "/v1/blobs/sha256/..%2f..%2fblobs-beside%2fsha256%2fsecret.txt",
+        "/v1/models/m/..%2f..%2fsecret.txt/manifest.json",
+    ] {
+        let req = authed(Request::put(uri)).body(Body::from("x")).unwrap();
+        let (res, _) = send(app, req).await;
+        assert!(res.status().is_client_error(), "PUT {uri} -> {}", res.status());
+    }
     site.assert_buckets_unchanged();
 }
 
