@@ -400,6 +400,7 @@ impl Replica {
         pause("pull-unpacked").await;
         let dir = self.dir.dir.clone();
         let app = self.app.clone();
+        let (status, served) = (self.status.clone(), pointer.clone());
         tokio::task::spawn_blocking(move || -> Result<(), SnapshotError> {
             let io = |what: &str, e: std::io::Error| SnapshotError::Local(format!("{what}: {e}"));
             std::fs::rename(dir.join(PULL_TMP), dir.join(DB))
@@ -410,11 +411,15 @@ impl Replica {
             test_pause("pull-renamed");
             app.registry()
                 .replace_with(&dir.join(DB))
-                .map_err(|e| SnapshotError::Local(format!("reopening the swapped snapshot: {e}")))
+                .map_err(|e| SnapshotError::Local(format!("reopening the swapped snapshot: {e}")))?;
+            // Recorded on the swapping thread, straight after the reopen: once a listing shows the new
+            // snapshot, `/metrics` and `/readyz` name its generation too (recorded after the task was
+            // awaited, a scrape could see the new listing with the old generation).
+            status.update(|s| s.served = Some(served));
+            Ok(())
         })
         .await
         .map_err(|e| SnapshotError::Local(format!("swap task: {e}")))??;
-        self.status.update(|s| s.served = Some(pointer.clone()));
         tracing::info!(generation = pointer.generation, snapshot = %pointer.snapshot, "snapshot swapped in");
         Ok(Pulled::Swapped(pointer))
     }

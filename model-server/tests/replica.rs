@@ -424,25 +424,59 @@ fn flipped_truncated_and_missing_snapshots_are_refused_naming_the_object() {
     until(20, "3.0.0", || r.versions().len() == 3);
 }
 
+/// The replica's own blob store: a directory, or (`--store s3://…`) its region's bucket, which S3
+/// replication fills.
+#[derive(Clone, Copy)]
+enum ReplicaStore {
+    Dir,
+    Bucket,
+}
+
 #[test]
 fn a_version_with_missing_blobs_is_not_listed_until_they_arrive() {
+    missing_blobs_hold_a_version_back(ReplicaStore::Dir);
+}
+
+#[test]
+fn a_version_with_blobs_missing_from_the_regions_bucket_is_not_listed_until_they_arrive() {
+    missing_blobs_hold_a_version_back(ReplicaStore::Bucket);
+}
+
+fn missing_blobs_hold_a_version_back(kind: ReplicaStore) {
     let tmp = tempfile::tempdir().unwrap();
     let (primary, rdata) = (tmp.path().join("primary"), tmp.path().join("replica"));
-    let rstore = tmp.path().join("replica-blobs");
-    let to = bucket("missing-blobs");
+    let (to, store_arg, region_bucket) = match kind {
+        ReplicaStore::Dir => {
+            let dir = tmp.path().join("replica-blobs");
+            (bucket("missing-blobs"), s(&dir).to_owned(), None)
+        }
+        ReplicaStore::Bucket => {
+            moto().create_bucket("missing-blobs-region");
+            let (region, url) = ("s3://missing-blobs-region", "s3://missing-blobs-region/blobs");
+            (bucket("missing-blobs-s3"), url.to_owned(), Some(region))
+        }
+    };
     let copy_blobs = || {
-        // What S3 replication does for the replica's region: copy every blob file.
+        // What S3 replication does for the replica's region: copy every blob.
         for entry in walk(&primary.join("blobs/sha256")) {
             let rel = entry.strip_prefix(primary.join("blobs")).unwrap();
-            let dest = rstore.join(rel);
-            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            std::fs::copy(&entry, dest).unwrap();
+            match &region_bucket {
+                None => {
+                    let dest = Path::new(&store_arg).join(rel);
+                    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+                    std::fs::copy(&entry, dest).unwrap();
+                }
+                Some(b) => {
+                    let key = format!("blobs/{}", rel.to_str().unwrap());
+                    put_object(b, &key, &std::fs::read(&entry).unwrap());
+                }
+            }
         }
     };
     let v1 = publish(&primary, "1.0.0", 1, &["latest"]);
     push(&primary, &to);
     // Nothing replicated yet: the first snapshot is held back, the replica is not ready and says why.
-    let r = replica(&to, &rdata, &["--every", "100ms", "--store", s(&rstore)], None);
+    let r = replica(&to, &rdata, &["--every", "100ms", "--store", &store_arg], None);
     until(20, "missing blobs reported", || {
         r.metrics().contains("model_server_snapshot_missing_blobs 3\n")
     });

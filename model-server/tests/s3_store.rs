@@ -221,6 +221,8 @@ async fn s3_gone_mid_service_is_a_quick_503_json() {
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert!(v["error"]["message"].as_str().unwrap().contains(&bucket), "{v}");
+    // A kind a client can act on (retry), not a bare internal error.
+    assert_eq!(v["error"]["type"], "unavailable", "{v}");
     assert!(
         start.elapsed() < Duration::from_secs(10),
         "took {:?}",
@@ -313,6 +315,7 @@ async fn wrong_credentials_fail_clearly_and_never_give_a_wrong_answer() {
                 let v = json(&body);
                 let message = v["error"]["message"].as_str().unwrap_or_default();
                 assert!(message.contains(&format!("`{bucket}`")), "{what}: {v}");
+                assert_eq!(v["error"]["type"], "unavailable", "{what}: {v}");
             }
         }
         let (res, _) = get(app, "/readyz").await;

@@ -13,6 +13,9 @@ pub(crate) fn api_error(status: StatusCode, message: impl Into<String>) -> ApiEr
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::CONFLICT => "conflict",
+        // Retryable: the blob store or a replica's snapshot is not there yet (akidb serve's 503s are
+        // `not_ready` / `timeout`, equally retryable).
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         s if s.is_server_error() => "internal_error",
         _ => "invalid_request_error",
     };
