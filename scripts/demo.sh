@@ -15,8 +15,10 @@ step() { printf '\n== demo: %s\n' "$*" >&2; }
 
 step "model bundles and release binaries"
 bash scripts/fetch-models.sh
-step "the @akidb/wasm package"
-bash akidb-wasm/build.sh
+step "the @akidb/wasm package (built when missing or stale)"
+# shellcheck source-path=SCRIPTDIR/.. source=scripts/lib/prereqs.sh
+source scripts/lib/prereqs.sh
+ensure_wasm_pkg
 step "the demo page (web/dist)"
 bash web/build.sh
 manifest_path=/v1/models/all-MiniLM-L6-v2/latest/manifest.json
@@ -32,19 +34,18 @@ for v in int8 fp32; do
 done
 
 step "start the servers"
+# shellcheck source-path=SCRIPTDIR/.. source=scripts/lib/service.sh
+source scripts/lib/service.sh
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
+# The services log to this terminal (no log file): wait_ready prints only why it gave up.
 "$bin/model-server" serve --data "$data" --addr "$ms_addr" --read-only --static web/dist &
 pids+=($!)
-wait_ready() {
-  for _ in $(seq 600); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "demo: $1 never became ready" >&2; return 1
-}
-wait_ready "http://$ms_addr/readyz"
+wait_ready "http://$ms_addr/readyz" 60 "${pids[-1]}"
 manifest_url="http://$ms_addr$manifest_path"
 "$bin/akidb" serve --bundle-url "$manifest_url" --addr "$embed_addr" &
 pids+=($!)
-wait_ready "http://$embed_addr/readyz"
+wait_ready "http://$embed_addr/readyz" 60 "${pids[-1]}"
 
 echo
 echo "model-server     http://$ms_addr/v1/models   (bundle: $manifest_url)"
