@@ -26,17 +26,13 @@ if [ ! -x "$chromium" ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends chromium
 fi
 
+# shellcheck source-path=SCRIPTDIR/../.. source=scripts/lib/prereqs.sh
+source scripts/lib/prereqs.sh
 [ -f models/all-MiniLM-L6-v2/int8/manifest.json ] || bash scripts/fetch-models.sh
 if [ ! -x target/release/akidb ] || [ ! -x target/release/model-server ]; then
-  # The feature set scripts/test.sh builds with (another set would recompile tract).
-  cargo build --release --workspace --all-targets --features akidb-native/test-hooks
+  build_workspace
 fi
-pkg_stamp=akidb-wasm/pkg/package.json
-if [ ! -f "$pkg_stamp" ] ||
-  [ -n "$(find akidb-core/src akidb-wasm/src akidb-wasm/js akidb-wasm/Cargo.toml akidb-core/Cargo.toml Cargo.lock \
-    -newer "$pkg_stamp" -print -quit)" ]; then
-  bash akidb-wasm/build.sh
-fi
+ensure_wasm_pkg
 
 bash web/build.sh
 (cd web/tests && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)

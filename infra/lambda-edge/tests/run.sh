@@ -33,23 +33,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
 
-shellcheck "$here/build.sh" "$here/bench.sh" "$here/tests/run.sh"
+shellcheck -x "$here/build.sh" "$here/bench.sh" "$here/tests/run.sh"
 
+# shellcheck source-path=SCRIPTDIR/../../.. source=scripts/lib/prereqs.sh
+source scripts/lib/prereqs.sh
 [ -f models/all-MiniLM-L6-v2/int8/manifest.json ] || bash scripts/fetch-models.sh
-# akidb signs the test bundles (keygen, bundle sign): rebuilt when missing or without those commands, with
-# the feature set scripts/test.sh builds (another set would recompile tract).
+# akidb signs the test bundles (keygen, bundle sign): rebuilt when missing or without those commands.
 if ! target/release/akidb keygen --help >/dev/null 2>&1; then
-  cargo build --release --workspace --all-targets --features akidb-native/test-hooks
+  build_workspace
 fi
 
-# The npm package: rebuilt when missing or older than any source it is built from.
-pkg_stamp=akidb-wasm/pkg/package.json
-if [ ! -f "$pkg_stamp" ] ||
-  [ -n "$(find akidb-core/src akidb-wasm/src akidb-wasm/js akidb-wasm/Cargo.toml akidb-core/Cargo.toml Cargo.lock \
-    -newer "$pkg_stamp" -print -quit)" ]; then
-  bash akidb-wasm/build.sh
-fi
-if [ ! -f web/dist/index.html ] || [ -n "$(find web/src "$pkg_stamp" -newer web/dist/index.html -print -quit)" ]; then
+# The npm package, then the demo page (the e2e test's), each rebuilt when missing or stale.
+ensure_wasm_pkg
+if [ ! -f web/dist/index.html ] ||
+  [ -n "$(find web/src akidb-wasm/pkg/package.json -newer web/dist/index.html -print -quit)" ]; then
   bash web/build.sh
 fi
 
