@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The tests of scripts/lib/: benchstats.py (hand-computed sample sets, the
-# raw-sample reader's errors, the printers, the command line) and service.sh (free_port, wait_ready against
-# real processes on loopback). Python 3 standard library, bash and curl only.
+# raw-sample reader's errors, the printers, the command line) and service.sh (free_port, wait_ready,
+# start_service/stop_services against real processes on loopback; start_moto against moto_server when
+# scripts/install-moto.sh has installed it, reported as skipped otherwise). Python 3 standard library, bash
+# and curl only.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # No __pycache__ left in the source tree.
