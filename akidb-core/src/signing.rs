@@ -345,25 +345,8 @@ impl TrustedKeys {
                 manifest: manifest_name,
             });
         };
-        let malformed = |key_id: Option<&str>, reason: String| SignatureError::Malformed {
-            manifest: manifest_name.clone(),
-            key_id: key_id.map(str::to_string),
-            reason,
-        };
-        let file: SignatureFile = serde_json::from_slice(signature).map_err(|e| {
-            malformed(
-                None,
-                format!(r#"expected {{"algorithm":"ed25519","key_id":"…","signature":"<base64>"}}: {e}"#),
-            )
-        })?;
+        let (file, raw) = parse_signature_file(signature, &manifest_name)?;
         let key_id = file.key_id.as_str();
-        if file.algorithm != ALGORITHM {
-            return Err(malformed(
-                Some(key_id),
-                format!("algorithm {:?} is not {ALGORITHM:?}", file.algorithm),
-            ));
-        }
-        let raw = decode_fixed::<64>(&file.signature, "signature").map_err(|e| malformed(Some(key_id), e))?;
         let Some(key) = self.keys.iter().find(|k| k.key_id == key_id) else {
             return Err(SignatureError::UntrustedKey {
                 manifest: manifest_name,
@@ -379,6 +362,52 @@ impl TrustedKeys {
             })?;
         Ok(Some(file.key_id))
     }
+}
+
+/// The key id a `manifest.json.sig` names, once the file has a signature file's shape: JSON with
+/// `algorithm` ed25519, a non-empty `key_id` and a `signature` that is the base64 of 64 bytes. Nothing is
+/// verified (that needs the key: [`TrustedKeys::verify_manifest`]); for a server without trusted keys
+/// that stores a signature for clients that check it themselves. `manifest_name` names it in errors.
+///
+/// ```
+/// use akidb_core::signing::{signature_key_id, PrivateKey};
+/// let key = PrivateKey::from_seed([7; 32]);
+/// let sig = key.sign_manifest(b"{}");
+/// assert_eq!(signature_key_id(&sig, "manifest.json").unwrap(), key.key_id());
+/// assert!(signature_key_id(b"{}", "manifest.json").is_err());
+/// ```
+pub fn signature_key_id(signature: &[u8], manifest_name: &str) -> Result<String, SignatureError> {
+    parse_signature_file(signature, manifest_name).map(|(file, _)| file.key_id)
+}
+
+/// A signature file's fields and its raw signature, or why it is malformed.
+fn parse_signature_file(
+    signature: &[u8],
+    manifest_name: &str,
+) -> Result<(SignatureFile, [u8; 64]), SignatureError> {
+    let malformed = |key_id: Option<&str>, reason: String| SignatureError::Malformed {
+        manifest: manifest_name.to_string(),
+        key_id: key_id.map(str::to_string),
+        reason,
+    };
+    let file: SignatureFile = serde_json::from_slice(signature).map_err(|e| {
+        malformed(
+            None,
+            format!(r#"expected {{"algorithm":"ed25519","key_id":"…","signature":"<base64>"}}: {e}"#),
+        )
+    })?;
+    let key_id = file.key_id.as_str();
+    if key_id.is_empty() {
+        return Err(malformed(None, "the key id is empty".into()));
+    }
+    if file.algorithm != ALGORITHM {
+        return Err(malformed(
+            Some(key_id),
+            format!("algorithm {:?} is not {ALGORITHM:?}", file.algorithm),
+        ));
+    }
+    let raw = decode_fixed::<64>(&file.signature, "signature").map_err(|e| malformed(Some(key_id), e))?;
+    Ok((file, raw))
 }
 
 #[cfg(test)]
@@ -402,6 +431,37 @@ mod tests {
         assert_eq!(got.as_deref(), Some(key.key_id()));
         assert_eq!(key.key_id().len(), 16);
         assert!(key.key_id().bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn a_signature_files_shape_is_checked_without_a_key() {
+        let key = PrivateKey::from_seed([3; 32]);
+        let good = key.sign_manifest(MANIFEST);
+        assert_eq!(signature_key_id(&good, NAME).unwrap(), key.key_id());
+        let file: serde_json::Value = serde_json::from_slice(&good).unwrap();
+        let with = |field: &str, value: &str| {
+            let mut f = file.clone();
+            f[field] = value.into();
+            serde_json::to_vec(&f).unwrap()
+        };
+        for (case, bytes, reason) in [
+            ("not JSON", b"ed25519".to_vec(), "expected {"),
+            ("empty key id", with("key_id", ""), "key id is empty"),
+            ("other algorithm", with("algorithm", "rsa"), "is not \"ed25519\""),
+            ("short signature", with("signature", "AAAA"), "signature"),
+        ] {
+            match signature_key_id(&bytes, NAME) {
+                Err(SignatureError::Malformed {
+                    manifest,
+                    reason: got,
+                    ..
+                }) => {
+                    assert_eq!(manifest, NAME, "{case}");
+                    assert!(got.contains(reason), "{case}: {got}");
+                }
+                other => panic!("{case}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -111,15 +111,6 @@ pub fn publish_dir(
     publish_dir_signed(registry, store, bundle, aliases, &TrustedKeys::none()).map(|(m, r, _)| (m, r))
 }
 
-/// The fields of a `manifest.json.sig`, read to record the key id a signature names when no trusted keys
-/// are configured (with keys, [`TrustedKeys::verify_manifest`] reads and checks it).
-#[derive(serde::Deserialize)]
-struct SignatureFields {
-    algorithm: String,
-    key_id: String,
-    signature: String,
-}
-
 /// What the registry records with the version: `(key id, signature bytes)`, or `None` for an unsigned
 /// publish. With `trusted` keys the signature must verify over the exact manifest bytes (a missing one is
 /// refused); without keys a given signature is recorded as given once it has the signature file's shape
@@ -138,28 +129,8 @@ fn check_signature(
     let Some(signature) = signature else {
         return Ok(None);
     };
-    let malformed = |key_id: Option<String>, reason: String| SignatureError::Malformed {
-        manifest: manifest_name.to_string(),
-        key_id,
-        reason,
-    };
-    let fields: SignatureFields = serde_json::from_slice(signature).map_err(|e| {
-        malformed(
-            None,
-            format!(r#"expected {{"algorithm":"ed25519","key_id":"…","signature":"<base64>"}}: {e}"#),
-        )
-    })?;
-    if fields.algorithm != akidb_core::signing::ALGORITHM
-        || fields.key_id.is_empty()
-        || fields.signature.is_empty()
-    {
-        return Err(malformed(
-            Some(fields.key_id),
-            "not an ed25519 signature with a key id".into(),
-        )
-        .into());
-    }
-    Ok(Some((fields.key_id, signature.to_vec())))
+    let key_id = akidb_core::signing::signature_key_id(signature, manifest_name)?;
+    Ok(Some((key_id, signature.to_vec())))
 }
 
 /// [`publish_dir`], and with `trusted` keys the bundle's `manifest.json.sig` must be a valid signature by
