@@ -31,7 +31,8 @@ step "benchmark statistics and the scripts' shared helpers (scripts/lib)"
 bash scripts/lib/test-stats.sh
 
 step "native tests"
-# moto_server (a real S3 API on loopback) for model-server's S3 store, snapshot and replica tests.
+# moto_server (a real S3 API on loopback) for model-server's S3 store, snapshot and replica tests (installed
+# by scripts/lib/test-stats.sh above; idempotent).
 bash scripts/install-moto.sh
 # test-hooks: the process tests' hooks (a held batch for the shutdown test); no shipped build has them.
 cargo test --release --workspace --features akidb-native/test-hooks

@@ -103,8 +103,9 @@ class Services(unittest.TestCase):
 
 class StartMoto(unittest.TestCase):
     def test_moto_answers_and_holds_the_buckets(self):
-        if not os.access(MOTO_SERVER, os.X_OK):
-            self.skipTest(f"{MOTO_SERVER} not installed (bash scripts/install-moto.sh)")
+        # Not a skip: test-stats.sh installs moto first, and a missing moto must fail, not pass quietly.
+        self.assertTrue(os.access(MOTO_SERVER, os.X_OK),
+                        f"{MOTO_SERVER} not installed (bash scripts/install-moto.sh)")
         with tempfile.TemporaryDirectory() as d:
             # The bucket listing (GET /) names both buckets; a bucket not asked for is absent (404).
             r = bash('trap stop_services EXIT; start_moto "$1" one two; curl -fsS "$moto_url/"; echo; '
