@@ -8,7 +8,6 @@
 //! allocates while it counts.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use akidb_core::{Bundle, Embedder};
@@ -67,8 +66,8 @@ struct BenchSentences {
 
 #[test]
 fn the_int8_model_keeps_int8_weights_and_packs_each_once_through_the_benchmark_workload() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let dir = root.join("models/all-MiniLM-L6-v2/int8");
+    let root = akidb_testkit::paths::workspace();
+    let dir = akidb_testkit::paths::int8_bundle();
     let read = |p: &str| std::fs::read(dir.join(p)).ok();
     let sentences: BenchSentences =
         serde_json::from_slice(&std::fs::read(root.join("akidb-native/src/bench_sentences.json")).unwrap())
