@@ -249,16 +249,14 @@ fn open_blob_store(
     }
 }
 
-/// The registry in `data` and the blob store: the bucket of `store` (`s3://...`), else `data/blobs`.
+/// The registry in `data` (created if absent) and the blob store `store` names (see
+/// [`open_blob_store`]), `data/blobs` by default.
 fn open_stores(
     data: &std::path::Path,
     store: Option<&str>,
     s3: &S3Args,
 ) -> anyhow::Result<(model_server::Registry, Arc<dyn model_server::BlobStore>)> {
-    if store.is_none() {
-        let (registry, store) = open_data_dir(data)?;
-        return Ok((registry, Arc::new(store)));
-    }
+    // The store first: a store that is refused (a typo, a missing bucket) leaves no data directory behind.
     let store = open_blob_store(store, data.join("blobs"), s3)?;
     let open = || -> anyhow::Result<model_server::Registry> {
         std::fs::create_dir_all(data)?;
