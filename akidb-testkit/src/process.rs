@@ -51,58 +51,65 @@ impl Spawned {
     /// Polls `GET path` on `addr` until it answers 200. Panics, with the child's output, when the child
     /// exits first or `timeout` passes.
     pub fn wait_ready(&mut self, addr: &str, path: &str, timeout: Duration) {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.try_wait() {
-                self.finish_output();
-                panic!(
-                    "{} exited ({status}) before http://{addr}{path} answered 200; its output:\n{}",
-                    self.program,
-                    self.output()
-                );
-            }
-            let last = crate::net::get_status(addr, path, Duration::from_secs(2));
-            if matches!(last, Ok(200)) {
-                return;
-            }
-            if started.elapsed() > timeout {
-                panic!(
-                    "http://{addr}{path} did not answer 200 within {timeout:?} (last: {last:?}); {} output:\n{}",
-                    self.program,
-                    self.output()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let what = format!("http://{addr}{path} answered 200");
+        self.wait_until(
+            &what,
+            timeout,
+            Duration::from_millis(50),
+            |_| match crate::net::get_status(addr, path, Duration::from_secs(2)) {
+                Ok(200) => Ok(()),
+                last => Err(format!(
+                    "http://{addr}{path} did not answer 200 within {timeout:?} (last: {last:?})"
+                )),
+            },
+        );
     }
 
     /// Waits until the child has written `line` as a whole line (stdout or stderr), e.g. a test hook's
     /// `paused at POINT`. Panics, with the output, when the child exits first or `timeout` passes.
     pub fn wait_for_line(&mut self, line: &str, timeout: Duration) {
+        let what = format!("printing `{line}`");
+        self.wait_until(&what, timeout, Duration::from_millis(10), |child| {
+            if child.output().lines().any(|l| l == line) {
+                Ok(())
+            } else {
+                Err(format!("printed no `{line}` within {timeout:?}"))
+            }
+        });
+    }
+
+    /// Polls `check` every `interval` until it answers `Ok`. Panics, with the child's output, when the
+    /// child exits first (`exited (STATUS) before WHAT`; checked once more on what it printed last) or
+    /// `timeout` passes (with `check`'s last `Err`).
+    fn wait_until(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        interval: Duration,
+        mut check: impl FnMut(&Self) -> Result<(), String>,
+    ) {
         let started = Instant::now();
         loop {
-            if self.output().lines().any(|l| l == line) {
+            let last = check(self);
+            if last.is_ok() {
                 return;
             }
             if let Some(status) = self.try_wait() {
                 self.finish_output();
-                if self.output().lines().any(|l| l == line) {
+                if check(self).is_ok() {
                     return;
                 }
                 panic!(
-                    "{} exited ({status}) without printing `{line}`; its output:\n{}",
+                    "{} exited ({status}) before {what}; its output:\n{}",
                     self.program,
                     self.output()
                 );
             }
             if started.elapsed() > timeout {
-                panic!(
-                    "{} printed no `{line}` within {timeout:?}; its output:\n{}",
-                    self.program,
-                    self.output()
-                );
+                let last = last.unwrap_err();
+                panic!("{last}; {} output:\n{}", self.program, self.output());
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(interval);
         }
     }
 
