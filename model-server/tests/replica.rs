@@ -445,30 +445,31 @@ fn a_version_with_blobs_missing_from_the_regions_bucket_is_not_listed_until_they
 fn missing_blobs_hold_a_version_back(kind: ReplicaStore) {
     let tmp = tempfile::tempdir().unwrap();
     let (primary, rdata) = (tmp.path().join("primary"), tmp.path().join("replica"));
-    let (to, store_arg, region_bucket) = match kind {
+    // The Bucket case's store: its region's bucket, under the prefix the replica is given.
+    const REGION_BUCKET: &str = "missing-blobs-region";
+    let (to, store_arg) = match kind {
         ReplicaStore::Dir => {
             let dir = tmp.path().join("replica-blobs");
-            (bucket("missing-blobs"), s(&dir).to_owned(), None)
+            (bucket("missing-blobs"), s(&dir).to_owned())
         }
         ReplicaStore::Bucket => {
-            moto().create_bucket("missing-blobs-region");
-            let (region, url) = ("s3://missing-blobs-region", "s3://missing-blobs-region/blobs");
-            (bucket("missing-blobs-s3"), url.to_owned(), Some(region))
+            moto().create_bucket(REGION_BUCKET);
+            (bucket("missing-blobs-s3"), format!("s3://{REGION_BUCKET}/blobs"))
         }
     };
     let copy_blobs = || {
         // What S3 replication does for the replica's region: copy every blob.
         for entry in walk(&primary.join("blobs/sha256")) {
             let rel = entry.strip_prefix(primary.join("blobs")).unwrap();
-            match &region_bucket {
-                None => {
+            match kind {
+                ReplicaStore::Dir => {
                     let dest = Path::new(&store_arg).join(rel);
                     std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
                     std::fs::copy(&entry, dest).unwrap();
                 }
-                Some(b) => {
+                ReplicaStore::Bucket => {
                     let key = format!("blobs/{}", rel.to_str().unwrap());
-                    put_object(b, &key, &std::fs::read(&entry).unwrap());
+                    moto().put_object(REGION_BUCKET, &key, &std::fs::read(&entry).unwrap());
                 }
             }
         }

@@ -121,8 +121,7 @@ pub fn bytes(seed: u8, len: usize) -> Vec<u8> {
 
 /// An app state over the local store of data directory `data` (created if absent).
 pub fn state(data: &Path, config: Config) -> AppState {
-    let (registry, store) = open_data_dir(data).unwrap();
-    AppState::new(registry, Arc::new(store), config)
+    Store::Local.state(data, config)
 }
 
 pub fn writable() -> Config {
@@ -134,7 +133,7 @@ pub fn writable() -> Config {
 
 /// The router over the local store of `data`.
 pub fn app(data: &Path, config: Config) -> Router {
-    router(state(data, config))
+    Store::Local.app(data, config)
 }
 
 /// Which blob store a parameterised test runs against.
@@ -200,10 +199,15 @@ impl Store {
         }
     }
 
+    /// An app state over `data`'s registry and this store.
+    pub fn state(&self, data: &Path, config: Config) -> AppState {
+        let (registry, store) = self.open(data);
+        AppState::new(registry, store, config)
+    }
+
     /// The router over `data`'s registry and this store.
     pub fn app(&self, data: &Path, config: Config) -> Router {
-        let (registry, store) = self.open(data);
-        router(AppState::new(registry, store, config))
+        router(self.state(data, config))
     }
 }
 
