@@ -66,12 +66,12 @@ phase "bats: scripts --dry-run"
 bats tests/scripts-dry-run.bats
 
 phase "moto: deploy, read back, scripts' real runs"
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-moto_server -H 127.0.0.1 -p "$port" > "$WORK/moto.log" 2>&1 &
-moto_pid=$!
-trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
-export MOTO_ENDPOINT="http://127.0.0.1:$port"
-for _ in $(seq 50); do curl -sf "$MOTO_ENDPOINT/moto-api/" >/dev/null && break; sleep 0.2; done
+# This venv's moto (its pins beside cfn-lint's), started and awaited as every script starts one.
+# shellcheck source=../../scripts/lib/service.sh
+source "$INFRA_DIR/../scripts/lib/service.sh"
+trap stop_services EXIT
+MOTO_SERVER="$VENV/bin/moto_server" start_moto "$WORK"
+export MOTO_ENDPOINT=$moto_url
 zone=$(AWS_ENDPOINT_URL=$MOTO_ENDPOINT AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1 aws route53 create-hosted-zone \
   --name "$(jq -r .hostedZone.name config/default.json)" --caller-reference "run-$$" --query HostedZone.Id --output text)
 # moto's default account and the zone it just made; everything else is the default config.
