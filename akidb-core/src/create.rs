@@ -3,8 +3,8 @@
 //! the model code, which itself reads manifests.
 
 use crate::bundle::Bundle;
-use crate::error::Result;
-use crate::manifest::{sha256_hex, FileEntry, FileRole, Manifest, Pooling, FORMAT_VERSION};
+use crate::error::{Error, Result};
+use crate::manifest::{sha256_hex, FileEntry, FileRole, Manifest, Pooling, Quantization, FORMAT_VERSION};
 use crate::model::inspect;
 use crate::tokenize::TextTokenizer;
 
@@ -21,6 +21,9 @@ pub struct BundleSpec {
     pub max_seq_length: usize,
     /// Whether to L2-normalise.
     pub normalize: bool,
+    /// `Some(Quantization::Int8Dynamic)` asks for the integer matmul path (an int8 model only); `None`
+    /// records what the model holds (`none` or `int8-weights`).
+    pub quantization: Option<Quantization>,
 }
 
 /// File name of the model inside bundles this build writes.
@@ -35,6 +38,22 @@ impl Bundle {
     pub fn create(spec: BundleSpec, model: Vec<u8>, tokenizer: Vec<u8>) -> Result<Bundle> {
         TextTokenizer::from_bytes(&tokenizer, TOKENIZER_FILE, spec.max_seq_length)?;
         let facts = inspect(&model, MODEL_FILE, spec.max_seq_length)?;
+        let quantization = match (spec.quantization, facts.quantization) {
+            (None, held) => held,
+            (Some(asked), held) if asked == held => held,
+            (Some(Quantization::Int8Dynamic), Quantization::Int8Weights) => Quantization::Int8Dynamic,
+            (Some(asked), held) => {
+                return Err(Error::Model {
+                    path: MODEL_FILE.into(),
+                    reason: format!(
+                        "quantization {} was asked for, but the model's weights are {} \
+                         (int8-dynamic needs an int8-weights model)",
+                        quantization_name(asked),
+                        quantization_name(held)
+                    ),
+                })
+            }
+        };
         let manifest = Manifest {
             format_version: FORMAT_VERSION,
             name: spec.name,
@@ -43,7 +62,7 @@ impl Bundle {
             max_seq_length: spec.max_seq_length,
             pooling: spec.pooling,
             normalize: spec.normalize,
-            quantization: facts.quantization,
+            quantization,
             onnx: facts.io,
             files: vec![
                 FileEntry {
@@ -63,4 +82,12 @@ impl Bundle {
         manifest.validate()?;
         Ok(Bundle::from_verified_parts(manifest, model, tokenizer))
     }
+}
+
+/// The manifest's name of `q` (`none`, `int8-weights`, `int8-dynamic`).
+fn quantization_name(q: Quantization) -> String {
+    serde_json::to_value(q)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{q:?}"))
 }

@@ -187,6 +187,13 @@ impl Embedder {
         self.model.matmul_kernels()
     }
 
+    /// Whether the weight products run on integer kernels: true for an `int8-dynamic` bundle
+    /// ([`Quantization::Int8Dynamic`](crate::Quantization::Int8Dynamic)) on a CPU whose int8 kernels are
+    /// fast (any but an x86-64 without VNNI or AMX), where the exact `int8-weights` path runs instead.
+    pub fn integer_matmuls(&self) -> bool {
+        self.model.integer_matmuls()
+    }
+
     /// Embeds already tokenized texts (as returned by [`Embedder::tokenize`]).
     pub fn embed_tokens(&self, tokens: &[Tokens]) -> Result<Embeddings> {
         let dim = self.manifest.dim;
@@ -202,7 +209,12 @@ impl Embedder {
                 self.manifest.max_seq_length
             )));
         }
-        for chunk in plan_chunks(&lens, self.manifest.max_seq_length, self.options.max_batch) {
+        for chunk in plan_chunks(
+            &lens,
+            self.manifest.max_seq_length,
+            self.options.max_batch,
+            self.model.seq_granule(),
+        ) {
             let padded = pad(tokens, &chunk.members, chunk.seq);
             let hidden = self.model.run(padded)?;
             let hidden = hidden

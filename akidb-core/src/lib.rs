@@ -34,7 +34,7 @@ mod tokenize;
 #[doc(hidden)]
 pub mod wasm_kernels;
 
-pub use batching::{plan_chunks, seq_bucket, Chunk};
+pub use batching::{plan_chunks, seq_bucket, seq_bucket_of, Chunk};
 pub use bundle::{Bundle, HashedFile};
 pub use create::{BundleSpec, MODEL_FILE, TOKENIZER_FILE};
 pub use device::Device;

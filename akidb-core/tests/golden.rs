@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use akidb_core::{Bundle, Embedder};
-use akidb_testkit::golden::{self, FP32_BARS, INT8_BARS};
+use akidb_testkit::golden::{self, FP32_BARS, INT8_BARS, INT8_DYNAMIC_BARS};
 use akidb_testkit::paths;
 
 fn embedder(dir: &Path) -> Embedder {
@@ -28,6 +28,46 @@ fn token_ids_equal_the_reference_for_every_sentence() {
 fn int8_bundle_meets_the_cosine_bars() {
     let (min, mean) = golden::check_embeddings(int8(), golden::reference(), INT8_BARS);
     eprintln!("int8: min cosine {min:.6}, mean {mean:.6}");
+}
+
+fn int8_dynamic() -> &'static Embedder {
+    static E: OnceLock<Embedder> = OnceLock::new();
+    E.get_or_init(|| embedder(&paths::int8_dynamic_bundle()))
+}
+
+/// The integer path where this CPU runs it (x86-64 with VNNI or AMX, aarch64, wasm32); elsewhere the
+/// bundle runs the exact path, and this says so rather than passing for the integer path.
+#[test]
+fn int8_dynamic_bundle_meets_its_cosine_bars() {
+    let e = int8_dynamic();
+    golden::check_token_ids(e, golden::reference());
+    let (min, mean) = golden::check_embeddings(e, golden::reference(), INT8_DYNAMIC_BARS);
+    let kernels = e.matmul_kernels();
+    eprintln!(
+        "int8-dynamic (integer: {}): min cosine {min:.6}, mean {mean:.6}; kernels {kernels:?}",
+        e.integer_matmuls()
+    );
+    assert_eq!(
+        e.integer_matmuls(),
+        kernels.iter().any(|k| k.contains("i32")),
+        "integer products run exactly when an i32 kernel is planned: {kernels:?}"
+    );
+    if cfg!(target_arch = "x86_64") && e.integer_matmuls() {
+        assert!(
+            !kernels
+                .iter()
+                .any(|k| k.starts_with("avx2_mmm_i32") || k.starts_with("generic")),
+            "the integer path must not run tract's slow AVX2 or generic int8 kernels: {kernels:?}"
+        );
+    }
+}
+
+#[test]
+fn int8_dynamic_batches_agree_with_single_sentences() {
+    let golden = golden::reference();
+    let texts: Vec<&str> = golden.texts().into_iter().step_by(5).collect();
+    // Per-row quantisation makes a row's result independent of its batch neighbours; padding only adds rows.
+    golden::check_batch_matches_single(int8_dynamic(), &texts, 1e-5);
 }
 
 #[test]

@@ -18,6 +18,7 @@ fn spec(max_seq_length: usize) -> BundleSpec {
         pooling: Pooling::Mean,
         max_seq_length,
         normalize: true,
+        quantization: None,
     }
 }
 

@@ -48,6 +48,9 @@ pub struct BenchReport {
     pub peak_rss_mb: f64,
     /// tract's matmul kernels in the plans the run compiled (CPU plans only).
     pub matmul_kernels: Vec<String>,
+    /// Whether the weight products ran as int8 × int8 → i32 (an `int8-dynamic` bundle on a CPU whose
+    /// integer kernels are fast).
+    pub integer_matmuls: bool,
     /// Texts in the large batch (`--big-batch`), if measured.
     pub big_batch: Option<usize>,
     /// Median time to embed the large batch, warm.
@@ -162,6 +165,7 @@ pub fn run_on(
         sentences_per_s: batch.len() as f64 / (batch32_ms / 1e3),
         peak_rss_mb: peak_rss_mb(),
         matmul_kernels: embedder.matmul_kernels(),
+        integer_matmuls: embedder.integer_matmuls(),
         big_batch: big_batch_ms.map(|_| big_batch),
         big_batch_ms,
         big_batch_sentences_per_s: big_batch_ms.map(|ms| big_batch as f64 / (ms / 1e3)),

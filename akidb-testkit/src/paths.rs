@@ -10,7 +10,7 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// `models/all-MiniLM-L6-v2/<variant>` (`int8` or `fp32`), as `scripts/fetch-models.sh` builds it;
+/// `models/all-MiniLM-L6-v2/<variant>` (`int8`, `int8-dynamic` or `fp32`), as `scripts/fetch-models.sh` builds it;
 /// panics naming the script when it has not been run.
 pub fn bundle(variant: &str) -> PathBuf {
     let dir = workspace().join("models/all-MiniLM-L6-v2").join(variant);
@@ -25,6 +25,11 @@ pub fn bundle(variant: &str) -> PathBuf {
 /// The int8 bundle, the one every service test serves.
 pub fn int8_bundle() -> PathBuf {
     bundle("int8")
+}
+
+/// The int8 model as an `int8-dynamic` bundle (integer weight products).
+pub fn int8_dynamic_bundle() -> PathBuf {
+    bundle("int8-dynamic")
 }
 
 /// The fp32 bundle.

@@ -4,10 +4,12 @@
 //! - [`inspect`](mod@inspect): parsing, and the facts a manifest records about a model (bundles are
 //!   built from them too);
 //! - [`rewrite`]: graph rewrites made once at load (constant folding, int8 dequantisation);
+//! - [`integer`]: the integer matmul path of `int8-dynamic` bundles;
 //! - [`share`]: one copy of each equal weight across the graphs and plans of every shape;
 //! - [`plans`]: concrete-shape plans cached per (batch, sequence) bucket.
 
 mod inspect;
+mod integer;
 mod plans;
 mod rewrite;
 mod share;
@@ -24,7 +26,7 @@ use rewrite::{fold_constants, prepare, FoldedWeights};
 use share::SharedConsts;
 
 use crate::error::{Error, Result};
-use crate::manifest::{FileRole, Manifest};
+use crate::manifest::{FileRole, Manifest, Quantization};
 
 /// A model error naming the model file, for a user to act on.
 fn model_error(path: &str, e: impl std::fmt::Display) -> Error {
@@ -44,6 +46,9 @@ pub(crate) struct SentenceModel {
     has_token_types: bool,
     plans: Mutex<PlanCache>,
     path: String,
+    /// Weight products run as int8 × int8 → i32 ([`integer`]): an `int8-dynamic` bundle on a CPU with fast
+    /// integer kernels.
+    integer: bool,
     /// Plans are compiled for the GPU (tract-cuda) rather than the CPU: see [`crate::device`].
     #[cfg_attr(not(feature = "cuda-backend"), allow(dead_code))]
     gpu: bool,
@@ -69,7 +74,9 @@ impl SentenceModel {
         fold_constants(&mut source).map_err(|e| model_error(&path, format!("{e:#}")))?;
         let mut folded = FoldedWeights::new();
         let mut consts = SharedConsts::default();
-        let mut base = prepare(source.clone(), 1, &mut folded, &path)?;
+        let integer =
+            manifest.quantization == Quantization::Int8Dynamic && integer::slow_integer_kernels().is_none();
+        let mut base = prepare(source.clone(), 1, integer, &mut folded, &path)?;
         consts.share(&mut base).map_err(|e| model_error(&path, e))?;
         let base = Arc::new(base);
         let fact = base.output_fact(0).map_err(|e| model_error(&path, e))?;
@@ -90,6 +97,7 @@ impl SentenceModel {
             sequence,
             has_token_types: manifest.onnx.token_type_ids.is_some(),
             plans: Mutex::new(PlanCache::new(plan_capacity)),
+            integer,
             path,
             gpu: false,
         })
@@ -101,6 +109,22 @@ impl SentenceModel {
     pub(crate) fn on_gpu(mut self) -> SentenceModel {
         self.gpu = true;
         self
+    }
+
+    /// Whether weight products run on integer kernels (an `int8-dynamic` bundle where they are fast).
+    pub(crate) fn integer_matmuls(&self) -> bool {
+        self.integer
+    }
+
+    /// The multiple that padded sequence lengths should have: tract's x86 integer kernels take their
+    /// 16-wide tiles only when the product has ≥ 16 columns (tokens); at 12 they fall to 8×8 tiles no
+    /// faster than f32 (PERF.md). Other targets' int8 kernels (aarch64 8×8, wasm 4×4) have no such step.
+    pub(crate) fn seq_granule(&self) -> usize {
+        if self.integer && cfg!(target_arch = "x86_64") {
+            16
+        } else {
+            4
+        }
     }
 
     /// Runs one padded block and returns `last_hidden_state`, `[batch, seq, dim]` row-major.

@@ -277,7 +277,8 @@ fn f32_product(inputs: &[Arc<Tensor>]) -> Option<Arc<Tensor>> {
 }
 
 /// Types the graph for a concrete `batch` and a symbolic `sequence`, moves the int8 dequantisation of
-/// embedding tables behind their Gather and folds the other dequantised weights to f32. Decluttering is
+/// embedding tables behind their Gather, makes the int8 weight products integer ones when `integer`
+/// ([`super::integer`]) and folds the other dequantised weights to f32. Decluttering is
 /// left to [`SentenceModel::base`](super::SentenceModel::base).
 ///
 /// The batch is concrete because some exports (the fp32 file's Flatten of the attention mask) cannot be
@@ -286,6 +287,7 @@ fn f32_product(inputs: &[Arc<Tensor>]) -> Option<Arc<Tensor>> {
 pub(super) fn prepare(
     mut model: InferenceModel,
     batch: usize,
+    integer: bool,
     folded: &mut FoldedWeights,
     path: &str,
 ) -> Result<TypedModel> {
@@ -300,6 +302,16 @@ pub(super) fn prepare(
         .into_typed()
         .map_err(|e| model_error(path, format!("{e:#}")))?;
     gather_before_dequantise(&mut typed).map_err(|e| model_error(path, format!("{e:#}")))?;
+    if integer {
+        let products = super::integer::integer_matmuls(&mut typed)
+            .map_err(|e| model_error(path, format!("integer matmuls: {e:#}")))?;
+        if products == 0 {
+            return Err(model_error(
+                path,
+                "the manifest says int8-dynamic, but the model has no int8 weight products",
+            ));
+        }
+    }
     fold_dequantised_weights(&mut typed, folded).map_err(|e| model_error(path, format!("{e:#}")))?;
     Ok(typed)
 }
