@@ -1,5 +1,5 @@
 //! Operational routes and middleware: health, readiness, metrics, response headers, compression policy,
-//! and the confined static site (`--static`).
+//! and the confined static site (`--static`), served cross-origin isolated.
 
 use super::*;
 
@@ -158,5 +158,23 @@ pub(crate) async fn serve_static(root: Arc<PathBuf>, req: Request) -> Response {
     if res.status().is_server_error() {
         return not_found().await.into_response();
     }
-    res.map(Body::new)
+    let mut res = res.map(Body::new);
+    cross_origin_isolate(res.headers_mut());
+    res
+}
+
+/// `Cross-Origin-Opener-Policy: same-origin` and `Cross-Origin-Embedder-Policy: require-corp` on the static
+/// site's files: a page served with both is `crossOriginIsolated`, which SharedArrayBuffer and so
+/// @akidb/wasm's threaded build need. Only the static site's: they act on documents and workers, and a page
+/// isolated this way still fetches the API and blobs from any origin (CORS, and CORP on every answer:
+/// [`security_headers`]).
+pub(crate) fn cross_origin_isolate(headers: &mut HeaderMap) {
+    headers.insert(
+        HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(
+        HeaderName::from_static("cross-origin-embedder-policy"),
+        HeaderValue::from_static("require-corp"),
+    );
 }
