@@ -26,6 +26,8 @@ target/tools/bin/cargo-machete
 cargo clippy --release --workspace --all-targets --features akidb-native/test-hooks -- -D warnings
 # The wasm-only code (akidb-core's wasm kernel, the browser tests) compiles only for wasm32.
 cargo clippy --release --target wasm32-unknown-unknown -p akidb-wasm --all-targets -- -D warnings
+# The relaxed-SIMD build's kernel (akidb-wasm's relaxed-simd feature): only akidb-core and akidb-wasm recheck.
+cargo clippy --release --target wasm32-unknown-unknown -p akidb-wasm --all-targets --features relaxed-simd -- -D warnings
 
 step "benchmark statistics and the scripts' shared helpers (scripts/lib)"
 bash scripts/lib/test-stats.sh

@@ -20,11 +20,12 @@ pkg=node_modules/@akidb/wasm
 tmp=$(mktemp -d "$web/dist.tmp.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 cp -R src/. "$tmp/"
-# The browser half of the package: the loader, its worker, the web build's glue and .wasm.
+# The browser half of the package: the loader, its worker, the web builds' glue and both .wasm (the loader
+# fetches one: see sw.js, which precaches only that one).
 lib="$tmp/lib/akidb-wasm"
 mkdir -p "$lib/web"
 cp "$pkg"/*.js "$lib/"
-cp "$pkg/web/akidb_wasm.js" "$pkg/web/akidb_wasm_bg.wasm" "$lib/web/"
+cp "$pkg/web/akidb_wasm.js" "$pkg/web/akidb_wasm_bg.wasm" "$pkg/web/akidb_wasm_relaxed_simd_bg.wasm" "$lib/web/"
 
 # Build id: the hash of everything but the two files that are stamped or rewritten after the build.
 build_id=$(cd "$tmp" && find . -type f ! -name sw.js ! -name config.json -print0 | LC_ALL=C sort -z |
@@ -32,6 +33,10 @@ build_id=$(cd "$tmp" && find . -type f ! -name sw.js ! -name config.json -print0
 precache=$(cd "$tmp" && find . -type f ! -name sw.js -printf '%P\n' | LC_ALL=C sort |
   sed "s/.*/'&'/" | paste -sd, - | sed 's/,/, /g')
 sed -i -e "s/__BUILD_ID__/$build_id/" -e "s|'__PRECACHE__'|$precache|" "$tmp/sw.js"
+for f in "$lib"/web/*.wasm; do
+  grep -q "'lib/akidb-wasm/web/$(basename "$f")'" src/sw.js ||
+    { echo "web/build.sh: sw.js's WASM_BUILDS lacks $(basename "$f")" >&2; exit 1; }
+done
 if grep -q '__BUILD_ID__\|__PRECACHE__' "$tmp/sw.js"; then
   echo "web/build.sh: sw.js was not stamped" >&2
   exit 1

@@ -226,12 +226,33 @@ unsafe fn run(ops: &[FusedKerSpec<f32>]) -> isize {
     0
 }
 
+/// `a · b + c`: one relaxed fused multiply-add in the relaxed-SIMD build (`f32x4.relaxed_madd`, fused or
+/// not as the engine likes; either is within the wasm-vs-native bar), a multiply and an add otherwise.
+///
+/// The relaxed build is this crate's `wasm-relaxed-simd` feature, which enables relaxed SIMD on the two
+/// functions of this kernel's inner loop only: the rest of the .wasm (tract, tokenizers) is the same code
+/// as the SIMD128 build, so akidb-wasm/build.sh compiles those crates once for both builds, not twice.
+#[cfg(feature = "wasm-relaxed-simd")]
+#[target_feature(enable = "relaxed-simd")]
+#[inline]
+fn madd(a: v128, b: v128, c: v128) -> v128 {
+    f32x4_relaxed_madd(a, b, c)
+}
+
+#[cfg(not(feature = "wasm-relaxed-simd"))]
+#[inline(always)]
+fn madd(a: v128, b: v128, c: v128) -> v128 {
+    f32x4_add(c, f32x4_mul(a, b))
+}
+
 /// `acc += A·B` over `k`: packed A gives the `MR` rows of a step as two vectors, packed B its `NR`
 /// columns, each broadcast.
 ///
 /// # Safety
 /// `a` holds `k * MR` and `b` `k * NR` readable f32s.
-#[inline(always)]
+// (Not inlined into `run` in the relaxed build, whose `run` lacks the feature: one call per tile.)
+#[cfg_attr(feature = "wasm-relaxed-simd", target_feature(enable = "relaxed-simd"))]
+#[cfg_attr(not(feature = "wasm-relaxed-simd"), inline(always))]
 unsafe fn add_mat_mul(acc: &mut Tile, k: usize, a: *const f32, b: *const f32) {
     // Eight named accumulators rather than the array keep each in a register through the loop.
     let [(mut c0l, mut c0h), (mut c1l, mut c1h), (mut c2l, mut c2h), (mut c3l, mut c3h)] = *acc;
@@ -242,17 +263,17 @@ unsafe fn add_mat_mul(acc: &mut Tile, k: usize, a: *const f32, b: *const f32) {
             let (al, ah) = (v128_load(a as *const v128), v128_load(a.add(4) as *const v128));
             let b = b.add(i * NR);
             let b0 = f32x4_splat(*b);
-            c0l = f32x4_add(c0l, f32x4_mul(al, b0));
-            c0h = f32x4_add(c0h, f32x4_mul(ah, b0));
+            c0l = madd(al, b0, c0l);
+            c0h = madd(ah, b0, c0h);
             let b1 = f32x4_splat(*b.add(1));
-            c1l = f32x4_add(c1l, f32x4_mul(al, b1));
-            c1h = f32x4_add(c1h, f32x4_mul(ah, b1));
+            c1l = madd(al, b1, c1l);
+            c1h = madd(ah, b1, c1h);
             let b2 = f32x4_splat(*b.add(2));
-            c2l = f32x4_add(c2l, f32x4_mul(al, b2));
-            c2h = f32x4_add(c2h, f32x4_mul(ah, b2));
+            c2l = madd(al, b2, c2l);
+            c2h = madd(ah, b2, c2h);
             let b3 = f32x4_splat(*b.add(3));
-            c3l = f32x4_add(c3l, f32x4_mul(al, b3));
-            c3h = f32x4_add(c3h, f32x4_mul(ah, b3));
+            c3l = madd(al, b3, c3l);
+            c3h = madd(ah, b3, c3h);
         }
     }
     *acc = [(c0l, c0h), (c1l, c1h), (c2l, c2h), (c3l, c3h)];

@@ -53,7 +53,9 @@ export interface LoadOptions {
   worker?: boolean;
   /** Override the worker script URL (default: worker.js next to index.js). */
   workerUrl?: string | URL;
-  /** Override the .wasm URL (default: web/akidb_wasm_bg.wasm next to the glue). */
+  /** Override the .wasm URL (default: the picked variant's, next to the glue: web/akidb_wasm_bg.wasm for
+   *  `wasm-simd`, web/akidb_wasm_relaxed_simd_bg.wasm for `wasm-relaxed-simd`). Set `variant` with it: the
+   *  URL replaces whichever build feature detection picks. */
   wasmUrl?: string | URL;
   /** Where each file lives (main-thread mode only; see blobUrlTemplate). Default: next to the manifest, or,
    *  when `url`'s path ends in `/v1/models/{name}/{version}/manifest.json` (a model server),
@@ -74,8 +76,9 @@ export interface LoadOptions {
   retries?: number;
   /** Pretend WebAssembly SIMD is missing (tests the server fallback). */
   pretendNoSimd?: boolean;
-  /** Force a wasm variant by name instead of feature detection. */
-  variant?: string;
+  /** Force a wasm variant by name (a `WASM_VARIANTS` name: 'wasm-relaxed-simd', 'wasm-simd') instead of
+   *  feature detection. One thread runs one build: the first loaded on it (another needs `worker: true`). */
+  variant?: WasmVariantName | string;
   fetch?: typeof fetch;
   signal?: AbortSignal;
 }
@@ -103,8 +106,15 @@ export interface LoadStats {
   loadMs?: number;
 }
 
+/** The wasm builds this package ships, best first. */
+export type WasmVariantName = 'wasm-relaxed-simd' | 'wasm-simd';
+
 export interface LoadedEmbedder {
+  /** 'wasm-simd': the wasm core (whichever build; see `variant`); 'server': the `fallbackUrl`. */
   backend: 'wasm-simd' | 'server' | string;
+  /** The wasm build that runs: 'wasm-relaxed-simd' (relaxed SIMD: fused multiply-add, int8 dot product) or
+   *  'wasm-simd' (SIMD128); null on the server backend. */
+  variant: WasmVariantName | string | null;
   /** Embedding dimension (on the server backend, known after the first embed). */
   dim: number | undefined;
   model: string | undefined;
@@ -119,12 +129,14 @@ export interface LoadedEmbedder {
 
 export function loadEmbedder(options: LoadOptions): Promise<LoadedEmbedder>;
 export function wasmSimdSupported(): boolean;
+/** True when this engine validates WebAssembly relaxed SIMD (the `wasm-relaxed-simd` build runs). */
+export function wasmRelaxedSimdSupported(): boolean;
 export function siblingUrl(entry: FileEntry, manifestUrl: string): string;
 export function modelServerBlobUrl(entry: FileEntry, manifestUrl: string): string;
 /** Where the loader fetches a manifest's signature: its URL with ".sig" appended to the path. */
 export function signatureUrl(manifestUrl: string): string;
 export interface WasmVariant {
-  name: string;
+  name: WasmVariantName | string;
   supported(): boolean;
   init(wasmUrl?: string | URL): Promise<{
     Embedder: typeof Embedder;

@@ -20,19 +20,22 @@ import {
   sha256Hex,
   verifyManifestSignature,
   WASM_VARIANTS,
+  wasmRelaxedSimdSupported,
   wasmSimdSupported,
 } from './wasm-backend.js';
 import { loadInWorker } from './worker-client.js';
 import { noticeUnchecked, trustedKeysJson } from './signature.js';
 import { warn } from './util.js';
 
-export { Embedder, sha256Hex, verifyManifestSignature, initWasm, wasmSimdSupported, WASM_VARIANTS };
+export { Embedder, sha256Hex, verifyManifestSignature, initWasm, wasmSimdSupported, wasmRelaxedSimdSupported, WASM_VARIANTS };
 export { siblingUrl, modelServerBlobUrl } from './bundle.js';
 export { signatureUrl } from './signature.js';
 
 /**
  * Loads an embedder. See index.d.ts for the options. Resolves to an object whose `backend` is
- * `"wasm-simd"` (the wasm core, on this thread or in a worker) or `"server"` (the `fallbackUrl`).
+ * `"wasm-simd"` (the wasm core, on this thread or in a worker) or `"server"` (the `fallbackUrl`), and whose
+ * `variant` names the wasm build feature detection picked (`"wasm-relaxed-simd"` or `"wasm-simd"`; null on
+ * the server).
  */
 export async function loadEmbedder(options) {
   if (!options || !options.url) throw new Error('loadEmbedder: `url` (the bundle manifest URL) is required');
@@ -40,6 +43,10 @@ export async function loadEmbedder(options) {
   // be taken for it.
   const checkSignatures = trustedKeysJson(options.trustedKeys) !== null;
   const variant = pickVariant(options);
+  if (!variant && options.variant) {
+    // A misspelt build is the caller's error, not a reason to fall back.
+    throw new Error(`loadEmbedder: unknown variant ${options.variant} (known: ${WASM_VARIANTS.map((v) => v.name).join(', ')})`);
+  }
   if (!variant) {
     const reason = options.pretendNoSimd ? 'SIMD disabled by pretendNoSimd' : 'WebAssembly SIMD is not supported';
     if (options.fallbackUrl) {

@@ -6,6 +6,7 @@ export function serverEmbedder(options, reason) {
   const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
   const e = {
     backend: 'server',
+    variant: null,
     dim: undefined,
     model: undefined,
     reason,

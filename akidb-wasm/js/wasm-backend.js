@@ -4,35 +4,46 @@
 import initWasm, { Embedder, sha256Hex, verifyManifestSignature } from './web/akidb_wasm.js';
 import { fetchBundle } from './bundle.js';
 import { now } from './util.js';
+import { wasmRelaxedSimdSupported, wasmSimdSupported } from './features.js';
 
-// (module (func (result v128) i32.const 0 i8x16.splat i8x16.popcnt))
-const SIMD_PROBE = new Uint8Array([
-  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98,
-  11,
-]);
-
-/** True when this engine can compile WebAssembly SIMD128. */
-export function wasmSimdSupported() {
-  try {
-    return typeof WebAssembly === 'object' && WebAssembly.validate(SIMD_PROBE);
-  } catch {
-    return false;
-  }
-}
-
-/** The wasm builds this package ships, best first. Variants are tried best-first, the way Ruffle picks its
- * builds: a later relaxed-SIMD or threaded build is one more entry with its own `supported()` and module
- * URL. */
+/** The wasm builds this package ships, best first; the loader takes the first whose `supported()` holds,
+ * the way Ruffle picks its builds. Both builds share one wasm-bindgen glue (web/akidb_wasm.js: build.sh
+ * checks the two builds' glue is the same bytes), so one realm runs one build: the first one initialised.
+ * A threaded build is one more entry, first, whose `supported()` also requires `crossOriginIsolated`. */
 export const WASM_VARIANTS = [
+  {
+    // akidb-core's wasm matmul kernel with f32x4.relaxed_madd (Cargo feature relaxed-simd); the rest of
+    // the .wasm is the wasm-simd build's code.
+    name: 'wasm-relaxed-simd',
+    supported: () => wasmSimdSupported() && wasmRelaxedSimdSupported(),
+    init: (wasmUrl) => initVariant('wasm-relaxed-simd', wasmUrl ?? new URL('./web/akidb_wasm_relaxed_simd_bg.wasm', import.meta.url)),
+  },
   {
     name: 'wasm-simd',
     supported: () => wasmSimdSupported(),
-    init: async (wasmUrl) => {
-      await initWasm(wasmUrl ? { module_or_path: wasmUrl } : undefined);
-      return { Embedder, sha256Hex, verifyManifestSignature };
-    },
+    // The glue's default: web/akidb_wasm_bg.wasm beside it.
+    init: (wasmUrl) => initVariant('wasm-simd', wasmUrl),
   },
 ];
+
+/** The variant this realm's glue was initialised with (a second build can't be loaded beside it). */
+let initialised = null;
+
+async function initVariant(name, wasmUrl) {
+  if (initialised && initialised !== name) {
+    throw new Error(
+      `the ${initialised} build already runs on this thread; ${name} can't be loaded beside it (use worker: true, or reload)`,
+    );
+  }
+  initialised = name;
+  try {
+    await initWasm(wasmUrl ? { module_or_path: wasmUrl } : undefined);
+  } catch (e) {
+    initialised = null; // nothing was instantiated: another build may still be tried
+    throw e;
+  }
+  return { Embedder, sha256Hex, verifyManifestSignature };
+}
 
 /** The variant `options` ask for by name, else the best one this engine runs; null when none runs. */
 export function pickVariant(options) {
@@ -60,7 +71,10 @@ export async function loadWasm(options, variant) {
   stats.modelMs = now() - tModel;
   stats.loadMs = now() - t0;
   return {
-    backend: variant.name,
+    // 'wasm-simd' for every build (what it always said: the wasm core, not the server); `variant` names
+    // the build.
+    backend: 'wasm-simd',
+    variant: variant.name,
     dim: embedder.dim,
     model: embedder.model,
     stats,
@@ -71,4 +85,4 @@ export async function loadWasm(options, variant) {
   };
 }
 
-export { Embedder, sha256Hex, verifyManifestSignature, initWasm };
+export { Embedder, sha256Hex, verifyManifestSignature, initWasm, wasmSimdSupported, wasmRelaxedSimdSupported };

@@ -51,6 +51,7 @@ export async function loadInWorker(options, variant) {
     });
   return {
     backend: info.backend,
+    variant: info.variant,
     dim: info.dim,
     model: info.model,
     stats: info.stats,

@@ -14,8 +14,8 @@ self.onmessage = async ({ data }) => {
     try {
       const variant = WASM_VARIANTS.find((v) => v.name === data.options.variant);
       embedder = await loadWasm(options, variant);
-      const { backend, dim, model, stats } = embedder;
-      self.postMessage({ type: 'loaded', backend, dim, model, stats });
+      const { backend, variant: name, dim, model, stats } = embedder;
+      self.postMessage({ type: 'loaded', backend, variant: name, dim, model, stats });
     } catch (e) {
       self.postMessage({ type: 'error', message: String(e?.message ?? e) });
     }

@@ -6,7 +6,10 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-[ -f akidb-wasm/pkg/node.mjs ] || bash akidb-wasm/build.sh
+# shellcheck source-path=SCRIPTDIR/../.. source=scripts/lib/prereqs.sh
+source scripts/lib/prereqs.sh
+# Rebuilt when stale too: an older package may lack a build the benchmark measures.
+ensure_wasm_pkg
 (cd akidb-wasm/tests/js && { [ -d node_modules/onnxruntime-web ] || npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; })
 samples="${BENCH_SAMPLES:-$root/target/bench/wasm-samples.jsonl}"
 BENCH_SAMPLES="$samples" node akidb-wasm/tests/js/bench.mjs

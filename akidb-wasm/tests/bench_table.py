@@ -6,8 +6,9 @@ sample for an even count), the one definition all of the repository's benchmarks
 
   bench_table.py SAMPLES.jsonl     (reads SAMPLES.meta.json beside it)
 
-Prints: @akidb/wasm against onnxruntime-web where each ran (Node, then each browser engine), and the engines
-side by side (warm single-sentence latency, batch throughput, cold starts) in one table.
+Prints: each @akidb/wasm build (wasm-relaxed-simd, wasm-simd: those the runtime runs) beside
+onnxruntime-web where each ran (Node, then each browser engine), with wasm memory and the .wasm sizes per
+build, and the engines side by side (warm single-sentence latency, batch throughput, cold starts).
 """
 
 from __future__ import annotations
@@ -37,18 +38,29 @@ def main(samples_path: str) -> int:
         return f"{a / o:.2f}×" if a is not None and o else "–"
 
     short = {w: meta["engines"][w].split(" (")[0] for w in where}
+    # The @akidb/wasm builds, best first; each runtime ran those it supports (meta["variants"]).
+    variants = [v for v in ("wasm-relaxed-simd", "wasm-simd") if any(v in meta["variants"][w] for w in where)]
+    akidb = {v: f"akidb:{v}" for v in variants}
     print(
-        f"@akidb/wasm vs onnxruntime-web 1.30 (wasm SIMD, 1 thread), int8 all-MiniLM-L6-v2, "
-        f"{meta['rounds']} interleaved rounds; {', '.join(meta['engines'].values())}"
+        f"@akidb/wasm (each build the runtime runs) vs onnxruntime-web 1.30 (wasm SIMD, 1 thread), int8 "
+        f"all-MiniLM-L6-v2, {meta['rounds']} interleaved rounds; {', '.join(meta['engines'].values())}"
     )
-    print(f"min cosine akidb vs ORT on the batch: {meta['minCosine']:.6f}; akidb matmul kernels: {', '.join(meta['kernels'])}\n")
+    print(
+        "builds run: " + "; ".join(f"{short[w]}: {', '.join(meta['variants'][w])}" for w in where)
+        + f"\nmin cosine akidb vs ORT on the batch: {meta['minCosine']:.6f}; akidb matmul kernels: "
+        f"{', '.join(meta['kernels'])}\n"
+    )
 
     rows = []
 
-    def row(label, metric, name="median", digits=1):
-        a, o = get(f"{w}/akidb", metric, name), get(f"{w}/ort", metric, name)
-        if a is not None or o is not None:
-            rows.append([f"{short[w]}: {label}", fmt(a, digits), fmt(o, digits), ratio(a, o)])
+    def row(label, metric, name="median", digits=1, ort_metric=None):
+        a = {v: get(f"{w}/{akidb[v]}", metric, name) for v in variants}
+        o = get(f"{w}/ort", ort_metric or metric, name)
+        if any(x is not None for x in a.values()) or o is not None:
+            rows.append(
+                [f"{short[w]}: {label}"] + [fmt(a[v], digits) for v in variants] + [fmt(o, digits)]
+                + [ratio(a[v], o) for v in variants]
+            )
 
     for w in where:
         cold = "disk" if w == "node" else "network"
@@ -62,41 +74,54 @@ def main(samples_path: str) -> int:
         row("batch throughput, median (sentences/s)", "batch_sentences_per_s")
         row(f"cold start, {cold} → first embedding (ms)", "cold_ms", digits=0)
         if w != "node":
-            a, o = get(f"{w}/akidb", "idb_first_embedding_ms"), get(f"{w}/ort", "first_session_ms")
-            rows.append([f"{short[w]}: akidb IndexedDB → first embedding vs ORT first session creation (ms)", fmt(a, 0), fmt(o, 0), ratio(a, o)])
+            row(
+                "akidb IndexedDB → first embedding vs ORT first session creation (ms)",
+                "idb_first_embedding_ms", digits=0, ort_metric="first_session_ms",
+            )
         row("RSS growth after the runs (MB)", "rss_growth_mb", digits=0)
         row("wasm linear memory after the runs (MB)", "wasm_memory_mb", digits=0)
     for k, label in (("raw", "raw"), ("gzip", "gzip -9")):
-        a, o = meta["wasm"]["akidb"][k], meta["wasm"]["ort"][k]
-        rows.append([f".wasm {label} (MB)", fmt(a, 2), fmt(o, 2), ratio(a, o)])
-    print(benchstats.markdown_table(["", "@akidb/wasm", "onnxruntime-web", "ratio"], rows))
+        a = {v: meta["wasm"][akidb[v]][k] for v in variants}
+        o = meta["wasm"]["ort"][k]
+        rows.append([f".wasm {label} (MB)"] + [fmt(a[v], 2) for v in variants] + [fmt(o, 2)] + [ratio(a[v], o) for v in variants])
+    print(
+        benchstats.markdown_table(
+            [""] + [f"@akidb/wasm {v}" for v in variants] + ["onnxruntime-web"] + [f"{v} / ORT" for v in variants],
+            rows,
+        )
+    )
 
     browsers = [w for w in where if w != "node"]
-    print(f"\nThe engines side by side (same run, same machine; medians unless said)\n")
+    print("\nThe engines side by side (same run, same machine; medians unless said; – where a build does not run)\n")
     side = []
-    for label, subject, metric, name, digits in (
-        (f"@akidb/wasm: warm single, {meta['singleTokens']} tokens, p50 (ms)", "akidb", "single_ms", "p50", 1),
-        ("@akidb/wasm: warm single, p95 (ms)", "akidb", "single_ms", "p95", 1),
-        (f"@akidb/wasm: batch throughput, {meta['batchSentences']} sentences (sentences/s)", "akidb", "batch_sentences_per_s", "median", 1),
-        ("onnxruntime-web: warm single, p50 (ms)", "ort", "single_ms", "p50", 1),
-        ("onnxruntime-web: batch throughput (sentences/s)", "ort", "batch_sentences_per_s", "median", 1),
-        ("@akidb/wasm: cold start, network → first embedding (ms)", "akidb", "cold_ms", "median", 0),
-        ("@akidb/wasm: IndexedDB → first embedding (ms)", "akidb", "idb_first_embedding_ms", "median", 0),
+    for v in variants:
+        for label, metric, name, digits in (
+            (f"warm single, {meta['singleTokens']} tokens, p50 (ms)", "single_ms", "p50", 1),
+            ("warm single, p95 (ms)", "single_ms", "p95", 1),
+            (f"batch throughput, {meta['batchSentences']} sentences (sentences/s)", "batch_sentences_per_s", "median", 1),
+            ("cold start, network → first embedding (ms)", "cold_ms", "median", 0),
+            ("IndexedDB → first embedding (ms)", "idb_first_embedding_ms", "median", 0),
+        ):
+            side.append([f"@akidb/wasm {v}: {label}"] + [fmt(get(f"{w}/{akidb[v]}", metric, name), digits) for w in browsers])
+    for label, metric, name in (
+        ("onnxruntime-web: warm single, p50 (ms)", "single_ms", "p50"),
+        ("onnxruntime-web: batch throughput (sentences/s)", "batch_sentences_per_s", "median"),
     ):
-        side.append([label] + [fmt(get(f"{w}/{subject}", metric, name), digits) for w in browsers])
+        side.append([label] + [fmt(get(f"{w}/ort", metric, name)) for w in browsers])
     print(benchstats.markdown_table([""] + [short[w] for w in browsers], side))
 
     for w in browsers:
-        phase = {m: fmt(get(f"{w}/akidb", m), 0) for m in (
-            "idb_fetch_ms", "idb_wasm_ready_ms", "idb_model_ms", "idb_first_embed_ms",
-            "net_fetch_ms", "net_wasm_ready_ms", "net_model_ms", "net_first_embed_ms")}
-        print(
-            f"\n{short[w]}, where the time goes (ms, medians). From IndexedDB: bundle read and hashed (WebCrypto) "
-            f"{phase['idb_fetch_ms']} and .wasm ready {phase['idb_wasm_ready_ms']} (in parallel), fromHashedBundle "
-            f"{phase['idb_model_ms']}, first embedding (compiles its plan) {phase['idb_first_embed_ms']}. From the network "
-            f"(a first visit): bundle downloaded, verified and cached {phase['net_fetch_ms']}, .wasm ready "
-            f"{phase['net_wasm_ready_ms']}, fromHashedBundle {phase['net_model_ms']}, first embedding {phase['net_first_embed_ms']}."
-        )
+        for v in meta["variants"][w]:
+            phase = {m: fmt(get(f"{w}/{akidb[v]}", m), 0) for m in (
+                "idb_fetch_ms", "idb_wasm_ready_ms", "idb_model_ms", "idb_first_embed_ms",
+                "net_fetch_ms", "net_wasm_ready_ms", "net_model_ms", "net_first_embed_ms")}
+            print(
+                f"\n{short[w]} {v}, where the time goes (ms, medians). From IndexedDB: bundle read and hashed (WebCrypto) "
+                f"{phase['idb_fetch_ms']} and .wasm ready {phase['idb_wasm_ready_ms']} (in parallel), fromHashedBundle "
+                f"{phase['idb_model_ms']}, first embedding (compiles its plan) {phase['idb_first_embed_ms']}. From the network "
+                f"(a first visit): bundle downloaded, verified and cached {phase['net_fetch_ms']}, .wasm ready "
+                f"{phase['net_wasm_ready_ms']}, fromHashedBundle {phase['net_model_ms']}, first embedding {phase['net_first_embed_ms']}."
+            )
     return 0
 
 

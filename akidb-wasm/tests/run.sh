@@ -4,10 +4,13 @@
 # target/tools), builds the npm package (akidb-wasm/build.sh installs wasm-bindgen-cli), installs the
 # test's npm deps (npm ci), then runs
 #   1. the golden suite in Node (token ids, cosine bars, wasm vs native on all 200 sentences, int8 + fp32),
-#      and the blob-URL rule against the shared table tests/blob-urls.json,
+#      on each wasm build (the one this Node picks, then the other: on Node 20 wasm-simd, then
+#      wasm-relaxed-simd behind --experimental-wasm-relaxed-simd), and the blob-URL rule against the shared
+#      table tests/blob-urls.json,
 #   2. the loader's browser suite (progress, Range resume, cache across reload, corruption, eviction,
 #      server fallback to a real target/release/akidb serve, worker mode, model-server URLs with a prefix,
-#      signatures) once in each engine: headless Chromium, Firefox ESR and WebKitGTK (tests/support/browsers.mjs;
+#      signatures, and the golden suite against native on every wasm build the engine runs) once in each
+#      engine: headless Chromium, Firefox ESR and WebKitGTK (tests/support/browsers.mjs;
 #      AKIDB_BROWSERS=chromium,firefox,webkit picks some),
 #   3. the core's golden suite through wasm-bindgen-test, with akidb-core's wasm matmul kernel against plain
 #      loops (tests/kernel.rs), once in each engine: Chromium (chromedriver), Firefox ESR (geckodriver),
@@ -46,6 +49,15 @@ step "npm deps"
 
 step "golden suite and blob-URL table in Node"
 node --test --test-reporter=spec akidb-wasm/tests/js/node.test.mjs akidb-wasm/tests/js/blob-urls.test.mjs
+# The other build: Node 21+ picks relaxed SIMD by itself, so the plain one is forced; Node 20 runs relaxed
+# SIMD only behind its flag.
+if [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 21 ]; then
+  step "golden suite in Node on the wasm-simd build (forced)"
+  AKIDB_WASM_VARIANT=wasm-simd node --test --test-reporter=spec akidb-wasm/tests/js/node.test.mjs
+else
+  step "golden suite in Node on the wasm-relaxed-simd build (--experimental-wasm-relaxed-simd)"
+  node --experimental-wasm-relaxed-simd --test --test-reporter=spec akidb-wasm/tests/js/node.test.mjs
+fi
 
 step "loader in headless Chromium, Firefox ESR and WebKitGTK"
 node --test --test-reporter=spec akidb-wasm/tests/js/browser.test.mjs

@@ -170,7 +170,8 @@ for (const worker of [false, true]) {
     assert.equal(run.result.worker, worker);
     const installed = '/node_modules/@akidb/wasm/';
     assertFetched(run, new RegExp(`^${installed}index\\.js$`), 'the installed index.js');
-    assertFetched(run, new RegExp(`^${installed}web/akidb_wasm_bg\\.wasm$`), 'the installed web/akidb_wasm_bg.wasm');
+    // Chromium runs relaxed SIMD, so the loader picks that build's .wasm.
+    assertFetched(run, new RegExp(`^${installed}web/akidb_wasm_relaxed_simd_bg\\.wasm$`), 'the installed relaxed-SIMD .wasm');
     if (worker) assertFetched(run, new RegExp(`^${installed}worker\\.js$`), 'the installed worker.js');
     assertFetched(run, /^\/models\/model\.onnx$/, 'model.onnx');
     console.log(`  plain-esm ${how}: ${timings(run)}`);

@@ -26,6 +26,10 @@ const diag = {
   state: 'starting',
   config: null,
   backend: null,
+  /** The @akidb/wasm build the embedder runs (null on the server backend). */
+  variant: null,
+  /** Whether the page is cross-origin isolated (model-server sends COOP/COEP with the static site). */
+  crossOriginIsolated: null,
   model: null,
   stats: null,
   corpusSource: null,
@@ -155,7 +159,8 @@ async function showShell() {
 }
 
 function showBackend(e) {
-  const where = e.backend === 'server' ? `server (${config.fallbackUrl})` : `${e.backend} in a Web Worker`;
+  const where =
+    e.backend === 'server' ? `server (${config.fallbackUrl})` : `${e.variant ?? e.backend} build in a Web Worker`;
   $('m-backend').textContent = e.reason ? `${where}; ${e.reason}` : where;
   $('backend-pill').textContent = `backend: ${e.backend}`;
   $('backend-pill').dataset.backend = e.backend;
@@ -225,6 +230,8 @@ async function start() {
     return;
   }
   diag.backend = e.backend;
+  diag.variant = e.variant ?? null;
+  diag.crossOriginIsolated = self.crossOriginIsolated === true;
   diag.model = e.model ?? null;
   diag.stats = e.stats;
   showBackend(e);

@@ -2,8 +2,9 @@
 // never a downloaded browser) against the real servers on free loopback ports: model-server serving the
 // bundle and web/dist, and `akidb serve` as the fallback. One browser profile goes through a user's story,
 // in order:
-//   1. first visit online: the model downloads with progress, is cached in IndexedDB, the corpus is
-//      embedded and saved, the service worker precaches the app shell and the .wasm;
+//   1. first visit online: the page is cross-origin isolated (model-server's COOP/COEP), the loader picks
+//      the relaxed-SIMD build, the model downloads with progress, is cached in IndexedDB, the corpus is
+//      embedded and saved, the service worker precaches the app shell and that build's .wasm;
 //   2. the page's embeddings of the 200 golden sentences meet the golden bars (sentence-transformers), and
 //      the example queries find the documents known to answer them (titles below, computed once);
 //   3. screenshots at desktop width and at 375 px (no horizontal scrolling);
@@ -186,7 +187,7 @@ async function pageEmbeddings() {
   return flat;
 }
 
-test('model-server serves the page with the right content types', async () => {
+test('model-server serves the page with the right content types, cross-origin isolated', async () => {
   const types = {
     '/': 'text/html',
     '/app.js': 'text/javascript',
@@ -194,6 +195,7 @@ test('model-server serves the page with the right content types', async () => {
     '/lib/akidb-wasm/index.js': 'text/javascript',
     '/lib/akidb-wasm/worker.js': 'text/javascript',
     '/lib/akidb-wasm/web/akidb_wasm_bg.wasm': 'application/wasm',
+    '/lib/akidb-wasm/web/akidb_wasm_relaxed_simd_bg.wasm': 'application/wasm',
     '/corpus.json': 'application/json',
     '/style.css': 'text/css',
     '/manifest.webmanifest': 'application/manifest+json',
@@ -202,6 +204,9 @@ test('model-server serves the page with the right content types', async () => {
     const res = await fetch(`${servers.base}${p}`, { method: 'HEAD' });
     assert.equal(res.status, 200, p);
     assert.equal(res.headers.get('content-type')?.split(';')[0], type, p);
+    // Cross-origin isolation (COOP + COEP) on every file of the site, so the page is crossOriginIsolated.
+    assert.equal(res.headers.get('cross-origin-opener-policy'), 'same-origin', p);
+    assert.equal(res.headers.get('cross-origin-embedder-policy'), 'require-corp', p);
   }
   // The service worker at the root may control the whole origin without Service-Worker-Allowed.
   const sw = await fetch(`${servers.base}/sw.js`).then((r) => r.text());
@@ -214,6 +219,12 @@ test('first visit online: progress to 100%, model cached in IndexedDB, corpus em
   const d = await waitState('ready');
   console.log(`# first visit ready in ${Date.now() - t0} ms (${d.backend}, model ${d.stats.loadMs?.toFixed(0)} ms)`);
   assert.equal(d.backend, 'wasm-simd');
+  // Chromium runs relaxed SIMD: the loader's best build.
+  assert.equal(d.variant, 'wasm-relaxed-simd');
+  // COOP/COEP from model-server, and nothing the page loads (the fallback on another port is a CORS fetch)
+  // is blocked by require-corp.
+  assert.equal(await page.evaluate(() => self.crossOriginIsolated), true, 'the page is cross-origin isolated');
+  assert.equal(d.crossOriginIsolated, true);
   assert.equal(d.model, 'all-MiniLM-L6-v2@1.0.0-int8');
   assert.deepEqual([...d.stats.fetched].sort(), ['model.onnx', 'tokenizer.json']);
   assert.deepEqual(d.stats.fromCache, []);
@@ -253,17 +264,19 @@ test('first visit online: progress to 100%, model cached in IndexedDB, corpus em
     '/lib/akidb-wasm/index.js',
     '/lib/akidb-wasm/worker.js',
     '/lib/akidb-wasm/web/akidb_wasm.js',
-    '/lib/akidb-wasm/web/akidb_wasm_bg.wasm',
+    '/lib/akidb-wasm/web/akidb_wasm_relaxed_simd_bg.wasm',
   ]) {
     assert.ok(s.cached.includes(p), `${p} in the service worker cache: ${s.cached}`);
   }
+  // Only the build this engine's loader picks is precached (13 MB each).
+  assert.ok(!s.cached.includes('/lib/akidb-wasm/web/akidb_wasm_bg.wasm'), 'the wasm-simd .wasm is not precached here');
   assert.ok(!s.cached.some((p) => p.startsWith('/v1/')), 'the model API is not in the service worker cache');
   assert.deepEqual(s.registrations, [`${servers.base}/`]);
 });
 
-test('golden: the page embeds the 200 golden sentences as sentence-transformers does (wasm-simd)', async () => {
+test('golden: the page embeds the 200 golden sentences as sentence-transformers does (wasm-relaxed-simd)', async () => {
   const bars = cosineBars(await pageEmbeddings(), golden);
-  console.log(`# golden cosine (wasm-simd): min ${bars.min.toFixed(5)}, mean ${bars.mean.toFixed(5)}`);
+  console.log(`# golden cosine (wasm-relaxed-simd): min ${bars.min.toFixed(5)}, mean ${bars.mean.toFixed(5)}`);
   assert.ok(bars.min >= BARS.int8.min, `min cosine ${bars.min}`);
   assert.ok(bars.mean >= BARS.int8.mean, `mean cosine ${bars.mean}`);
 });
@@ -327,6 +340,8 @@ test('offline: servers stopped and the context offline, a reload still loads and
     const d = await waitState('ready', 300_000);
     console.log(`# offline reload ready in ${Date.now() - t0} ms`);
     assert.equal(d.backend, 'wasm-simd');
+    assert.equal(d.variant, 'wasm-relaxed-simd');
+    assert.equal(d.crossOriginIsolated, true, 'the service worker’s copy of the page keeps COOP/COEP');
     assert.deepEqual(d.stats.fetched, []);
     assert.deepEqual([...d.stats.fromCache].sort(), ['model.onnx', 'tokenizer.json']);
     assert.equal(d.corpusSource, 'indexeddb');

@@ -1,7 +1,8 @@
 // Benchmark (not a test): @akidb/wasm vs onnxruntime-web 1.30 (wasm, SIMD, numThreads = 1, the same int8
 // model file, the same sentences: akidb-native/src/bench_sentences.json), in Node and in the browser engines
 // ($AKIDB_BROWSERS, default headless Chromium and WebKitGTK, through tests/support/browsers.mjs), interleaved
-// rounds. Writes raw samples (scripts/lib/benchstats.py's JSON lines) to $BENCH_SAMPLES (default
+// rounds; @akidb/wasm once per build the runtime runs (wasm-relaxed-simd, wasm-simd: its WASM_VARIANTS),
+// with its wasm linear memory after the runs and its .wasm's size. Writes raw samples (scripts/lib/benchstats.py's JSON lines) to $BENCH_SAMPLES (default
 // target/bench/wasm-samples.jsonl) and what goes beside them to wasm-samples.meta.json; bench_table.py
 // makes the tables. Run: bash akidb-wasm/tests/bench.sh
 import fs from 'node:fs';
@@ -24,12 +25,25 @@ function readBundle() {
   return files;
 }
 
+/** The subject of an akidb build's samples: `akidb:wasm-simd`, ... */
+const akidbSubject = (variant) => `akidb:${variant}`;
+
 async function child(engine) {
   const rss0 = process.memoryUsage().rss;
   const t0 = now();
-  let embed, kernels;
-  if (engine === 'akidb') {
-    const { Embedder } = await import(path.join(repo, 'akidb-wasm/pkg/node.mjs'));
+  let embed, kernels, memory;
+  if (engine.startsWith('akidb:')) {
+    // The nodejs glue keeps its instance to itself: its memory is seen by wrapping WebAssembly.Instance (as
+    // akidb-core/tests/wasm_memory_probe.cjs does). node.mjs loads the build AKIDB_WASM_VARIANT names.
+    const Instance = WebAssembly.Instance;
+    WebAssembly.Instance = function (m, i) {
+      const inst = new Instance(m, i);
+      memory = inst.exports.memory;
+      return inst;
+    };
+    const { Embedder, variant } = await import(path.join(repo, 'akidb-wasm/pkg/node.mjs'));
+    WebAssembly.Instance = Instance;
+    if (akidbSubject(variant) !== engine) throw new Error(`asked for ${engine}, node.mjs loaded ${variant}`);
     const e = Embedder.fromBundle(readBundle());
     embed = (texts) => e.embed(texts);
     kernels = () => e.matmulKernels();
@@ -46,6 +60,7 @@ async function child(engine) {
   r.rssMB = (process.memoryUsage().rss - rss0) / 1e6;
   r.batch = Array.from(await embed(sentences.batch));
   if (kernels) r.kernels = kernels();
+  if (memory) r.wasmMemMB = memory.buffer.byteLength / 1e6;
   process.stdout.write(JSON.stringify(r));
 }
 
@@ -53,6 +68,7 @@ const f = (x, d = 1) => (x === undefined ? '–' : x.toFixed(d));
 
 async function main() {
   const { Embedder } = await import(path.join(repo, 'akidb-wasm/pkg/node.mjs'));
+  const { wasmRelaxedSimdSupported } = await import(path.join(repo, 'akidb-wasm/pkg/features.js'));
   const tokenizer = Embedder.fromBundle(readBundle());
   const all = [sentences.single, ...sentences.batch];
   const ids = Object.fromEntries(all.map((s, i) => [s, Array.from(tokenizer.tokenize(all)[i])]));
@@ -61,13 +77,17 @@ async function main() {
   const longest = Math.max(...sentences.batch.map((s) => ids[s].length));
   tokenizer.free();
 
-  // Node: each engine in its own process (memory), interleaved rounds.
-  const node = { akidb: [], ort: [] };
+  // Node: each engine in its own process (memory), interleaved rounds; the builds this Node runs (Node 20:
+  // wasm-simd only).
+  const nodeVariants = [...(wasmRelaxedSimdSupported() ? ['wasm-relaxed-simd'] : []), 'wasm-simd'];
+  const nodeEngines = [...nodeVariants.map(akidbSubject), 'ort'];
+  const node = Object.fromEntries(nodeEngines.map((e) => [e, []]));
   for (let round = 0; round < ROUNDS; round++) {
-    for (const engine of ['akidb', 'ort']) {
+    for (const engine of nodeEngines) {
+      const variant = engine.startsWith('akidb:') ? engine.slice('akidb:'.length) : undefined;
       const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', engine], {
         cwd: here,
-        env: { ...process.env, BENCH_IDS: JSON.stringify(ids) },
+        env: { ...process.env, BENCH_IDS: JSON.stringify(ids), ...(variant && { AKIDB_WASM_VARIANT: variant }) },
         encoding: 'utf8',
         maxBuffer: 1 << 26,
       });
@@ -83,8 +103,9 @@ async function main() {
   const { enginesToTest, launchBrowser } = await import('../../../tests/support/browsers.mjs');
   const engines = enginesToTest(process.env.AKIDB_BROWSERS ?? 'chromium,webkit');
   const server = await startServer();
-  const web = Object.fromEntries(engines.map((e) => [e, { akidb: [], ort: [] }]));
+  const web = Object.fromEntries(engines.map((e) => [e, { ort: [] }]));
   const labels = {};
+  const webVariants = {};
   const url = `${server.base}/models/int8/manifest.json`;
   for (let round = 0; round < ROUNDS; round++) {
     for (const engine of engines) {
@@ -96,30 +117,37 @@ async function main() {
           await page.waitForFunction(() => window.ready === true);
         };
         await open();
-        const net = await page.evaluate((a) => window.benchAkidbCold(a), { url, sentences, clear: true });
-        await open();
-        const idb = await page.evaluate((a) => window.benchAkidbCold(a), { url, sentences, clear: false });
-        if (idb.stats.fetched.length) throw new Error(`${engine}: the IndexedDB run fetched model files`);
-        const warm = await page.evaluate((a) => window.benchAkidbWarm(a), { sentences });
-        web[engine].akidb.push({
-          ...warm,
-          coldMs: net.coldMs,
-          netFetchMs: net.stats.fetchMs,
-          netWasmReadyMs: net.stats.wasmReadyMs,
-          netModelMs: net.stats.modelMs,
-          netFirstEmbedMs: net.firstEmbedMs,
-          idbMs: idb.coldMs,
-          idbFetchMs: idb.stats.fetchMs,
-          idbWasmReadyMs: idb.stats.wasmReadyMs,
-          idbModelMs: idb.stats.modelMs,
-          idbFirstEmbedMs: idb.firstEmbedMs,
-        });
+        webVariants[engine] = await page.evaluate(() => window.akidbVariants());
+        const warms = [];
+        // Each build on a freshly opened page (one realm runs one build).
+        for (const variant of webVariants[engine]) {
+          await open();
+          const net = await page.evaluate((a) => window.benchAkidbCold(a), { url, sentences, clear: true, variant });
+          await open();
+          const idb = await page.evaluate((a) => window.benchAkidbCold(a), { url, sentences, clear: false, variant });
+          if (idb.stats.fetched.length) throw new Error(`${engine}: the IndexedDB run fetched model files`);
+          const warm = await page.evaluate((a) => window.benchAkidbWarm(a), { sentences });
+          if (warm.variant !== variant) throw new Error(`${engine}: asked for ${variant}, ran ${warm.variant}`);
+          warms.push(warm);
+          (web[engine][akidbSubject(variant)] ??= []).push({
+            ...warm,
+            coldMs: net.coldMs,
+            netFetchMs: net.stats.fetchMs,
+            netWasmReadyMs: net.stats.wasmReadyMs,
+            netModelMs: net.stats.modelMs,
+            netFirstEmbedMs: net.firstEmbedMs,
+            idbMs: idb.coldMs,
+            idbFetchMs: idb.stats.fetchMs,
+            idbWasmReadyMs: idb.stats.wasmReadyMs,
+            idbModelMs: idb.stats.modelMs,
+            idbFirstEmbedMs: idb.firstEmbedMs,
+          });
+        }
         await open();
         const ortModel = `${server.base}/models/int8/model.onnx`;
         web[engine].ort.push(await page.evaluate((a) => window.benchOrt(a), { modelUrl: ortModel, sentences, ids }));
-        process.stderr.write(
-          `${engine} round ${round + 1}: akidb single ${f(warm.singleMs)} ms, ort ${f(web[engine].ort.at(-1).singleMs)} ms\n`,
-        );
+        const akidbSingles = warms.map((w) => `${w.variant} ${f(w.singleMs)} ms`).join(', ');
+        process.stderr.write(`${engine} round ${round + 1}: akidb single ${akidbSingles}; ort ${f(web[engine].ort.at(-1).singleMs)} ms\n`);
       } finally {
         await page.close();
       }
@@ -156,8 +184,8 @@ async function main() {
       }
     }
   };
-  for (const engine of ['akidb', 'ort']) emitRuns('node', engine, node[engine]);
-  for (const e of engines) for (const engine of ['akidb', 'ort']) emitRuns(e, engine, web[e][engine]);
+  for (const engine of nodeEngines) emitRuns('node', engine, node[engine]);
+  for (const e of engines) for (const [engine, runs] of Object.entries(web[e])) emitRuns(e, engine, runs);
   const out = process.env.BENCH_SAMPLES ?? path.join(repo, 'target/bench/wasm-samples.jsonl');
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, `${lines.join('\n')}\n`);
@@ -173,12 +201,15 @@ async function main() {
     batchTokens,
     longest,
     engines: Object.fromEntries([['node', `Node ${process.versions.node}`], ...engines.map((e) => [e, labels[e]])]),
+    // The builds each runtime ran, best first (the first is what its loader picks).
+    variants: { node: nodeVariants, ...webVariants },
     wasm: {
-      akidb: size(path.join(repo, 'akidb-wasm/pkg/web/akidb_wasm_bg.wasm')),
+      [akidbSubject('wasm-relaxed-simd')]: size(path.join(repo, 'akidb-wasm/pkg/web/akidb_wasm_relaxed_simd_bg.wasm')),
+      [akidbSubject('wasm-simd')]: size(path.join(repo, 'akidb-wasm/pkg/web/akidb_wasm_bg.wasm')),
       ort: size(path.join(here, 'node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm')),
     },
-    minCosine: minCosine(Float32Array.from(node.akidb[0].batch), Float32Array.from(node.ort[0].batch), 384),
-    kernels: node.akidb[0].kernels,
+    minCosine: minCosine(Float32Array.from(node[nodeEngines[0]][0].batch), Float32Array.from(node.ort[0].batch), 384),
+    kernels: node[nodeEngines[0]][0].kernels,
   };
   fs.writeFileSync(`${out.replace(/\.jsonl$/, '')}.meta.json`, `${JSON.stringify(meta, null, 1)}\n`);
   process.stderr.write(`raw samples: ${path.relative(repo, out)} (${lines.length} lines)\n`);

@@ -4,16 +4,19 @@
 // model-file requests, a corrupted cache entry detected and re-fetched, the server fallback (answered by a
 // real `target/release/akidb serve` on loopback), worker mode, and the model server's URL scheme with and
 // without a path prefix, and bundle signatures (trustedKeys: signed, rotated, changed byte, untrusted,
-// missing, revoked, the cached signature re-checked). The suite is written once; each engine runs all of it.
+// missing, revoked, the cached signature re-checked), and the golden suite on every wasm build the engine
+// runs (feature detection's pick, token ids, cosine bars, wasm vs native). The suite is written once; each
+// engine runs all of it.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startServer, repo } from './server.mjs';
 import { enginesToTest, launchBrowser } from '../../../tests/support/browsers.mjs';
-import { cosine, loadGolden, maxAbsDiff } from '../../../tests/support/golden.mjs';
+import { BARS, cosine, cosineBars, loadGolden, maxAbsDiff } from '../../../tests/support/golden.mjs';
 import { metricSum, startAkidbServe } from '../../../tests/support/process.mjs';
 import { makeSignedBundles, trusted } from './signed-bundles.mjs';
+import { nativeVectors } from './native.mjs';
 
 const SENTENCE = 'AkiDB Edge runs the same core everywhere.';
 // The fallback is answered by the native core (tract on x86), the reference comes from the wasm build:
@@ -22,6 +25,15 @@ const NATIVE_VS_WASM = 1e-4;
 // A golden sentence, to check the fallback's vectors against sentence-transformers too.
 const GOLDEN_TEXT = 'The quick brown fox jumps over the lazy dog.';
 const golden = loadGolden();
+/** The wasm builds each engine runs, best first: the first is what feature detection must pick there. */
+const VARIANTS_RUN = {
+  chromium: ['wasm-relaxed-simd', 'wasm-simd'], // relaxed SIMD on by default since Chrome 114
+  firefox: ['wasm-relaxed-simd', 'wasm-simd'], // since Firefox 145
+  webkit: ['wasm-simd'], // WebKitGTK 2.50 ships relaxed SIMD off
+};
+/** The .wasm each build loads (the label must name the module that really ran). */
+const WASM_FILE = { 'wasm-relaxed-simd': 'akidb_wasm_relaxed_simd_bg.wasm', 'wasm-simd': 'akidb_wasm_bg.wasm' };
+let nativeGolden; // the native core's vectors for the golden sentences, made once
 let server, serve;
 const signed = makeSignedBundles();
 
@@ -51,6 +63,7 @@ async function loadIn(page, options, texts = [SENTENCE]) {
       const v = await e.embed(texts);
       const out = {
         backend: e.backend,
+        variant: e.variant,
         reason: e.reason,
         dim: e.dim,
         worker: !!e.worker,
@@ -142,6 +155,9 @@ function loaderSuite(engine) {
     await fetch(`${server.base}/control/cut?path=model.onnx`, { method: 'POST' });
     const r = await load({ url: url(), cache: 'indexeddb' });
     assert.equal(r.backend, 'wasm-simd');
+    assert.equal(r.variant, VARIANTS_RUN[engine][0], 'feature detection picks the best build this engine runs');
+    const wasmFetched = server.requests().filter((q) => q.path.endsWith('.wasm')).map((q) => q.path);
+    assert.deepEqual(wasmFetched, [`/pkg/web/${WASM_FILE[r.variant]}`], 'the picked build’s .wasm, only');
     assert.equal(r.dim, 384);
     const last = r.progress.at(-1);
     assert.equal(last.loaded, last.total);
@@ -314,11 +330,67 @@ function loaderSuite(engine) {
     const r = await load({ url: url(), cache: 'indexeddb', worker: true });
     assert.equal(r.worker, true);
     assert.equal(r.backend, 'wasm-simd');
+    assert.equal(r.variant, VARIANTS_RUN[engine][0], 'the worker runs the build the page picked');
     assert.equal(r.dim, 384);
     assert.deepEqual(modelFileRequests(), []);
     assert.equal(server.requests().filter((q) => q.path === '/pkg/worker.js').length, 1, 'worker.js was loaded');
     assert.equal(r.progress.at(-1).fraction, 1, 'progress is forwarded from the worker');
     assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
+  });
+
+  test('golden suite on every wasm build this engine runs: token ids, cosine bars, wasm vs native <= 1e-4', async () => {
+    const runs = await page.evaluate(() => window.akidb.WASM_VARIANTS.filter((v) => v.supported()).map((v) => v.name));
+    assert.deepEqual(runs, VARIANTS_RUN[engine], 'the builds whose supported() holds here');
+    nativeGolden ??= nativeVectors(golden.sentences);
+    for (const variant of runs) {
+      // In a worker: a fresh realm per build (one thread runs one build).
+      const r = await page.evaluate(
+        async ({ options, sentences }) => {
+          const e = await window.akidb.loadEmbedder({ ...options, worker: true, onWarning: () => {} });
+          const ids = (await e.tokenize(sentences)).map((row) => Array.from(row));
+          const vectors = Array.from(await e.embed(sentences));
+          const variant = e.variant;
+          e.free();
+          return { ids, vectors, variant };
+        },
+        { options: { url: url(), cache: 'indexeddb', variant }, sentences: golden.sentences },
+      );
+      assert.equal(r.variant, variant);
+      const bad = r.ids.map((ids, i) => (JSON.stringify(ids) === JSON.stringify(golden.tokenIds[i]) ? -1 : i)).filter((i) => i >= 0);
+      assert.deepEqual(bad, [], `${variant}: sentences tokenized differently`);
+      const flat = Float32Array.from(r.vectors);
+      assert.equal(flat.length, golden.sentences.length * golden.dim);
+      const { min, mean } = cosineBars(flat, golden);
+      const diff = maxAbsDiff(flat, nativeGolden);
+      console.log(`# ${engine} ${variant} int8: min cosine ${min.toFixed(6)}, mean ${mean.toFixed(6)}; vs native max abs diff ${diff.toExponential(2)}`);
+      assert.ok(min >= BARS.int8.min, `${variant}: min cosine ${min}`);
+      assert.ok(mean >= BARS.int8.mean, `${variant}: mean cosine ${mean}`);
+      assert.ok(diff <= NATIVE_VS_WASM, `${variant}: wasm vs native max abs diff ${diff}`);
+    }
+    if (runs.length > 1) {
+      // One thread runs one build: once the page's thread runs the best, another is refused by name.
+      const r = await page.evaluate(
+        async ({ u, other }) => {
+          const e = await window.akidb.loadEmbedder({ url: u, cache: 'indexeddb', onWarning: () => {} });
+          const picked = e.variant;
+          e.free();
+          try {
+            await window.akidb.loadEmbedder({ url: u, variant: other, onWarning: () => {} });
+            return { picked, err: null };
+          } catch (e) {
+            return { picked, err: String(e.message) };
+          }
+        },
+        { u: url(), other: runs.at(-1) },
+      );
+      assert.equal(r.picked, runs[0]);
+      assert.match(r.err ?? '', new RegExp(`${runs[0]} build already runs on this thread; ${runs.at(-1)} can't be loaded`));
+    }
+    // A misspelt build is the caller's error (thrown), not a reason to take the fallback.
+    await assert.rejects(
+      load({ url: url(), variant: 'wasm-nope', fallbackUrl: `${serve.url}/v1/embed` }),
+      /unknown variant wasm-nope \(known: wasm-relaxed-simd, wasm-simd\)/,
+    );
   });
 
   test('worker mode, uncached, from the model server URL scheme (/v1/models → /v1/blobs/sha256)', async () => {

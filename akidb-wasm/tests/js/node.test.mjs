@@ -1,16 +1,18 @@
 // The golden suite in Node on the nodejs build of @akidb/wasm, plus wasm vs native (the `akidb` CLI)
 // on all 200 golden sentences, for the int8 and (when present) fp32 bundles; and the Node entry's
-// verifyManifestSignature on a signature made by Node's own ed25519.
+// verifyManifestSignature on a signature made by Node's own ed25519. It runs on the build the Node entry
+// picks: wasm-simd on Node 20; wasm-relaxed-simd on Node 21+ or with --experimental-wasm-relaxed-simd
+// (run.sh runs the suite both ways).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { bundleDir, repo } from '../../../tests/support/paths.mjs';
 import { BARS, cosineBars, loadGolden, maxAbsDiff } from '../../../tests/support/golden.mjs';
 import { makeKey, trusted } from './signed-bundles.mjs';
+import { nativeVectors } from './native.mjs';
 
-const { Embedder, verifyManifestSignature } = await import(path.join(repo, 'akidb-wasm/pkg/node.mjs'));
+const { Embedder, verifyManifestSignature, variant } = await import(path.join(repo, 'akidb-wasm/pkg/node.mjs'));
 
 const golden = loadGolden();
 const { sentences, tokenIds: goldenIds, dim } = golden;
@@ -25,18 +27,23 @@ function readBundle(variant) {
 
 const cosines = (flat) => cosineBars(flat, golden);
 
-/** The native CLI's vectors for all golden sentences (JSON lines in, JSON lines out). */
-function native(variant) {
-  const bin = path.join(repo, 'target/release/akidb');
-  const input = sentences.map((text) => JSON.stringify({ text })).join('\n') + '\n';
-  const r = spawnSync(bin, ['embed', '--bundle', bundleDir(variant)], { input, maxBuffer: 1 << 28, encoding: 'utf8' });
-  assert.equal(r.status, 0, `akidb embed failed: ${r.stderr}`);
-  const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l).embedding);
-  assert.equal(rows.length, sentences.length);
-  return Float32Array.from(rows.flat());
-}
+/** The native CLI's vectors for all golden sentences. */
+const native = (variant) => nativeVectors(sentences, variant);
 
 const int8 = Embedder.fromBundle(readBundle('int8'));
+
+/** The build this Node should run: the forced one (AKIDB_WASM_VARIANT), else from its version and flags
+ * (not from the entry's own probe): relaxed SIMD is on by default from Node 21; Node 20 refuses it without
+ * the flag. */
+const expectedVariant =
+  process.env.AKIDB_WASM_VARIANT ??
+  (Number(process.versions.node.split('.')[0]) >= 21 || process.execArgv.includes('--experimental-wasm-relaxed-simd')
+    ? 'wasm-relaxed-simd'
+    : 'wasm-simd');
+
+test(`the Node entry runs the build this Node should (${expectedVariant})`, () => {
+  assert.equal(variant, expectedVariant);
+});
 
 test('token ids equal the reference for every sentence', () => {
   const ids = int8.tokenize(sentences);
@@ -51,7 +58,7 @@ test('int8: cosine bars and wasm vs native max abs diff <= 1e-4 on all 200 sente
   assert.equal(int8.dim, dim);
   const { min, mean } = cosines(flat);
   const diff = maxAbsDiff(flat, native('int8'));
-  console.log(`wasm int8 in Node: min cosine ${min.toFixed(6)}, mean ${mean.toFixed(6)}; wasm vs native max abs diff ${diff.toExponential(2)}`);
+  console.log(`${variant} int8 in Node: min cosine ${min.toFixed(6)}, mean ${mean.toFixed(6)}; wasm vs native max abs diff ${diff.toExponential(2)}`);
   assert.ok(min >= BARS.int8.min, `min cosine ${min}`);
   assert.ok(mean >= BARS.int8.mean, `mean cosine ${mean}`);
   assert.ok(diff <= 1e-4, `wasm vs native max abs diff ${diff}`);
@@ -63,9 +70,18 @@ test('fp32: cosine >= 0.99999 for every sentence and wasm vs native <= 1e-4', { 
   fp32.free();
   const { min, mean } = cosines(flat);
   const diff = maxAbsDiff(flat, native('fp32'));
-  console.log(`wasm fp32 in Node: min cosine ${min.toFixed(7)}, mean ${mean.toFixed(7)}; wasm vs native max abs diff ${diff.toExponential(2)}`);
+  console.log(`${variant} fp32 in Node: min cosine ${min.toFixed(7)}, mean ${mean.toFixed(7)}; wasm vs native max abs diff ${diff.toExponential(2)}`);
   assert.ok(min >= BARS.fp32.min, `min cosine ${min}`);
   assert.ok(diff <= 1e-4, `wasm vs native max abs diff ${diff}`);
+});
+
+test('int8-dynamic: wasm runs the exact int8 path (tract\'s wasm int8 kernel is slower, and unreliable under relaxed SIMD)', () => {
+  const dynamic = Embedder.fromBundle(readBundle('int8-dynamic'));
+  const some = sentences.filter((_, i) => i % 10 === 0);
+  const diff = maxAbsDiff(dynamic.embed(some), int8.embed(some));
+  dynamic.free();
+  console.log(`${variant} int8-dynamic in Node: max abs diff to the int8 bundle ${diff.toExponential(2)}`);
+  assert.equal(diff, 0, 'the same vectors as the int8 bundle');
 });
 
 test('a corrupt or missing bundle file is named', () => {

@@ -11,7 +11,6 @@
 // reads, the wasm compile and the model parse (a step that has started runs to its end: JS can't preempt it).
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
@@ -35,9 +34,9 @@ export async function verifyBundleSignature(dir, manifestBytes, trustedKeysFile)
     // Absent: the core refuses it (keys are configured), with its own message.
     if (e.code !== 'ENOENT') throw e;
   }
-  // The package's Node entry (node.mjs) exports the Embedder only; its nodejs build (the same module
-  // instance node.mjs loads) has every wasm export.
-  const { verifyManifestSignature } = createRequire(import.meta.url)('@akidb/wasm/node');
+  // The package's Node entry, as loadBundle imports it: it picks one of the two nodejs builds (relaxed SIMD
+  // on Node 22, Lambda's runtime; SIMD128 on Node 20), so the whole process compiles one .wasm.
+  const { verifyManifestSignature } = await import('@akidb/wasm');
   const manifest = path.join(dir, 'manifest.json');
   const keyId = verifyManifestSignature(new Uint8Array(manifestBytes), signature, trusted, manifest);
   // The core checks nothing when the list is empty; a configured trusted-keys file must mean a check.
