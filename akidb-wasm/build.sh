@@ -14,6 +14,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source-path=SCRIPTDIR/.. source=scripts/lib/prereqs.sh
+source scripts/lib/prereqs.sh
 tools="$root/target/tools"
 export PATH="$tools/bin:$PATH"
 
@@ -22,7 +24,7 @@ wb_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, "");
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wb_version" ]; then
   echo "installing wasm-bindgen-cli $wb_version into $tools" >&2
   # Not --locked: a locked dependency of wasm-bindgen-cli is missing from crates.io here.
-  cargo install wasm-bindgen-cli --version "$wb_version" --root "$tools"
+  cargo_install_tool wasm-bindgen-cli --version "$wb_version"
 fi
 
 # The `wasm` profile (Cargo.toml): opt-level "s" but for the matmul kernels' crates.

@@ -17,6 +17,8 @@ case "${1:-}" in
 esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source-path=SCRIPTDIR/.. source=scripts/lib/prereqs.sh
+source scripts/lib/prereqs.sh
 glibc=2.31
 target=aarch64-unknown-linux-gnu
 tools="$root/target/tools"
@@ -28,7 +30,7 @@ rustup target add "$target" >/dev/null 2>&1 || rustup target add "$target"
 python3 -m ziglang version >/dev/null 2>&1 ||
   python3 -m pip install --quiet --user ziglang 2>/dev/null ||
   python3 -m pip install --quiet --user --break-system-packages ziglang
-command -v cargo-zigbuild >/dev/null || cargo install cargo-zigbuild --root "$tools"
+command -v cargo-zigbuild >/dev/null || cargo_install_tool cargo-zigbuild
 
 mkdir -p target/jetson
 step "cargo zigbuild --profile dist --target $target.$glibc --features akidb-native/cuda-12060"

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what it needs, fetches the model, checks
 # formatting and lints, and runs every test: native (model-server against a real S3 API too), the cuda
-# feature's build, wasm (Node; headless Chromium, Firefox ESR and WebKitGTK), the demo page end to end,
+# backend compiled in, wasm (Node; headless Chromium, Firefox ESR and WebKitGTK), the demo page end to end,
 # model-server's schemathesis run, the edge, infra, observability and cost suites, and the Jetson
 # (aarch64) build under qemu. `make test` runs this; each step prints the seconds since the start.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source-path=SCRIPTDIR/.. source=scripts/lib/prereqs.sh
+source scripts/lib/prereqs.sh
 step() { printf '\n== [%ds] %s\n' "$SECONDS" "$*" >&2; }
 
 step "toolchain"
@@ -20,9 +22,13 @@ step "format and lints"
 cargo fmt --all -- --check
 # Unused dependencies, by a tool made for it (pinned; installed into target/tools once).
 if [ "$(target/tools/bin/cargo-machete --version 2>/dev/null)" != "0.9.2" ]; then
-  cargo install --quiet cargo-machete --version 0.9.2 --locked --root target/tools
+  cargo_install_tool --quiet cargo-machete --version 0.9.2 --locked
 fi
 target/tools/bin/cargo-machete
+# The test feature set (scripts/lib/prereqs.sh: test-hooks and the cuda backend), then the default build's
+# code without the GPU backend (akidb-core's `cfg(not(feature = "cuda-backend"))` paths; only our crates
+# are checked again).
+cargo clippy --release --workspace --all-targets --features "$workspace_features" -- -D warnings
 cargo clippy --release --workspace --all-targets --features akidb-native/test-hooks -- -D warnings
 # The wasm-only code (akidb-core's wasm kernel, the browser tests) compiles only for wasm32.
 cargo clippy --release --target wasm32-unknown-unknown -p akidb-wasm --all-targets -- -D warnings
@@ -36,14 +42,11 @@ step "native tests"
 # moto_server (a real S3 API on loopback) for model-server's S3 store, snapshot and replica tests (installed
 # by scripts/lib/test-stats.sh above; idempotent).
 bash scripts/install-moto.sh
-# test-hooks: the process tests' hooks (a held batch for the shutdown test); no shipped build has them.
-cargo test --release --workspace --features akidb-native/test-hooks
-
-step "GPU backend without a GPU: the cuda feature's build and CPU tests (x86-64), the JetPack 6 build (aarch64)"
-bash scripts/test-cuda.sh
-
-step "akidb-wasm: npm package, golden suite in Node and in headless Chromium, Firefox ESR and WebKitGTK, loader browser tests in all three"
-bash akidb-wasm/tests/run.sh
+# $workspace_features: test-hooks (the process tests' hooks: a held batch for the shutdown test; no
+# shipped build has them) and the cuda backend, so these are also the GPU backend's checks that need no GPU:
+# its CPU paths, and tests/device.rs (--device cuda fails at start naming the missing driver library,
+# --device auto serves golden vectors on the CPU). The aarch64 JetPack 6 build is the Jetson step's.
+cargo test --release --workspace --features "$workspace_features"
 
 step "observability: dashboards and rules against a live Prometheus, akidb-probe against delayed regions"
 bash infra/observability/tests/run.sh
@@ -52,16 +55,20 @@ step "cost model"
 bash infra/cost/tests/run.sh
 
 # The Jetson aarch64 build (jetson/build.sh: 11 minutes of CPU on CI's two cores, the longest build) runs in
-# the background at the lowest priority while the steps below, which mostly wait on browsers, servers and
-# Python tools, run (the observability and cost suites run before it: the probe's latency checks are timed,
-# and failed beside the build); the Jetson step waits for it. No cargo lock is shared: it builds into
-# target/dist and target/aarch64-unknown-linux-gnu, the steps below into target/release.
+# the background at the lowest priority while the steps below run: they mostly wait on browsers, servers
+# and Python tools, or use one core (a browser's wasm), and at nice 19 the build takes little from their
+# own builds (the npm package's). The observability and cost suites run before it: the probe's latency
+# checks are timed, and failed beside the build. The Jetson step waits for it. No cargo lock is shared: it
+# builds into target/aarch64-unknown-linux-gnu, the steps below into target/release and target/wasm32-*.
 # setsid: its own process group, so that an earlier failure stops the whole build with this script.
 step "Jetson aarch64 build started in the background (its output: target/jetson-build.log)"
 mkdir -p target
 setsid nice -n 19 bash jetson/build.sh >target/jetson-build.log 2>&1 &
 jetson_build=$!
 trap 'kill -- -"$jetson_build" 2>/dev/null || true' EXIT
+
+step "akidb-wasm: npm package, golden suite in Node and in headless Chromium, Firefox ESR and WebKitGTK, loader browser tests in all three"
+bash akidb-wasm/tests/run.sh
 
 step "npm package from outside: a Vite app (bundler target) and a plain-ESM page embed in headless Chromium"
 bash tests/npm-consumers/run.sh

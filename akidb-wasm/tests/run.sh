@@ -20,6 +20,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
+# shellcheck source-path=SCRIPTDIR/../.. source=scripts/lib/prereqs.sh
+source scripts/lib/prereqs.sh
 step() { printf '\n== akidb-wasm: %s\n' "$*" >&2; }
 export PATH="$root/target/tools/bin:$PATH"
 
@@ -32,7 +34,7 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || !
 fi
 geckodriver_version=0.37.1
 if ! geckodriver --version 2>/dev/null | grep -q "^geckodriver $geckodriver_version"; then
-  cargo install --quiet geckodriver --version "$geckodriver_version" --root "$root/target/tools"
+  cargo_install_tool --quiet geckodriver --version "$geckodriver_version"
 fi
 
 step "build the npm package"
@@ -41,8 +43,8 @@ bash akidb-wasm/build.sh
 step "native CLI (reference vectors; akidb keygen and bundle sign make the signature fixtures)"
 # Always the default target dir (tests/js/node.test.mjs runs target/release/akidb), even when
 # CARGO_TARGET_DIR points the wasm builds elsewhere.
-# The feature set make test builds with, so this reuses its build instead of re-resolving features.
-env -u CARGO_TARGET_DIR cargo build --release --workspace --all-targets --features akidb-native/test-hooks
+# The feature set make test builds with (build_workspace), so this reuses its build.
+(unset CARGO_TARGET_DIR && build_workspace)
 
 step "npm deps"
 (cd akidb-wasm/tests/js && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)

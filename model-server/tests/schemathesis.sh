@@ -9,6 +9,8 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 # shellcheck source-path=SCRIPTDIR/../.. source=scripts/lib/service.sh
 source scripts/lib/service.sh
+# shellcheck source-path=SCRIPTDIR/../.. source=scripts/lib/prereqs.sh
+source scripts/lib/prereqs.sh
 
 if ! command -v schemathesis >/dev/null 2>&1; then
   python3 -m pip install --quiet 'schemathesis>=4,<5'
@@ -16,7 +18,7 @@ fi
 st=$(command -v schemathesis || echo "python3 -m schemathesis.cli")
 
 # Same command and features as scripts/test.sh's test step: nothing to rebuild there.
-cargo test --release --workspace --features akidb-native/test-hooks --no-run
+cargo test --release --workspace --features "$workspace_features" --no-run
 bin=target/release/model-server
 bundle=models/all-MiniLM-L6-v2/int8
 [[ -f $bundle/manifest.json ]] || { echo "missing $bundle: run scripts/fetch-models.sh" >&2; exit 1; }

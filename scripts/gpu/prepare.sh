@@ -9,11 +9,13 @@
 #                     the GPU machine has no complete set of its own)
 # and first checks here, with numpy, that the int8 weights loaded the PyTorch way give golden-correct
 # vectors (scripts/gpu/check_weights.py), so the GPU run cannot fail on that.
-# The binary is the build of scripts/test-cuda.sh, in target/ (akidb-core pins the one feature under
-# tract that the cuda feature would change, so it shares tract with every other build). Installs what it needs: numpy in target/tools/gpu-venv, the two wheels (PyPI).
+# The binary is make test's build (scripts/lib/prereqs.sh's build_workspace: test-hooks and the cuda
+# feature), in target/. Installs what it needs: numpy in target/tools/gpu-venv, the two wheels (PyPI).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
+# shellcheck source-path=SCRIPTDIR/../.. source=scripts/lib/prereqs.sh
+source scripts/lib/prereqs.sh
 stage=target/gpu-stage
 venv=target/tools/gpu-venv
 numpy=numpy==2.3.5
@@ -36,12 +38,11 @@ step "the int8 weights as PyTorch will load them, vs golden (numpy, CPU)"
 
 step "akidb with the cuda feature"
 start=$SECONDS
-# The very build of scripts/test-cuda.sh (a no-op after it): another feature set here (without
-# test-hooks, or with --bin only, which drops the dev-dependencies' features) re-resolves the dependencies
-# and compiles tract once more. The test-hooks feature it carries is inert unless AKIDB_TEST_HOLD_BATCH is
-# set, which run.sh never does.
-cargo build --release --workspace --all-targets \
-  --features akidb-native/test-hooks,akidb-native/cuda
+# The very build of make test (a no-op after it): another feature set here (without test-hooks, or with
+# --bin only, which drops the dev-dependencies' features) re-resolves the dependencies and compiles tract
+# once more. The test-hooks feature it carries is inert unless AKIDB_TEST_HOLD_BATCH is set, which run.sh
+# never does.
+build_workspace
 echo "build: $((SECONDS - start)) s" >&2
 
 step "stage $stage"

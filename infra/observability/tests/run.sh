@@ -13,6 +13,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 root=$(cd "$here/../.." && pwd)
 # shellcheck source-path=SCRIPTDIR/../../.. source=scripts/lib/service.sh
 source "$root/scripts/lib/service.sh"
+# shellcheck source-path=SCRIPTDIR/../../.. source=scripts/lib/prereqs.sh
+source "$root/scripts/lib/prereqs.sh"
 work=$(mktemp -d)
 trap 'stop_services; rm -rf "$work"' EXIT
 step() { echo "== observability: $*"; }
@@ -52,7 +54,7 @@ step "build (the workspace, as scripts/fetch-models.sh does), the int8 bundle; a
 # fetch-models.sh builds the whole workspace with every target (a no-op when built) and the bundles once.
 # --workspace and the same --features keep that build's feature set, so nothing is compiled twice.
 "$root/scripts/fetch-models.sh"
-(cd "$root" && cargo test --release --quiet --workspace --features akidb-native/test-hooks --bin akidb-probe)
+(cd "$root" && cargo test --release --quiet --workspace --features "$workspace_features" --bin akidb-probe)
 bin="$root/target/release"
 bundle="$root/models/all-MiniLM-L6-v2/int8"
 
