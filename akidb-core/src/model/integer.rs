@@ -340,6 +340,11 @@ impl TypedOp for DequantRows {
 mod tests {
     use super::*;
 
+    /// A tensor's elements, copied out (the tensors here are plain host memory).
+    fn plain<T: Datum + Copy>(t: &Tensor) -> Vec<T> {
+        t.try_as_plain_ram().unwrap().as_slice::<T>().unwrap().to_vec()
+    }
+
     #[test]
     fn a_quantised_row_comes_back_within_half_a_level() {
         let row: Vec<f32> = (0..384).map(|i| ((i * 37 % 101) as f32 - 20.0) * 0.3).collect();
@@ -396,24 +401,9 @@ mod tests {
             .eval_out_of_plan(tvec!(Tensor::from_shape(&[2, 3], &x).unwrap().into_tvalue()))
             .unwrap()
             .unwrap();
-        let p = quantised[0]
-            .try_as_plain_ram()
-            .unwrap()
-            .as_slice::<i8>()
-            .unwrap()
-            .to_vec();
-        let scales = quantised[1]
-            .try_as_plain_ram()
-            .unwrap()
-            .as_slice::<f32>()
-            .unwrap()
-            .to_vec();
-        let zeros = quantised[2]
-            .try_as_plain_ram()
-            .unwrap()
-            .as_slice::<i32>()
-            .unwrap()
-            .to_vec();
+        let p = plain::<i8>(&quantised[0]);
+        let scales = plain::<f32>(&quantised[1]);
+        let zeros = plain::<i32>(&quantised[2]);
         let acc: Vec<i32> = (0..2)
             .flat_map(|r| (0..2).map(move |c| (r, c)))
             .map(|(r, c)| (0..3).map(|k| p[r * 3 + k] as i32 * q[k * 2 + c] as i32).sum())
@@ -425,9 +415,8 @@ mod tests {
                 quantised[2].clone(),
             ))
             .unwrap()
-            .unwrap()
-            .remove(0);
-        let y = y.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec();
+            .unwrap();
+        let y = plain::<f32>(&y[0]);
         for r in 0..2 {
             for c in 0..2 {
                 let rounded = |k: usize| scales[r] * (p[r * 3 + k] as i32 - zeros[r]) as f32;
