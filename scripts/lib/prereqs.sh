@@ -34,8 +34,9 @@ cargo_install_tool() {
 }
 
 # ensure_wasm_pkg: builds the npm package akidb-wasm/pkg (akidb-wasm/build.sh) when it is missing or older
-# than any source it is built from, build.sh itself and the wasm rustflags (.cargo/config.toml) included (a
-# package from an older build.sh may lack a build variant); otherwise does nothing. Its package.json is the
+# than any source it is built from, build.sh itself, the wasm rustflags (.cargo/config.toml) and the wasm
+# cargo profile (Cargo.toml) included (a package from an older build.sh may lack a build variant);
+# otherwise does nothing. Its package.json is the
 # stamp: build.sh renames the whole package into place, so that file is as old as the build.
 ensure_wasm_pkg() {
   local stamp=akidb-wasm/pkg/package.json
@@ -43,7 +44,7 @@ ensure_wasm_pkg() {
     cd "$prereqs_root" || exit
     if [[ ! -f $stamp ]] ||
       [[ -n $(find akidb-core/src akidb-wasm/src akidb-wasm/js akidb-wasm/Cargo.toml akidb-core/Cargo.toml \
-        akidb-wasm/build.sh .cargo/config.toml Cargo.lock -newer "$stamp" -print -quit) ]]; then
+        akidb-wasm/build.sh .cargo/config.toml Cargo.toml Cargo.lock -newer "$stamp" -print -quit) ]]; then
       bash akidb-wasm/build.sh
     fi
   )
