@@ -36,8 +36,8 @@ cargo_install_tool() {
 # ensure_wasm_pkg: builds the npm package akidb-wasm/pkg (akidb-wasm/build.sh) when it is missing or older
 # than any source it is built from, build.sh itself, the wasm rustflags (.cargo/config.toml) and the wasm
 # cargo profile (Cargo.toml) included (a package from an older build.sh may lack a build variant);
-# otherwise does nothing. Its package.json is the
-# stamp: build.sh renames the whole package into place, so that file is as old as the build.
+# otherwise does nothing. Its package.json is the stamp: build.sh renames the whole package into place, so
+# that file is as old as the build.
 ensure_wasm_pkg() {
   local stamp=akidb-wasm/pkg/package.json
   (
