@@ -44,3 +44,19 @@ pub use manifest::{
     sha256_hex, FileEntry, FileRole, Manifest, OnnxIo, Pooling, Quantization, FORMAT_VERSION, MANIFEST_FILE,
 };
 pub use tokenize::Tokens;
+
+/// Runs tract's matmuls (and their packing) on rayon's global thread pool from now on: the pool that
+/// `wasm_bindgen_rayon::init_thread_pool` starts on Web Workers in akidb-wasm's `threads` build. Call it
+/// once that pool is up; until then every matmul runs on the calling thread. tract splits only matmuls
+/// big enough to pay for the hand-off (its panel and multiply-add thresholds), so a short sentence mostly
+/// stays on one thread while a batch spreads over the pool.
+///
+/// ```ignore
+/// // akidb-wasm, after `await initThreadPool(n)` on the JS side:
+/// akidb_core::use_rayon_pool_for_matmuls();
+/// ```
+#[cfg(all(target_arch = "wasm32", feature = "wasm-threads"))]
+pub fn use_rayon_pool_for_matmuls() {
+    use tract_linalg::multithread::{set_default_executor, Executor};
+    set_default_executor(Executor::RayonGlobal);
+}

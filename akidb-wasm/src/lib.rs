@@ -144,6 +144,20 @@ impl Embedder {
     }
 }
 
+// The threads build: `initThreadPool(n)` (wasm-bindgen-rayon) starts n Web Workers that share this
+// module's memory and serve as rayon's global pool.
+#[cfg(all(target_arch = "wasm32", feature = "threads"))]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// The threads build: tract's matmuls run on the pool `initThreadPool(n)` started, from now on. Call it
+/// after that promise resolves (before, rayon would make its own one-thread pool and the real one could
+/// no longer be installed).
+#[cfg(all(target_arch = "wasm32", feature = "threads"))]
+#[wasm_bindgen(js_name = useThreadPool)]
+pub fn use_thread_pool() {
+    akidb_core::use_rayon_pool_for_matmuls();
+}
+
 /// Lower-case hex sha256 of `bytes` (the core's hash, for callers without WebCrypto).
 #[wasm_bindgen(js_name = sha256Hex)]
 pub fn sha256_hex(bytes: &[u8]) -> String {
