@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Builds the npm package @akidb/wasm into akidb-wasm/pkg/: the wasm core through wasm-bindgen for the web,
 # bundler and nodejs targets (each with its generated .d.ts), plus the JS loader's modules, the worker entry
-# and the loader's types. Two builds of the core, which the loader picks between at run time
+# and the loader's types. Three builds of the core, which the loader picks between at run time
 # (js/wasm-backend.js WASM_VARIANTS, js/node.mjs):
+#   wasm-threads       the `threads` feature: simd128 + atomics on shared memory, tract's matmuls on
+#                      wasm-bindgen-rayon's pool of Web Workers. Needs nightly (std rebuilt with atomics:
+#                      -Z build-std) in its own target dir (other RUSTFLAGS: nothing shared with the other
+#                      two), and the web target only: web-threads/ with its own glue and the pool's worker
+#                      script (snippets/).
 #   wasm-simd          simd128 (.cargo/config.toml): web/akidb_wasm_bg.wasm, node/, bundler/
 #   wasm-relaxed-simd  the `relaxed-simd` feature (akidb-core's wasm kernel with f32x4.relaxed_madd; relaxed
 #                      SIMD enabled on that kernel's functions only, so only akidb-core and akidb-wasm compile
 #                      a second time): web/akidb_wasm_relaxed_simd_bg.wasm beside the same glue (build.sh checks the two builds' glue is the same bytes) and
 #                      node-relaxed-simd/ (the nodejs glue reads the .wasm beside it). The bundler target
 #                      ships the simd build only (its glue imports one .wasm statically).
-# Installs what it needs (the wasm32 target; wasm-bindgen-cli at Cargo.lock's version into target/tools,
-# so reruns skip it). Prints the .wasm size raw and gzip.
+# Installs what it needs (the wasm32 target; nightly's rust-src; wasm-bindgen-cli at Cargo.lock's version
+# into target/tools, so reruns skip it). Prints the .wasm size raw and gzip.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -41,6 +46,24 @@ cp "$out_wasm" "$wasm"
 cargo build --profile wasm -p akidb-wasm --target wasm32-unknown-unknown --features relaxed-simd
 cp "$out_wasm" "$relaxed_wasm"
 
+# The threads build. RUSTFLAGS replaces .cargo/config.toml's (so simd128 is named again, and symbols are
+# left for wasm-bindgen: it reads the target_features section to emit the shared-memory glue, then drops
+# the names). rustc no longer passes the shared-memory link flags by itself: they go to akidb-wasm's link
+# only (cargo rustc), so no dependency recompiles for them. 1 GiB maximum memory (the pool's shared memory
+# must declare one; a batch of 32 long texts peaks near 200 MB).
+if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
+  echo "installing the nightly toolchain with rust-src (the threads build rebuilds std)" >&2
+  rustup toolchain install nightly --profile minimal --component rust-src --target wasm32-unknown-unknown
+fi
+threads_target="$target_dir/wasm-threads"
+CARGO_TARGET_DIR="$threads_target" RUSTFLAGS="-C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals" \
+  cargo +nightly rustc --profile wasm -p akidb-wasm --lib --target wasm32-unknown-unknown --features threads \
+  -Z build-std=panic_abort,std -- \
+  -C link-arg=--shared-memory -C link-arg=--max-memory=1073741824 -C link-arg=--import-memory \
+  -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size -C link-arg=--export=__tls_align \
+  -C link-arg=--export=__tls_base
+threads_wasm="$threads_target/wasm32-unknown-unknown/wasm/akidb_wasm.wasm"
+
 pkg="$root/akidb-wasm/pkg"
 rm -rf "$pkg.tmp"
 mkdir -p "$pkg.tmp"
@@ -53,6 +76,12 @@ done
 for target in web nodejs; do
   bindgen --target "$target" --out-dir "$pkg.tmp/relaxed-$target" "$relaxed_wasm"
 done
+wasm-bindgen --target web --remove-name-section --remove-producers-section --out-dir "$pkg.tmp/web-threads" \
+  "$threads_wasm"
+if ! grep -q 'shared:true' "$pkg.tmp/web-threads/akidb_wasm.js"; then
+  echo "akidb-wasm/build.sh: the threads build's glue makes no shared memory (atomics off?)" >&2
+  exit 1
+fi
 # One web glue serves both builds only if wasm-bindgen wrote the same glue for each.
 for f in akidb_wasm.js akidb_wasm.d.ts akidb_wasm_bg.wasm.d.ts; do
   if ! cmp -s "$pkg.tmp/web/$f" "$pkg.tmp/relaxed-web/$f"; then
@@ -81,9 +110,9 @@ fi
 rm -rf "$pkg"
 mv "$pkg.tmp" "$pkg"
 
-for f in akidb_wasm_bg.wasm akidb_wasm_relaxed_simd_bg.wasm; do
-  raw=$(stat -c %s "$pkg/web/$f")
-  gz=$(gzip -9 -c "$pkg/web/$f" | wc -c)
+for f in web/akidb_wasm_bg.wasm web/akidb_wasm_relaxed_simd_bg.wasm web-threads/akidb_wasm_bg.wasm; do
+  raw=$(stat -c %s "$pkg/$f")
+  gz=$(gzip -9 -c "$pkg/$f" | wc -c)
   awk -v f="$f" -v r="$raw" -v g="$gz" -v p="${pkg#"$root"/}" \
-    'BEGIN { printf "@akidb/wasm built in %s: web/%s %.2f MB raw, %.2f MB gzip -9\n", p, f, r / 1e6, g / 1e6 }' >&2
+    'BEGIN { printf "@akidb/wasm built in %s: %s %.2f MB raw, %.2f MB gzip -9\n", p, f, r / 1e6, g / 1e6 }' >&2
 done

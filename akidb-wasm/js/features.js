@@ -42,3 +42,17 @@ export function wasmSimdSupported() {
 export function wasmRelaxedSimdSupported() {
   return validates(RELAXED_SIMD_PROBE);
 }
+
+/** True when this realm can run the `wasm-threads` build: WebAssembly shared memory that can be posted to
+ * the pool's Web Workers. A page has it only when cross-origin isolated (COOP same-origin + COEP
+ * require-corp) and the engine exposes SharedArrayBuffer: WebKitGTK 2.50 isolates the page and makes shared
+ * memories, but has no SharedArrayBuffer global and refuses to post one to a worker ("can not be cloned"). */
+export function wasmThreadsSupported() {
+  if (globalThis.crossOriginIsolated !== true || typeof SharedArrayBuffer !== 'function') return false;
+  if (typeof Worker !== 'function') return false;
+  try {
+    return new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }).buffer instanceof SharedArrayBuffer;
+  } catch {
+    return false;
+  }
+}

@@ -51,10 +51,19 @@ export interface LoadOptions {
   fallbackUrl?: string;
   /** Run the wasm core in a Web Worker (this package's worker.js). */
   worker?: boolean;
+  /** Ask for the `wasm-threads` build on a pool of this many more Web Workers. Taken in worker mode on a
+   *  cross-origin-isolated page (`Cross-Origin-Opener-Policy: same-origin` and
+   *  `Cross-Origin-Embedder-Policy: require-corp`) where the engine can share wasm memory with workers;
+   *  elsewhere the best single-thread build runs (`stats.threads` says 1). Not set: no pool (the default:
+   *  the threads build is not yet faster on every machine; see the package README's benchmark). With
+   *  `variant: 'wasm-threads'` and no `threads`: `navigator.hardwareConcurrency`. The first threads load in a
+   *  realm fixes the pool's size (rayon's global pool is built once). */
+  threads?: number;
   /** Override the worker script URL (default: worker.js next to index.js). */
   workerUrl?: string | URL;
   /** Override the .wasm URL (default: the picked variant's, next to the glue: web/akidb_wasm_bg.wasm for
-   *  `wasm-simd`, web/akidb_wasm_relaxed_simd_bg.wasm for `wasm-relaxed-simd`). Set `variant` with it: the
+   *  `wasm-simd`, web/akidb_wasm_relaxed_simd_bg.wasm for `wasm-relaxed-simd`, web-threads/akidb_wasm_bg.wasm
+   *  for `wasm-threads`). Set `variant` with it: the
    *  URL replaces whichever build feature detection picks. */
   wasmUrl?: string | URL;
   /** Where each file lives (main-thread mode only; see blobUrlTemplate). Default: next to the manifest, or,
@@ -76,8 +85,10 @@ export interface LoadOptions {
   retries?: number;
   /** Pretend WebAssembly SIMD is missing (tests the server fallback). */
   pretendNoSimd?: boolean;
-  /** Force a wasm variant by name (a `WASM_VARIANTS` name: 'wasm-relaxed-simd', 'wasm-simd') instead of
-   *  feature detection. One thread runs one build: the first loaded on it (another needs `worker: true`). */
+  /** Force a wasm variant by name (a `WASM_VARIANTS` name: 'wasm-threads', 'wasm-relaxed-simd',
+   *  'wasm-simd') instead of feature detection. One thread runs one of the single-thread builds: the first
+   *  loaded on it (another needs `worker: true`). 'wasm-threads' forced on a page's main thread runs, but the
+   *  page stalls while the pool works (the main thread spins instead of blocking). */
   variant?: WasmVariantName | string;
   fetch?: typeof fetch;
   signal?: AbortSignal;
@@ -104,16 +115,18 @@ export interface LoadStats {
   modelMs?: number;
   /** Milliseconds from the start of the load until the embedder was ready. */
   loadMs?: number;
+  /** Threads the matmuls run on: the pool's size for `wasm-threads`, else 1. */
+  threads?: number;
 }
 
 /** The wasm builds this package ships, best first. */
-export type WasmVariantName = 'wasm-relaxed-simd' | 'wasm-simd';
+export type WasmVariantName = 'wasm-threads' | 'wasm-relaxed-simd' | 'wasm-simd';
 
 export interface LoadedEmbedder {
   /** 'wasm-simd': the wasm core (whichever build; see `variant`); 'server': the `fallbackUrl`. */
   backend: 'wasm-simd' | 'server' | string;
-  /** The wasm build that runs: 'wasm-relaxed-simd' (relaxed SIMD: fused multiply-add, int8 dot product) or
-   *  'wasm-simd' (SIMD128); null on the server backend. */
+  /** The wasm build that runs: 'wasm-threads' (SIMD128 on a worker pool), 'wasm-relaxed-simd' (relaxed
+   *  SIMD: fused multiply-add, int8 dot product) or 'wasm-simd' (SIMD128); null on the server backend. */
   variant: WasmVariantName | string | null;
   /** Embedding dimension (on the server backend, known after the first embed). */
   dim: number | undefined;
@@ -124,6 +137,9 @@ export interface LoadedEmbedder {
   reason?: string;
   embed(texts: string[]): Promise<Float32Array>;
   tokenize(texts: string[]): Promise<Uint32Array[]>;
+  /** Bytes of the wasm build's linear memory (model, plans, and what the allocator keeps from the largest
+   *  batch so far); absent on the server backend. */
+  wasmMemoryBytes?(): Promise<number>;
   free(): void;
 }
 
@@ -131,14 +147,18 @@ export function loadEmbedder(options: LoadOptions): Promise<LoadedEmbedder>;
 export function wasmSimdSupported(): boolean;
 /** True when this engine validates WebAssembly relaxed SIMD (the `wasm-relaxed-simd` build runs). */
 export function wasmRelaxedSimdSupported(): boolean;
+/** True when this realm has WebAssembly shared memory and Web Workers (a cross-origin-isolated page):
+ *  the `wasm-threads` build runs. */
+export function wasmThreadsSupported(): boolean;
 export function siblingUrl(entry: FileEntry, manifestUrl: string): string;
 export function modelServerBlobUrl(entry: FileEntry, manifestUrl: string): string;
 /** Where the loader fetches a manifest's signature: its URL with ".sig" appended to the path. */
 export function signatureUrl(manifestUrl: string): string;
 export interface WasmVariant {
   name: WasmVariantName | string;
-  supported(): boolean;
-  init(wasmUrl?: string | URL): Promise<{
+  /** Whether this build runs here for these options (`wasm-threads` also needs `worker: true`). */
+  supported(options?: LoadOptions): boolean;
+  init(wasmUrl?: string | URL, options?: LoadOptions): Promise<{
     Embedder: typeof Embedder;
     sha256Hex: typeof sha256Hex;
     verifyManifestSignature: typeof verifyManifestSignature;

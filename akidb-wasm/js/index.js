@@ -22,20 +22,21 @@ import {
   WASM_VARIANTS,
   wasmRelaxedSimdSupported,
   wasmSimdSupported,
+  wasmThreadsSupported,
 } from './wasm-backend.js';
 import { loadInWorker } from './worker-client.js';
 import { noticeUnchecked, trustedKeysJson } from './signature.js';
 import { warn } from './util.js';
 
-export { Embedder, sha256Hex, verifyManifestSignature, initWasm, wasmSimdSupported, wasmRelaxedSimdSupported, WASM_VARIANTS };
+export { Embedder, sha256Hex, verifyManifestSignature, initWasm, wasmSimdSupported, wasmRelaxedSimdSupported, wasmThreadsSupported, WASM_VARIANTS };
 export { siblingUrl, modelServerBlobUrl } from './bundle.js';
 export { signatureUrl } from './signature.js';
 
 /**
  * Loads an embedder. See index.d.ts for the options. Resolves to an object whose `backend` is
  * `"wasm-simd"` (the wasm core, on this thread or in a worker) or `"server"` (the `fallbackUrl`), and whose
- * `variant` names the wasm build feature detection picked (`"wasm-relaxed-simd"` or `"wasm-simd"`; null on
- * the server).
+ * `variant` names the wasm build feature detection picked (`"wasm-threads"` when `threads` is set, in worker
+ * mode on a cross-origin-isolated page; else `"wasm-relaxed-simd"` or `"wasm-simd"`; null on the server).
  */
 export async function loadEmbedder(options) {
   if (!options || !options.url) throw new Error('loadEmbedder: `url` (the bundle manifest URL) is required');

@@ -4,13 +4,24 @@
 import initWasm, { Embedder, sha256Hex, verifyManifestSignature } from './web/akidb_wasm.js';
 import { fetchBundle } from './bundle.js';
 import { now } from './util.js';
-import { wasmRelaxedSimdSupported, wasmSimdSupported } from './features.js';
+import { wasmRelaxedSimdSupported, wasmSimdSupported, wasmThreadsSupported } from './features.js';
 
-/** The wasm builds this package ships, best first; the loader takes the first whose `supported()` holds,
- * the way Ruffle picks its builds. Both builds share one wasm-bindgen glue (web/akidb_wasm.js: build.sh
- * checks the two builds' glue is the same bytes), so one realm runs one build: the first one initialised.
- * A threaded build is one more entry, first, whose `supported()` also requires `crossOriginIsolated`. */
+/** The wasm builds this package ships, best first; the loader takes the first whose `supported(options)`
+ * holds, the way Ruffle picks its builds. The two single-thread builds share one wasm-bindgen glue
+ * (web/akidb_wasm.js: build.sh checks the two builds' glue is the same bytes), so one realm runs one of
+ * them: the first one initialised. The threads build has its own glue (web-threads/). */
 export const WASM_VARIANTS = [
+  {
+    // SIMD128 + atomics on shared memory: tract's matmuls on a pool of `threads` Web Workers
+    // (wasm-bindgen-rayon). Picked only when the caller asks for a pool (`threads`), in worker mode, on a
+    // cross-origin-isolated page: the pool needs SharedArrayBuffer, and a page's main thread may not block
+    // on Atomics.wait (it would spin while the pool works). Opt-in because on the 2-core machine it was
+    // measured on it is not yet faster than the single-thread builds (akidb-wasm/js/README.md).
+    name: 'wasm-threads',
+    supported: (options) =>
+      options?.threads !== undefined && options?.worker === true && wasmSimdSupported() && wasmThreadsSupported(),
+    init: (wasmUrl, options) => initThreads(wasmUrl, options?.threads),
+  },
   {
     // akidb-core's wasm matmul kernel with f32x4.relaxed_madd (Cargo feature relaxed-simd); the rest of
     // the .wasm is the wasm-simd build's code.
@@ -26,6 +37,27 @@ export const WASM_VARIANTS = [
   },
 ];
 
+/** The threads build's glue, once initialised with its pool (rayon's global pool is built once per realm). */
+let threadsGlue = null;
+
+async function initThreads(wasmUrl, threads) {
+  const n = threads ?? (globalThis.navigator?.hardwareConcurrency || 1);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`threads: expected a whole number >= 1, got ${threads}`);
+  threadsGlue ??= (async () => {
+    if (!wasmThreadsSupported()) {
+      throw new Error('the wasm-threads build needs a cross-origin-isolated page (COOP same-origin, COEP require-corp): WebAssembly shared memory is missing');
+    }
+    const glue = await import('./web-threads/akidb_wasm.js');
+    const exports = await glue.default(wasmUrl ? { module_or_path: wasmUrl } : undefined);
+    await glue.initThreadPool(n);
+    glue.useThreadPool();
+    const { Embedder: E, sha256Hex: sha, verifyManifestSignature: verify } = glue;
+    return { Embedder: E, sha256Hex: sha, verifyManifestSignature: verify, memory: exports.memory, threads: n };
+  })();
+  threadsGlue.catch(() => (threadsGlue = null));
+  return threadsGlue;
+}
+
 /** The variant this realm's glue was initialised with (a second build can't be loaded beside it). */
 let initialised = null;
 
@@ -36,27 +68,28 @@ async function initVariant(name, wasmUrl) {
     );
   }
   initialised = name;
+  let exports;
   try {
-    await initWasm(wasmUrl ? { module_or_path: wasmUrl } : undefined);
+    exports = await initWasm(wasmUrl ? { module_or_path: wasmUrl } : undefined);
   } catch (e) {
     initialised = null; // nothing was instantiated: another build may still be tried
     throw e;
   }
-  return { Embedder, sha256Hex, verifyManifestSignature };
+  return { Embedder, sha256Hex, verifyManifestSignature, memory: exports.memory };
 }
 
 /** The variant `options` ask for by name, else the best one this engine runs; null when none runs. */
 export function pickVariant(options) {
   if (options.variant) return WASM_VARIANTS.find((v) => v.name === options.variant) ?? null;
   if (options.pretendNoSimd) return null;
-  return WASM_VARIANTS.find((v) => v.supported()) ?? null;
+  return WASM_VARIANTS.find((v) => v.supported(options)) ?? null;
 }
 
 /** Loads the bundle into the wasm core. */
 export async function loadWasm(options, variant) {
   const t0 = now();
   // The .wasm compiles while the bundle downloads.
-  const wasmP = variant.init(options.wasmUrl);
+  const wasmP = variant.init(options.wasmUrl, options);
   wasmP.catch(() => {});
   let tWasm;
   wasmP.then(() => (tWasm = now()), () => {});
@@ -70,6 +103,8 @@ export async function loadWasm(options, variant) {
   stats.wasmReadyMs = tWasm - t0;
   stats.modelMs = now() - tModel;
   stats.loadMs = now() - t0;
+  // Threads computing each matmul: the pool's size (threads build), else this one.
+  stats.threads = wasm.threads ?? 1;
   return {
     // 'wasm-simd' for every build (what it always said: the wasm core, not the server); `variant` names
     // the build.
@@ -81,8 +116,11 @@ export async function loadWasm(options, variant) {
     embed: async (texts) => embedder.embed(texts),
     tokenize: async (texts) => embedder.tokenize(texts),
     embedSync: (texts) => embedder.embed(texts),
+    // The build's linear memory (shared with the pool in the threads build): what the model and the
+    // plans hold, plus what the allocator keeps from the largest batch so far.
+    wasmMemoryBytes: async () => wasm.memory.buffer.byteLength,
     free: () => embedder.free(),
   };
 }
 
-export { Embedder, sha256Hex, verifyManifestSignature, initWasm, wasmSimdSupported, wasmRelaxedSimdSupported };
+export { Embedder, sha256Hex, verifyManifestSignature, initWasm, wasmSimdSupported, wasmRelaxedSimdSupported, wasmThreadsSupported };

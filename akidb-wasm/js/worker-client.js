@@ -58,6 +58,7 @@ export async function loadInWorker(options, variant) {
     worker: true,
     embed: (texts) => call('embed', texts),
     tokenize: (texts) => call('tokenize', texts),
+    wasmMemoryBytes: () => call('wasmMemoryBytes'),
     free: () => worker.terminate(),
   };
 }

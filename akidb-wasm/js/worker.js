@@ -26,6 +26,8 @@ self.onmessage = async ({ data }) => {
     if (data.type === 'embed') {
       const result = embedder.embedSync(data.texts);
       self.postMessage({ type: 'result', id: data.id, result }, [result.buffer]);
+    } else if (data.type === 'wasmMemoryBytes') {
+      self.postMessage({ type: 'result', id: data.id, result: await embedder.wasmMemoryBytes() });
     } else if (data.type === 'tokenize') {
       const result = await embedder.tokenize(data.texts);
       self.postMessage({ type: 'result', id: data.id, result });

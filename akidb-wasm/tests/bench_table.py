@@ -6,7 +6,7 @@ sample for an even count), the one definition all of the repository's benchmarks
 
   bench_table.py SAMPLES.jsonl     (reads SAMPLES.meta.json beside it)
 
-Prints: each @akidb/wasm build (wasm-relaxed-simd, wasm-simd: those the runtime runs) beside
+Prints: each @akidb/wasm build (wasm-threads, wasm-relaxed-simd, wasm-simd: those the runtime runs) beside
 onnxruntime-web where each ran (Node, then each browser engine), with wasm memory and the .wasm sizes per
 build, and the engines side by side (warm single-sentence latency, batch throughput, cold starts).
 """
@@ -39,11 +39,14 @@ def main(samples_path: str) -> int:
 
     short = {w: meta["engines"][w].split(" (")[0] for w in where}
     # The @akidb/wasm builds, best first; each runtime ran those it supports (meta["variants"]).
-    variants = [v for v in ("wasm-relaxed-simd", "wasm-simd") if any(v in meta["variants"][w] for w in where)]
+    variants = [
+        v for v in ("wasm-threads", "wasm-relaxed-simd", "wasm-simd") if any(v in meta["variants"][w] for w in where)
+    ]
     akidb = {v: f"akidb:{v}" for v in variants}
     print(
         f"@akidb/wasm (each build the runtime runs) vs onnxruntime-web 1.30 (wasm SIMD, 1 thread), int8 "
-        f"all-MiniLM-L6-v2, {meta['rounds']} interleaved rounds; {', '.join(meta['engines'].values())}"
+        f"all-MiniLM-L6-v2, {meta['rounds']} interleaved rounds; {', '.join(meta['engines'].values())}; "
+        f"wasm-threads in worker mode on {meta['threads']} threads"
     )
     print(
         "builds run: " + "; ".join(f"{short[w]}: {', '.join(meta['variants'][w])}" for w in where)
@@ -92,6 +95,15 @@ def main(samples_path: str) -> int:
     )
 
     browsers = [w for w in where if w != "node"]
+    # The threads build against the same code on one thread (wasm-simd: simd128 kernels, no relaxed SIMD).
+    for w in browsers:
+        t = get(f"{w}/akidb:wasm-threads", "batch_sentences_per_s")
+        one = get(f"{w}/akidb:wasm-simd", "batch_sentences_per_s")
+        if t is not None and one:
+            print(
+                f"\n{short[w]}: wasm-threads on {meta['threads']} threads, batch throughput {t:.1f} sentences/s = "
+                f"{t / one:.2f}× wasm-simd's {one:.1f} on one thread (target ≥ 1.7× at 2 threads)"
+            )
     print("\nThe engines side by side (same run, same machine; medians unless said; – where a build does not run)\n")
     side = []
     for v in variants:

@@ -8,7 +8,8 @@
 #      wasm-relaxed-simd behind --experimental-wasm-relaxed-simd), and the blob-URL rule against the shared
 #      table tests/blob-urls.json,
 #   2. the loader's browser suite (progress, Range resume, cache across reload, corruption, eviction,
-#      server fallback to a real target/release/akidb serve, worker mode, model-server URLs with a prefix,
+#      server fallback to a real target/release/akidb serve, worker mode, the threads build on a
+#      cross-origin-isolated page and its fallback on one that isn't, model-server URLs with a prefix,
 #      signatures, and the golden suite against native on every wasm build the engine runs) once in each
 #      engine: headless Chromium, Firefox ESR and WebKitGTK (tests/support/browsers.mjs;
 #      AKIDB_BROWSERS=chromium,firefox,webkit picks some),

@@ -26,7 +26,8 @@ const TYPES = {
 
 /**
  * Serves `mounts` (URL prefix ending in "/" → folder; the longest prefix wins) on 127.0.0.1 at `port`
- * (0: a free one). `headers` go on every answer. `route(req, res, url)` runs first: it may answer
+ * (0: a free one). `headers` go on every answer: an object, or a function of the request's URL (a `URL`,
+ * or undefined when the request's URL doesn't parse) that returns one. `route(req, res, url)` runs first: it may answer
  * (return true) or rewrite `url.pathname` for the static lookup. Resolves to { url, port, requests,
  * reset(), cutNext(suffix), close() }.
  */
@@ -36,15 +37,16 @@ export function serve({ mounts, port = 0, headers = {}, route } = {}) {
     .sort((a, b) => b[0].length - a[0].length);
   const requests = [];
   let cut = null;
+  const headersFor = (url) => (typeof headers === 'function' ? headers(url) : headers);
   const server = http.createServer(async (req, res) => {
     const record = { method: req.method, url: req.url, path: null, range: req.headers.range ?? null, status: null };
     requests.push(record);
+    let url;
     const send = (status, body, extra = {}) => {
       record.status = status;
-      res.writeHead(status, { ...headers, 'content-type': 'text/plain; charset=utf-8', ...extra });
+      res.writeHead(status, { ...headersFor(url), 'content-type': 'text/plain; charset=utf-8', ...extra });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
-    let url;
     try {
       url = new URL(req.url, 'http://x');
       record.path = url.pathname;
@@ -79,7 +81,7 @@ export function serve({ mounts, port = 0, headers = {}, route } = {}) {
     }
     if (!stat.isFile()) return send(404, 'not found\n');
     const common = {
-      ...headers,
+      ...headersFor(url),
       'content-type': TYPES[path.extname(file).toLowerCase()] ?? 'application/octet-stream',
       'accept-ranges': 'bytes',
     };

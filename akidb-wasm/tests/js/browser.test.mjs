@@ -31,8 +31,20 @@ const VARIANTS_RUN = {
   firefox: ['wasm-relaxed-simd', 'wasm-simd'], // since Firefox 145
   webkit: ['wasm-simd'], // WebKitGTK 2.50 ships relaxed SIMD off
 };
+/** The builds each engine runs in worker mode with `threads` set, on the test page (sent as cross-origin
+ * isolated), best first. */
+const WORKER_VARIANTS_RUN = {
+  chromium: ['wasm-threads', ...VARIANTS_RUN.chromium],
+  firefox: ['wasm-threads', ...VARIANTS_RUN.firefox],
+  // WebKitGTK 2.50 isolates the page but can't post a shared memory to a worker (features.js).
+  webkit: VARIANTS_RUN.webkit,
+};
 /** The .wasm each build loads (the label must name the module that really ran). */
-const WASM_FILE = { 'wasm-relaxed-simd': 'akidb_wasm_relaxed_simd_bg.wasm', 'wasm-simd': 'akidb_wasm_bg.wasm' };
+const WASM_FILE = {
+  'wasm-threads': 'web-threads/akidb_wasm_bg.wasm',
+  'wasm-relaxed-simd': 'web/akidb_wasm_relaxed_simd_bg.wasm',
+  'wasm-simd': 'web/akidb_wasm_bg.wasm',
+};
 let nativeGolden; // the native core's vectors for the golden sentences, made once
 let server, serve;
 const signed = makeSignedBundles();
@@ -157,7 +169,7 @@ function loaderSuite(engine) {
     assert.equal(r.backend, 'wasm-simd');
     assert.equal(r.variant, VARIANTS_RUN[engine][0], 'feature detection picks the best build this engine runs');
     const wasmFetched = server.requests().filter((q) => q.path.endsWith('.wasm')).map((q) => q.path);
-    assert.deepEqual(wasmFetched, [`/pkg/web/${WASM_FILE[r.variant]}`], 'the picked build’s .wasm, only');
+    assert.deepEqual(wasmFetched, [`/pkg/${WASM_FILE[r.variant]}`], 'the picked build’s .wasm, only');
     assert.equal(r.dim, 384);
     const last = r.progress.at(-1);
     assert.equal(last.loaded, last.total);
@@ -327,10 +339,15 @@ function loaderSuite(engine) {
   test('worker mode: the core runs in a Web Worker from the cache', async () => {
     await reload();
     server.reset();
-    const r = await load({ url: url(), cache: 'indexeddb', worker: true });
+    const r = await load({ url: url(), cache: 'indexeddb', worker: true, threads: 2 });
     assert.equal(r.worker, true);
     assert.equal(r.backend, 'wasm-simd');
-    assert.equal(r.variant, VARIANTS_RUN[engine][0], 'the worker runs the build the page picked');
+    const best = WORKER_VARIANTS_RUN[engine][0];
+    assert.equal(r.variant, best, 'worker mode on an isolated page: the threads build where the engine isolates it');
+    assert.equal(r.stats.threads, best === 'wasm-threads' ? 2 : 1, 'the pool has the threads asked for');
+    const wasmFetched = server.requests().filter((q) => q.path.endsWith('.wasm')).map((q) => q.path);
+    assert.deepEqual(wasmFetched.slice(0, 1), [`/pkg/${WASM_FILE[best]}`], 'the picked build’s .wasm');
+    assert.ok(wasmFetched.every((p) => p === wasmFetched[0]), `only that .wasm (the pool's workers share it): ${wasmFetched}`);
     assert.equal(r.dim, 384);
     assert.deepEqual(modelFileRequests(), []);
     assert.equal(server.requests().filter((q) => q.path === '/pkg/worker.js').length, 1, 'worker.js was loaded');
@@ -338,11 +355,35 @@ function loaderSuite(engine) {
     assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
   });
 
+  test('not cross-origin isolated: worker mode keeps the single-thread build', async () => {
+    await page.goto(`${server.base}/test/page.html?not-isolated`);
+    await page.waitForFunction(() => window.ready === true);
+    assert.equal(await page.evaluate(() => window.crossOriginIsolated), false);
+    assert.equal(await page.evaluate(() => window.akidb.wasmThreadsSupported()), false);
+    const r = await load({ url: url(), cache: 'indexeddb', worker: true, threads: 2 });
+    assert.equal(r.variant, VARIANTS_RUN[engine][0]);
+    assert.equal(r.stats.threads, 1);
+    assert.ok(maxAbsDiff(r.vector, reference) <= 1e-6);
+    // Forced, the threads build says what it needs instead of failing somewhere in the pool's start.
+    await assert.rejects(load({ url: url(), cache: 'indexeddb', worker: true, variant: 'wasm-threads' }), /cross-origin-isolated/);
+    await page.goto(`${server.base}/test/page.html`);
+    await page.waitForFunction(() => window.ready === true);
+    assert.equal(await page.evaluate(() => window.crossOriginIsolated), true);
+  });
+
   test('golden suite on every wasm build this engine runs: token ids, cosine bars, wasm vs native <= 1e-4', async () => {
     const runs = await page.evaluate(() => window.akidb.WASM_VARIANTS.filter((v) => v.supported()).map((v) => v.name));
-    assert.deepEqual(runs, VARIANTS_RUN[engine], 'the builds whose supported() holds here');
+    assert.deepEqual(runs, VARIANTS_RUN[engine], 'the builds whose supported() holds on the page’s thread');
+    const workerRuns = await page.evaluate(() =>
+      window.akidb.WASM_VARIANTS.filter((v) => v.supported({ worker: true, threads: 2 })).map((v) => v.name),
+    );
+    assert.deepEqual(workerRuns, WORKER_VARIANTS_RUN[engine], 'the builds whose supported() holds in worker mode with threads');
+    const plainWorkerRuns = await page.evaluate(() =>
+      window.akidb.WASM_VARIANTS.filter((v) => v.supported({ worker: true })).map((v) => v.name),
+    );
+    assert.deepEqual(plainWorkerRuns, VARIANTS_RUN[engine], 'no pool unless `threads` asks for one');
     nativeGolden ??= nativeVectors(golden.sentences);
-    for (const variant of runs) {
+    for (const variant of workerRuns) {
       // In a worker: a fresh realm per build (one thread runs one build).
       const r = await page.evaluate(
         async ({ options, sentences }) => {
@@ -353,7 +394,7 @@ function loaderSuite(engine) {
           e.free();
           return { ids, vectors, variant };
         },
-        { options: { url: url(), cache: 'indexeddb', variant }, sentences: golden.sentences },
+        { options: { url: url(), cache: 'indexeddb', variant, threads: 2 }, sentences: golden.sentences },
       );
       assert.equal(r.variant, variant);
       const bad = r.ids.map((ids, i) => (JSON.stringify(ids) === JSON.stringify(golden.tokenIds[i]) ? -1 : i)).filter((i) => i >= 0);
@@ -389,7 +430,7 @@ function loaderSuite(engine) {
     // A misspelt build is the caller's error (thrown), not a reason to take the fallback.
     await assert.rejects(
       load({ url: url(), variant: 'wasm-nope', fallbackUrl: `${serve.url}/v1/embed` }),
-      /unknown variant wasm-nope \(known: wasm-relaxed-simd, wasm-simd\)/,
+      /unknown variant wasm-nope \(known: wasm-threads, wasm-relaxed-simd, wasm-simd\)/,
     );
   });
 

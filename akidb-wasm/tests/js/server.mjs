@@ -3,7 +3,9 @@
 // "cut this transfer half-way" switch: POST /control/cut?path=SUFFIX), plus the model server's URL scheme
 // over the int8 bundle, at the root and under a path prefix (/edge): GET {prefix}/v1/models/{name}/{version}
 // /manifest.json (a version ending in "int8") and GET {prefix}/v1/blobs/sha256/{hex}. `mounts` adds folders
-// (the signed bundles the suite makes); POST /control/down?path=PREFIX makes every path under PREFIX answer
+// (the signed bundles the suite makes). Every answer is cross-origin isolated (COOP same-origin, COEP
+// require-corp, as model-server sends for the demo: the threads build runs) except with `?not-isolated` in
+// the URL (a page loaded that way is not isolated). POST /control/down?path=PREFIX makes every path under PREFIX answer
 // 503 until POST /control/up (a server gone away, for the offline cases).
 //
 //   node akidb-wasm/tests/js/server.mjs     serves at PORT (default 8787) until Ctrl-C
@@ -16,6 +18,8 @@ import { bundleDir, repo } from '../../../tests/support/paths.mjs';
 export { repo };
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+
+const ISOLATED = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
 
 /** The path prefixes under which the model server's scheme is served. */
 export const MODEL_SERVER_PREFIXES = ['', '/edge'];
@@ -36,7 +40,11 @@ export async function startServer({ port = 0, mounts = {} } = {}) {
       '/ort/': path.join(here, 'node_modules/onnxruntime-web/dist'),
       ...mounts,
     },
-    headers: { 'access-control-allow-origin': '*', 'cache-control': 'no-store' },
+    headers: (url) => ({
+      'access-control-allow-origin': '*',
+      'cache-control': 'no-store',
+      ...(url?.searchParams.has('not-isolated') ? {} : ISOLATED),
+    }),
     route: (req, res, url) => {
       if (req.method === 'POST' && url.pathname === '/control/cut') {
         server.cutNext(url.searchParams.get('path'));

@@ -10,6 +10,7 @@ import {
   sha256Hex,
   siblingUrl,
   wasmSimdSupported,
+  wasmThreadsSupported,
   WASM_VARIANTS,
 } from '@akidb/wasm';
 import type { FileEntry, LoadedEmbedder, LoadOptions, LoadStats, Progress } from '@akidb/wasm';
@@ -19,6 +20,7 @@ export async function loader(): Promise<number> {
     url: new URL('/v1/models/all-MiniLM-L6-v2/1.0.0-int8/manifest.json', 'https://cdn.example/edge/'),
     cache: 'indexeddb',
     worker: true,
+    threads: 2,
     fallbackUrl: 'http://127.0.0.1:8080/v1/embed',
     onProgress: (p: Progress) => console.log(p.loaded, p.total, p.fraction, p.file),
     onWarning: (message: string) => console.warn(message),
@@ -27,14 +29,22 @@ export async function loader(): Promise<number> {
   const vectors: Float32Array = await embedder.embed(['a sentence']);
   const ids: Uint32Array[] = await embedder.tokenize(['a sentence']);
   const stats: LoadStats = embedder.stats;
+  const threads: number = stats.threads ?? 1;
+  const memory: number = (await embedder.wasmMemoryBytes?.()) ?? 0;
+  const threadsRun: boolean = WASM_VARIANTS.some((v) => v.name === 'wasm-threads' && v.supported(options));
   embedder.free();
+  // @ts-expect-error `threads` is a number of workers
+  await loadEmbedder({ url: '/m/manifest.json', threads: 'many' });
   // @ts-expect-error `url` is required
   await loadEmbedder({ worker: true });
   // @ts-expect-error `cache` is 'indexeddb' or 'none'
   await loadEmbedder({ url: '/m/manifest.json', cache: 'localstorage' });
   // @ts-expect-error embed takes an array of texts
   await embedder.embed('one text');
-  return vectors.length + ids.length + (stats.loadMs ?? 0) + WASM_VARIANTS.length + Number(wasmSimdSupported());
+  return (
+    vectors.length + ids.length + (stats.loadMs ?? 0) + WASM_VARIANTS.length + Number(wasmSimdSupported()) +
+    Number(wasmThreadsSupported()) + threads + memory + Number(threadsRun)
+  );
 }
 
 export function urls(entry: FileEntry): string[] {
