@@ -51,10 +51,15 @@ cp "$out_wasm" "$relaxed_wasm"
 # the names). rustc no longer passes the shared-memory link flags by itself: they go to akidb-wasm's link
 # only (cargo rustc), so no dependency recompiles for them. 1 GiB maximum memory (the pool's shared memory
 # must declare one; a batch of 32 long texts peaks near 200 MB).
-if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
+# A nightly already here is used as it is (installing `nightly` again would update it): only rust-src is
+# added to it.
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
   echo "installing the nightly toolchain with rust-src (the threads build rebuilds std)" >&2
-  rustup toolchain install nightly --profile minimal --component rust-src --target wasm32-unknown-unknown
+  rustup toolchain install nightly --profile minimal --component rust-src
+elif ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
+  rustup component add rust-src --toolchain nightly
 fi
+echo "threads build with $(rustup run nightly rustc --version)" >&2
 threads_target="$target_dir/wasm-threads"
 CARGO_TARGET_DIR="$threads_target" RUSTFLAGS="-C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals" \
   cargo +nightly rustc --profile wasm -p akidb-wasm --lib --target wasm32-unknown-unknown --features threads \
