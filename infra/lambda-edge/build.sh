@@ -8,8 +8,8 @@
 # The zip holds index.mjs, src/, config.json (Lambda@Edge has no environment variables, so the config travels
 # in the package), model/ (the int8 bundle, default models/all-MiniLM-L6-v2/int8) and node_modules/ as
 # `npm install --omit=dev` makes it: @akidb/wasm only, installed from an `npm pack` of akidb-wasm/pkg as a
-# consumer gets it. The package's browser builds (web/, bundler/: a 12.8 MB .wasm each) are removed: the
-# handler imports the nodejs build. Prints the compressed and unpacked sizes against Lambda's limits and
+# consumer gets it. The package's browser builds (web/, web-threads/, bundler/: 13-17 MB of .wasm each) are
+# removed: the handler imports the nodejs build. Prints the compressed and unpacked sizes against Lambda's limits and
 # fails over 50 MB compressed (origin triggers' limit).
 # Signatures: the bundle's manifest.json.sig (made by `akidb bundle sign`, at publish time: this build never
 # sees a private key) is copied into the zip beside the manifest whenever the bundle has one. With
@@ -106,7 +106,7 @@ node -e '
   fs.writeFileSync(dest, JSON.stringify(p, null, 2) + "\n");
 ' "$here/package.json" "$stage/package.json" "$work/$tgz"
 (cd "$stage" && npm install --omit=dev --ignore-scripts --no-audit --no-fund --no-package-lock --loglevel=error)
-rm -rf "$stage/node_modules/@akidb/wasm/web" "$stage/node_modules/@akidb/wasm/bundler"
+rm -rf "$stage/node_modules/@akidb/wasm/web" "$stage/node_modules/@akidb/wasm/web-threads" "$stage/node_modules/@akidb/wasm/bundler"
 # The installed package.json no longer names a build path.
 node -e '
   const fs = require("fs");
