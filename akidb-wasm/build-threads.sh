@@ -2,8 +2,7 @@
 # The wasm-threads build of akidb-wasm (the `threads` feature) into $CARGO_TARGET_DIR/wasm-threads (default
 # target/wasm-threads): nightly Rust with std rebuilt with atomics (-Z build-std), in a target dir of its own
 # (other RUSTFLAGS: nothing is shared with the other two builds). akidb-wasm/build.sh runs it and makes the
-# package's web-threads/ from its .wasm; the akidb-wasm suite starts it in the background first, so that it
-# compiles on the core the other builds leave idle. Installs nightly's rust-src if missing.
+# package's web-threads/ from its .wasm. Installs nightly's rust-src if missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

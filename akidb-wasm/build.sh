@@ -46,8 +46,7 @@ cp "$out_wasm" "$wasm"
 cargo build --profile wasm -p akidb-wasm --target wasm32-unknown-unknown --features relaxed-simd
 cp "$out_wasm" "$relaxed_wasm"
 
-# The threads build (akidb-wasm/build-threads.sh; the akidb-wasm suite may have started it in the background
-# already: then this waits for cargo's lock on its target dir and finds it done).
+# The threads build (akidb-wasm/build-threads.sh).
 bash akidb-wasm/build-threads.sh
 threads_wasm="$target_dir/wasm-threads/wasm32-unknown-unknown/wasm/akidb_wasm.wasm"
 

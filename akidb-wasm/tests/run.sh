@@ -26,24 +26,6 @@ source scripts/lib/prereqs.sh
 step() { printf '\n== akidb-wasm: %s\n' "$*" >&2; }
 export PATH="$root/target/tools/bin:$PATH"
 
-# The threads build (nightly, its own target dir, the longest of the three) starts first, in the background
-# at the lowest priority: it compiles on what the installs and the other two builds leave idle (cargo's
-# serial chains of tract crates keep one of two cores free much of the time). build.sh runs it again, which
-# waits for its lock and finds it done; a failure shows there, with its output. The exit trap stops it.
-threads_pid=""
-xvfb_pid=""
-tmp=""
-cleanup() {
-  if [ -n "$threads_pid" ]; then kill -- -"$threads_pid" 2>/dev/null || true; fi
-  if [ -n "$xvfb_pid" ]; then kill "$xvfb_pid" 2>/dev/null || true; fi
-  if [ -n "$tmp" ]; then rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-step "the threads build started in the background (its output: target/wasm-threads-build.log)"
-mkdir -p target
-setsid nice -n 19 bash akidb-wasm/build-threads.sh >target/wasm-threads-build.log 2>&1 &
-threads_pid=$!
-
 step "browsers: chromium, firefox-esr, webkit2gtk-driver, xvfb, geckodriver"
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! command -v firefox-esr >/dev/null \
   || ! command -v WebKitWebDriver >/dev/null || ! command -v Xvfb >/dev/null; then
@@ -58,8 +40,6 @@ fi
 
 step "build the npm package"
 bash akidb-wasm/build.sh
-wait "$threads_pid" || true # build.sh built it again in the foreground, and succeeded
-threads_pid=""
 
 step "native CLI (reference vectors; akidb keygen and bundle sign make the signature fixtures)"
 # Always the default target dir (tests/js/node.test.mjs runs target/release/akidb), even when
@@ -102,6 +82,12 @@ step "golden suite in headless Firefox ESR (wasm-bindgen-test)"
 # A fresh profile per run (geckodriver's default); the binary is named, not looked up, so that a non-ESR
 # firefox elsewhere on PATH can't stand in for it.
 tmp=$(mktemp -d)
+xvfb_pid=""
+cleanup() {
+  if [ -n "$xvfb_pid" ]; then kill "$xvfb_pid" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
 echo '{"moz:firefoxOptions": {"binary": "/usr/bin/firefox-esr"}}' >"$tmp/firefox.json"
 wasm_bindgen_tests -u CHROMEDRIVER GECKODRIVER="$(command -v geckodriver)" \
   WASM_BINDGEN_TEST_WEBDRIVER_JSON="$tmp/firefox.json"
