@@ -97,7 +97,7 @@ impl Embedder {
     pub fn embed(&self, texts: Array) -> Result<Float32Array, JsError> {
         let texts = texts_of(&texts)?;
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let vectors = self.inner.embed(&refs).map_err(js_err)?;
+        let vectors = on_pool(|| self.inner.embed(&refs)).map_err(js_err)?;
         Ok(Float32Array::from(vectors.into_vec().as_slice()))
     }
 
@@ -156,6 +156,29 @@ pub use wasm_bindgen_rayon::init_thread_pool;
 #[wasm_bindgen(js_name = useThreadPool)]
 pub fn use_thread_pool() {
     akidb_core::use_rayon_pool_for_matmuls();
+    POOL_IN_USE.store(true, std::sync::atomic::Ordering::Release);
+}
+
+/// Set by `useThreadPool`: from then on each embedding call runs on the pool (`on_pool`).
+#[cfg(all(target_arch = "wasm32", feature = "threads"))]
+static POOL_IN_USE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Runs `work` on one of the pool's workers once `useThreadPool` was called (else here). Why: a matmul
+/// split from a thread outside the pool is injected into it and the caller sleeps until it is done, a
+/// worker wake-up and a caller wake-up (`Atomics.wait`/`notify`) per matmul; from a worker, rayon splits
+/// it onto the worker's own queue, the worker starts on it at once and the other workers steal the rest.
+#[cfg(all(target_arch = "wasm32", feature = "threads"))]
+fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    if POOL_IN_USE.load(std::sync::atomic::Ordering::Acquire) {
+        rayon::scope(|_| work())
+    } else {
+        work()
+    }
+}
+
+#[cfg(not(all(target_arch = "wasm32", feature = "threads")))]
+fn on_pool<R>(work: impl FnOnce() -> R) -> R {
+    work()
 }
 
 /// Lower-case hex sha256 of `bytes` (the core's hash, for callers without WebCrypto).
