@@ -427,21 +427,38 @@ mod tests {
 
     #[test]
     fn packings_of_the_same_weight_in_the_same_layout_are_held_once() {
-        // Two sequence lengths at batch 1: the same weights, mostly packed for the same kernel. tract
-        // leaves each panel's padding uninitialised, so without `zero_panel_padding` some of these
-        // equal packings differed in their padding bytes and were kept twice.
+        // Sequence lengths at batch 1: the same weights, packed for whichever kernel tract picks for each
+        // length. tract leaves each panel's padding uninitialised, so without `zero_panel_padding` some of
+        // the equal packings differed in their padding bytes and were kept twice. Which lengths share a
+        // kernel depends on the CPU (one AVX-512 kernel for all of these; on an AVX2-only EPYC the 8-token
+        // plan packed no weight like the 12-token one), so every pair is compared and at least one pair must
+        // pack alike.
         let model = int8_model(8);
-        let one = packed_operands(&model.plan(1, 8).unwrap());
-        let other = packed_operands(&model.plan(1, 12).unwrap());
-        assert_eq!(one.len(), other.len());
-        let same_layout: Vec<_> = one.iter().zip(&other).filter(|(a, b)| a.fact == b.fact).collect();
-        assert!(!same_layout.is_empty(), "no weight packed alike at both lengths");
-        for (i, (a, b)) in same_layout.iter().enumerate() {
-            assert!(
-                Arc::ptr_eq(&a.packed, &b.packed),
-                "weight {i} of {} held twice",
-                same_layout.len()
-            );
+        let plans: Vec<_> = [8, 12, 16, 24]
+            .iter()
+            .map(|&seq| (seq, packed_operands(&model.plan(1, seq).unwrap())))
+            .collect();
+        let mut same_layout = 0;
+        for (i, (seq_a, one)) in plans.iter().enumerate() {
+            for (seq_b, other) in &plans[i + 1..] {
+                assert_eq!(one.len(), other.len());
+                for (w, (a, b)) in one
+                    .iter()
+                    .zip(other)
+                    .filter(|(a, b)| a.fact == b.fact)
+                    .enumerate()
+                {
+                    assert!(
+                        Arc::ptr_eq(&a.packed, &b.packed),
+                        "weight {w} packed alike at {seq_a} and {seq_b} tokens but held twice"
+                    );
+                    same_layout += 1;
+                }
+            }
         }
+        assert!(
+            same_layout > 0,
+            "no weight packed alike at any two of the lengths"
+        );
     }
 }
