@@ -163,10 +163,11 @@ pub fn use_thread_pool() {
 #[cfg(all(target_arch = "wasm32", feature = "threads"))]
 static POOL_IN_USE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Runs `work` on one of the pool's workers once `useThreadPool` was called (else here). Why: a matmul
-/// split from a thread outside the pool is injected into it and the caller sleeps until it is done, a
-/// worker wake-up and a caller wake-up (`Atomics.wait`/`notify`) per matmul; from a worker, rayon splits
-/// it onto the worker's own queue, the worker starts on it at once and the other workers steal the rest.
+/// Runs `work` on one of the pool's workers once `useThreadPool` was called (else here). Why: an op tract
+/// splits (a matmul, or an element-wise op, reduction or softmax above 32768 elements) from a thread
+/// outside the pool is injected into it and the caller sleeps until it is done, a worker wake-up and a
+/// caller wake-up (`Atomics.wait`/`notify`) per op; from a worker, rayon puts the split on the worker's
+/// own queue, the worker starts on it at once and the other workers steal the rest.
 #[cfg(all(target_arch = "wasm32", feature = "threads"))]
 fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     if POOL_IN_USE.load(std::sync::atomic::Ordering::Acquire) {
