@@ -10,6 +10,7 @@
 //! - [`publish`]: verify a bundle, store its blobs durably, then record the version in one transaction.
 //! - [`server`]: the axum [`server::router`].
 //! - [`snapshot`]: registry snapshots in S3 (push, pointer); [`replica`]: read-only replicas that pull them.
+//! - [`tls`]: the HTTPS clients' crypto provider (ring).
 //!
 //! The HTTP plumbing (error shape, metrics middleware, timeouts, shutdown, tracing) is akidb-http's.
 
@@ -19,6 +20,7 @@ pub mod replica;
 pub mod server;
 pub mod snapshot;
 pub mod store;
+pub mod tls;
 
 pub use publish::{open_data_dir, publish_dir, publish_manifest, PublishError};
 pub use registry::{Recorded, Registry, RegistryError};

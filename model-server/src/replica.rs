@@ -532,6 +532,7 @@ fn unpack_and_check(
 /// replica on every announcement; reconnects after a second when the stream ends or fails. Never returns.
 pub async fn follow_primary(primary: String, token: Option<String>, wake: Arc<Notify>) {
     let url = format!("{}/v1/registry/events", primary.trim_end_matches('/'));
+    crate::tls::install_crypto_provider();
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .build()

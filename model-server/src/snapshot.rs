@@ -104,6 +104,7 @@ impl Location {
         if bucket.is_empty() {
             return Err(SnapshotError::Local(format!("`{url}` names no bucket")));
         }
+        crate::tls::install_crypto_provider();
         let store = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .build()

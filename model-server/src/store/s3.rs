@@ -110,6 +110,7 @@ impl S3BlobStore {
         let (bucket, prefix) = parse_url(url)?;
         let root = Path::parse(&prefix)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("store URL `{url}`: {e}")))?;
+        crate::tls::install_crypto_provider();
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(&bucket);
         if let Some(v) = &options.endpoint {
             builder = builder.with_endpoint(v);
