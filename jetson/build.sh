@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds `akidb` and `model-server` for NVIDIA Jetson (aarch64-unknown-linux-gnu) against glibc 2.31, the glibc of JetPack 5
 # (Ubuntu 20.04), with cargo-zigbuild: zig links against 2.31's symbol versions, where a plain cross-gcc
-# build would need the host's (2.34+). Installs what it needs: the rustup target, `ziglang` from PyPI (user
-# site) and cargo-zigbuild from crates.io into target/tools. Builds with the `dist` profile (release code,
+# build would need the host's (2.34+). Installs what it needs: the rustup target, and from PyPI (user site)
+# `ziglang` and cargo-zigbuild's prebuilt wheel (compiling it from crates.io took 84 s of CI's two cores). Builds with the `dist` profile (release code,
 # no debug info, stripped: what the images ship). Writes target/jetson/{akidb,model-server} and checks each
 # is an AArch64 ELF needing no glibc symbol newer than 2.31.
 #
@@ -17,20 +17,24 @@ case "${1:-}" in
 esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-# shellcheck source-path=SCRIPTDIR/.. source=scripts/lib/prereqs.sh
-source scripts/lib/prereqs.sh
 glibc=2.31
 target=aarch64-unknown-linux-gnu
-tools="$root/target/tools"
-export PATH="$tools/bin:$PATH"
 step() { printf '\n== jetson build: %s\n' "$*" >&2; }
 
 step "tools"
 rustup target add "$target" >/dev/null 2>&1 || rustup target add "$target"
-python3 -m ziglang version >/dev/null 2>&1 ||
-  python3 -m pip install --quiet --user ziglang 2>/dev/null ||
-  python3 -m pip install --quiet --user --break-system-packages ziglang
-command -v cargo-zigbuild >/dev/null || cargo_install_tool cargo-zigbuild
+# pip_user SPEC: installs into the user site (Debian's pip refuses without --break-system-packages).
+pip_user() {
+  python3 -m pip install --quiet --user "$1" 2>/dev/null ||
+    python3 -m pip install --quiet --user --break-system-packages "$1"
+}
+python3 -m ziglang version >/dev/null 2>&1 || pip_user ziglang
+zigbuild_version=0.24.0
+user_bin="$(python3 -m site --user-base)/bin"
+export PATH="$user_bin:$PATH"
+if [ "$(cargo-zigbuild --version 2>/dev/null)" != "cargo-zigbuild $zigbuild_version" ]; then
+  pip_user "cargo-zigbuild==$zigbuild_version"
+fi
 
 mkdir -p target/jetson
 step "cargo zigbuild --profile dist --target $target.$glibc --features akidb-native/cuda-12060"
