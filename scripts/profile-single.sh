@@ -6,8 +6,11 @@
 # Not a test. Needs perf (perf_event_paranoid <= 2 is enough: user-space samples of our own process).
 #
 #   scripts/profile-single.sh [RUNS] [VARIANT...]     (default 3000 single-sentence runs; int8 fp32)
-#   AKIDB=path/to/akidb BUNDLES=dir scripts/profile-single.sh   (defaults: target/release/akidb,
+#   AKIDB=path/to/akidb BUNDLES=dir scripts/profile-single.sh   (defaults: target/profiling/akidb,
 #                                                                 models/all-MiniLM-L6-v2)
+#
+# The default binary is release's code with line tables (the `profiling` cargo profile), built or brought
+# up to date here: release itself carries no debug info, and without it perf can't see inlined frames.
 #
 # Each sample is put under the innermost tract op being evaluated (its EvalOp::eval frame), or the
 # phase around the model (tokenisation, pooling, tract's plan loop); within an op, the leaf says whether
@@ -24,7 +27,10 @@ runs=${1:-3000}
 shift || true
 variants=("$@")
 [ ${#variants[@]} -gt 0 ] || variants=(int8 fp32)
-akidb=${AKIDB:-target/release/akidb}
+if [ -z "${AKIDB:-}" ]; then
+  cargo build --profile profiling -p akidb-native --bin akidb
+fi
+akidb=${AKIDB:-target/profiling/akidb}
 bundles=${BUNDLES:-models/all-MiniLM-L6-v2}
 [ -x "$akidb" ] || { echo "profile-single: build first ($akidb missing)" >&2; exit 1; }
 command -v perf >/dev/null || { echo "profile-single: perf not found" >&2; exit 1; }

@@ -4,7 +4,7 @@
 #   target/images/{akidb-serve,model-server}-{arm64,amd64}.oci.tar, and target/images/TAG (their tag).
 # Inputs: arm64 - target/jetson/{akidb,model-server} (jetson/build.sh: dist profile, glibc 2.31) with
 # Debian bullseye's glibc 2.31 runtime (jetson/sysroot.sh); amd64 - target/release/{akidb,model-server}
-# (the build CI's native tests already make; built here if missing) stripped of their line tables, which is
+# (the build CI's native tests already make; built here if missing) with their symbols stripped, which is
 # what the dist profile gives, with the build machine's glibc. Each image ships its binary, the dynamic
 # loader and the libraries the binary names (readelf's NEEDED), nothing else.
 # Env: AKIDB_IMAGE_SOURCE (OCI source annotation; default: git's origin URL, else "akidb-edge").
