@@ -54,22 +54,28 @@ bash infra/observability/tests/run.sh
 step "cost model"
 bash infra/cost/tests/run.sh
 
-step "akidb-wasm: npm package, golden suite in Node and in headless Chromium, Firefox ESR and WebKitGTK, loader browser tests in all three"
-bash akidb-wasm/tests/run.sh
+step "npm package: the wasm builds (akidb-wasm/build.sh; the akidb-wasm suite below tests the package)"
+ensure_wasm_pkg
 
-# The Jetson aarch64 build (jetson/build.sh: 11 minutes of CPU on CI's two cores, the longest build) runs in
-# the background at the lowest priority while the steps below run: they mostly wait on browsers, servers
-# and Python tools. Measured on CI's two cores, cold (2026-12-03): started here, it saved 346 s; started
-# before the akidb-wasm suite instead, that suite (two wasm builds, three browsers) took 1649 s instead of
-# 1047 and the whole run gained only about 120 s. The observability and cost suites run before it too: the
+# The Jetson aarch64 build (jetson/build.sh: 11 minutes of CPU on CI's two cores, the longest build)
+# runs in the background at the lowest priority while the steps below run: they mostly wait on browsers
+# (one inference thread each), servers and Python tools, so one core is often idle. Measured on CI's two
+# cores, cold (2026-12-03): started after the akidb-wasm suite, it saved 346 s; started before the wasm
+# builds, they took 1649 s instead of 1047 and the whole run gained only about 120 s. So it starts after
+# the wasm builds and before the suite's tests, and nice keeps it off the CPU the test builds left in the
+# suite (geckodriver, wasm-bindgen-test's) want. The observability and cost suites run before it too: the
 # probe's latency checks are timed, and failed beside the build. The Jetson step waits for it. No cargo
-# lock is shared: it builds into target/aarch64-unknown-linux-gnu, the steps below into target/release.
+# lock is shared: it builds into target/aarch64-unknown-linux-gnu, the steps below into target/release and
+# target/wasm32-unknown-unknown.
 # setsid: its own process group, so that an earlier failure stops the whole build with this script.
 step "Jetson aarch64 build started in the background (its output: target/jetson-build.log)"
 mkdir -p target
 setsid nice -n 19 bash jetson/build.sh >target/jetson-build.log 2>&1 &
 jetson_build=$!
 trap 'kill -- -"$jetson_build" 2>/dev/null || true' EXIT
+
+step "akidb-wasm: golden suite in Node and in headless Chromium, Firefox ESR and WebKitGTK, loader browser tests in all three"
+bash akidb-wasm/tests/run.sh
 
 step "npm package from outside: a Vite app (bundler target) and a plain-ESM page embed in headless Chromium"
 bash tests/npm-consumers/run.sh

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every akidb-wasm test, from a fresh machine: installs the browsers and their drivers (Debian chromium,
 # chromium-driver, firefox-esr, webkit2gtk-driver, xvfb) if missing and geckodriver (crates.io, into
-# target/tools), builds the npm package (akidb-wasm/build.sh installs wasm-bindgen-cli), installs the
-# test's npm deps (npm ci), then runs
+# target/tools), builds the npm package unless it is up to date (akidb-wasm/build.sh, which installs
+# wasm-bindgen-cli; scripts/test.sh builds it before this suite), installs the test's npm deps (npm ci),
+# then runs
 #   1. the golden suite in Node (token ids, cosine bars, wasm vs native on all 200 sentences, int8 + fp32),
 #      on each wasm build (the one this Node picks, then the other: on Node 20 wasm-simd, then
 #      wasm-relaxed-simd behind --experimental-wasm-relaxed-simd), and the blob-URL rule against the shared
@@ -38,8 +39,8 @@ if ! geckodriver --version 2>/dev/null | grep -q "^geckodriver $geckodriver_vers
   cargo_install_tool --quiet geckodriver --version "$geckodriver_version"
 fi
 
-step "build the npm package"
-bash akidb-wasm/build.sh
+step "build the npm package (when missing or older than its sources)"
+ensure_wasm_pkg
 
 step "native CLI (reference vectors; akidb keygen and bundle sign make the signature fixtures)"
 # Always the default target dir (tests/js/node.test.mjs runs target/release/akidb), even when
