@@ -2,8 +2,8 @@
 # Builds `akidb` and `model-server` for NVIDIA Jetson (aarch64-unknown-linux-gnu) against glibc 2.31, the glibc of JetPack 5
 # (Ubuntu 20.04), with cargo-zigbuild: zig links against 2.31's symbol versions, where a plain cross-gcc
 # build would need the host's (2.34+). Installs what it needs: the rustup target, and from PyPI (user site)
-# `ziglang` and cargo-zigbuild's prebuilt wheel (compiling it from crates.io took 84 s of CI's two cores). Builds with the `dist` profile (release code,
-# no debug info, stripped: what the images ship). Writes target/jetson/{akidb,model-server} and checks each
+# `ziglang` and cargo-zigbuild's prebuilt wheel (compiling it from crates.io took 84 s of CI's two cores).
+# Builds with the `dist` profile (release code, no debug info, stripped: what the images ship). Writes target/jetson/{akidb,model-server} and checks each
 # is an AArch64 ELF needing no glibc symbol newer than 2.31.
 #
 # `akidb` carries the GPU backend for JetPack 6 (feature cuda-12060: the CUDA 12.6 driver API of JetPack

@@ -73,7 +73,7 @@ mkdir -p target
 # With the kernel's autogroups (sched_autogroup_enabled, on here and on CI), setsid's new session is a
 # scheduling group of its own, weighed equally against this script's, and nice only orders processes
 # inside a group: the build took a full core from the suites (measured: 99% CPU throughout the akidb-wasm
-# suite, its wasm-bindgen-test build 3m01s instead of 1m23s). The group's own nice is what yields; the
+# suite, its wasm-bindgen-test build 3m01s against 1m23s in a run without it beside). The group's own nice is what yields; the
 # new session sets it itself (/proc/self/autogroup), after setsid, so it can't name this script's group.
 setsid bash -c '{ echo 19 >/proc/self/autogroup; } 2>/dev/null; exec nice -n 19 bash jetson/build.sh' \
   >target/jetson-build.log 2>&1 &

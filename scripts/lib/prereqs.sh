@@ -25,8 +25,8 @@ build_workspace() {
 }
 
 # cargo_install_tool ARGS...: `cargo install ARGS` into target/tools, at opt-level 0 without debug info.
-# The tools (wasm-bindgen-cli, geckodriver, cargo-machete) do seconds of work per run,
-# and their optimised builds took minutes of CI: wasm-bindgen-cli installs in 53 s instead of 164 s and then
+# The tools (wasm-bindgen-cli, geckodriver, cargo-machete) do seconds of work per run, and their
+# optimised builds took minutes of CI: wasm-bindgen-cli installs in 53 s instead of 164 s and then
 # takes 6 s instead of 2 s per .wasm.
 cargo_install_tool() {
   CARGO_PROFILE_RELEASE_OPT_LEVEL=0 CARGO_PROFILE_RELEASE_DEBUG=false \
@@ -34,8 +34,8 @@ cargo_install_tool() {
 }
 
 # ensure_wasm_pkg: builds the npm package akidb-wasm/pkg (akidb-wasm/build.sh) when it is missing or older
-# than any source it is built from, build.sh and build-threads.sh themselves, the wasm rustflags (.cargo/config.toml) and the wasm
-# cargo profile (Cargo.toml) included (a package from an older build.sh may lack a build variant);
+# than any source it is built from, build.sh and build-threads.sh themselves, the wasm rustflags
+# (.cargo/config.toml) and the wasm cargo profile (Cargo.toml) included (a package from an older build.sh may lack a build variant);
 # otherwise does nothing. Its package.json is the stamp: build.sh renames the whole package into place, so
 # that file is as old as the build.
 ensure_wasm_pkg() {
@@ -44,7 +44,8 @@ ensure_wasm_pkg() {
     cd "$prereqs_root" || exit
     if [[ ! -f $stamp ]] ||
       [[ -n $(find akidb-core/src akidb-wasm/src akidb-wasm/js akidb-wasm/Cargo.toml akidb-core/Cargo.toml \
-        akidb-wasm/build.sh akidb-wasm/build-threads.sh .cargo/config.toml Cargo.toml Cargo.lock -newer "$stamp" -print -quit) ]]; then
+        akidb-wasm/build.sh akidb-wasm/build-threads.sh .cargo/config.toml Cargo.toml Cargo.lock \
+        -newer "$stamp" -print -quit) ]]; then
       bash akidb-wasm/build.sh
     fi
   )
