@@ -26,6 +26,8 @@ mod create;
 pub mod device;
 mod embedder;
 mod error;
+#[doc(hidden)]
+pub mod kernel_check;
 mod manifest;
 mod model;
 pub mod signing;
@@ -33,6 +35,9 @@ mod tokenize;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 #[doc(hidden)]
 pub mod wasm_kernels;
+#[cfg(target_arch = "x86_64")]
+#[doc(hidden)]
+pub mod x86_kernels;
 
 pub use batching::{plan_chunks, seq_bucket, seq_bucket_of, Chunk};
 pub use bundle::{Bundle, HashedFile};

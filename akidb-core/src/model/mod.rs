@@ -69,6 +69,8 @@ impl SentenceModel {
         let path = manifest.file(FileRole::Model).path.clone();
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         crate::wasm_kernels::keep_linked();
+        #[cfg(target_arch = "x86_64")]
+        crate::x86_kernels::keep_linked();
         let mut source = parse_named(bytes, &manifest.onnx, &path)?;
         check_max_seq_length(&source, manifest.max_seq_length, &path)?;
         fold_constants(&mut source).map_err(|e| model_error(&path, format!("{e:#}")))?;
