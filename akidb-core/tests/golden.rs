@@ -30,26 +30,28 @@ fn int8_bundle_meets_the_cosine_bars() {
     eprintln!("int8: min cosine {min:.6}, mean {mean:.6}");
 }
 
-/// On x86-64 CPUs with AVX2 + FMA and no AVX-512, the weight products run akidb-core's own kernel
-/// (`src/x86_kernels.rs`), so the bars above are its accuracy; AVX-512 machines keep tract's kernels.
+/// On x86-64 CPUs with AVX2 + FMA and no AVX-512, weight products run akidb-core's own kernels
+/// (`src/x86_kernels/`): the f32 one for exact bundles, the int8 one for `int8-dynamic` bundles. The
+/// cosine bars of this suite are then their accuracy. AVX-512 machines keep tract's kernels.
 #[cfg(target_arch = "x86_64")]
 #[test]
-fn weight_products_run_our_avx2_kernel_exactly_where_it_applies() {
-    let e = int8();
-    e.embed(&["a sentence of a few words", "and a second one"])
-        .expect("embed two");
-    let kernels = e.matmul_kernels();
-    let ours = kernels
-        .iter()
-        .any(|k| k == akidb_core::x86_kernels::F32_GEMM_KERNEL);
-    let applies = is_x86_feature_detected!("avx2")
-        && is_x86_feature_detected!("fma")
-        && !is_x86_feature_detected!("avx512f");
-    eprintln!("AVX2 + FMA without AVX-512: {applies}; kernels {kernels:?}");
-    assert_eq!(
-        ours, applies,
-        "our AVX2 kernel planned: {ours}, expected {applies}: {kernels:?}"
-    );
+fn weight_products_run_our_avx2_kernels_exactly_where_they_apply() {
+    use akidb_core::x86_kernels;
+    let applies = x86_kernels::applies_here();
+    for (e, ours) in [
+        (int8(), x86_kernels::f32::NAME),
+        (int8_dynamic(), x86_kernels::i8::NAME),
+    ] {
+        e.embed(&["a sentence of a few words", "and a second one"])
+            .expect("embed two");
+        let kernels = e.matmul_kernels();
+        eprintln!("AVX2 + FMA without AVX-512: {applies}; kernels {kernels:?}");
+        assert_eq!(
+            kernels.iter().any(|k| k == ours),
+            applies,
+            "{ours} planned where it applies ({applies}) and only there: {kernels:?}"
+        );
+    }
 }
 
 fn int8_dynamic() -> &'static Embedder {

@@ -29,8 +29,10 @@ use super::rewrite::LazyWeight;
 /// Why the integer path would be slower than the exact one on this CPU (or wrong), if it would.
 ///
 /// - x86-64: tract's int8 kernels are fast only with a dot-product instruction (AVX512-VNNI, AVX-VNNI or
-///   AMX-INT8); its AVX2 emulation measured 50× slower than the f32 kernel (PERF.md). `TRACT_CPU_ISA`
-///   edits what tract sees.
+///   AMX-INT8); its AVX2 emulation measured 50× slower than the f32 kernel (PERF.md). On AVX2 + FMA
+///   CPUs without AVX-512 our own kernel (`crate::x86_kernels::i8`) runs the products instead; an
+///   AVX-512 CPU without VNNI or AMX (Skylake-SP, Cascade Lake without VNNI) has neither and keeps
+///   the f32 path. `TRACT_CPU_ISA` edits what tract sees, not what `is_x86_feature_detected!` does.
 /// - wasm32: tract 0.23.9's int8 kernel (`wasm_i32_4x4`) is slower than akidb-core's f32 kernel in the
 ///   SIMD128 build (golden suite in Node 13.7 s against 8.2 s, single sentence 23.9 ms against 15.3 ms),
 ///   and in the relaxed-SIMD build its results varied from run to run (golden min cosine 0.51–0.99 over
@@ -43,8 +45,8 @@ pub(crate) fn slow_integer_kernels() -> Option<&'static str> {
         let dot = native()
             .iter()
             .any(|i| matches!(i, Isa::X86_64Avx512Vnni | Isa::X86_64AvxVnni | Isa::X86_64AmxInt8));
-        if !dot {
-            return Some("this x86-64 CPU has no AVX512-VNNI, AVX-VNNI or AMX-INT8");
+        if !dot && !crate::x86_kernels::applies_here() {
+            return Some("this x86-64 CPU has AVX-512 but no AVX512-VNNI, AVX-VNNI or AMX-INT8");
         }
     }
     if cfg!(target_arch = "wasm32") {
@@ -203,18 +205,23 @@ impl EvalOp for QuantizeRows {
         let x = x.try_as_plain_ram()?;
         let x = x.as_slice::<f32>()?;
         let rows = x.len().checked_div(k).unwrap_or(0);
-        let mut p = vec![0i8; x.len()];
+        // Written in place into the output tensor: a Vec handed to `Tensor::from_shape` is copied.
+        let mut quantised = Tensor::zero::<i8>(&shape)?;
         let mut scales = Vec::with_capacity(rows);
         let mut zeros = Vec::with_capacity(rows);
-        for (row, out) in x.chunks_exact(k.max(1)).zip(p.chunks_exact_mut(k.max(1))) {
-            let (scale, zero) = quantize_row(row, out);
-            scales.push(scale);
-            zeros.push(zero);
+        {
+            let mut view = quantised.try_as_plain_ram_mut()?;
+            let p = view.as_slice_mut::<i8>()?;
+            for (row, out) in x.chunks_exact(k.max(1)).zip(p.chunks_exact_mut(k.max(1))) {
+                let (scale, zero) = quantize_row(row, out);
+                scales.push(scale);
+                zeros.push(zero);
+            }
         }
         let mut row_shape = shape.clone();
         *row_shape.last_mut().expect("rank ≥ 1") = 1;
         Ok(tvec!(
-            Tensor::from_shape(&shape, &p)?.into_tvalue(),
+            quantised.into_tvalue(),
             Tensor::from_shape(&row_shape, &scales)?.into_tvalue(),
             Tensor::from_shape(&row_shape, &zeros)?.into_tvalue(),
         ))
@@ -313,7 +320,11 @@ impl EvalOp for DequantRows {
         let zeros = zeros.try_as_plain_ram()?;
         let zeros = zeros.as_slice::<i32>()?;
         ensure!(acc.len() == scales.len() * n && zeros.len() == scales.len());
-        let mut y = vec![0f32; acc.len()];
+        // Written in place into the output tensor: a Vec handed to `Tensor::from_shape` is copied.
+        let mut output = Tensor::zero::<f32>(&shape)?;
+        let mut view = output.try_as_plain_ram_mut()?;
+        let y = view.as_slice_mut::<f32>()?;
+        ensure!(y.len() == acc.len());
         for (((out, acc), &a), &z) in y
             .chunks_exact_mut(n)
             .zip(acc.chunks_exact(n))
@@ -324,7 +335,7 @@ impl EvalOp for DequantRows {
                 *o = acc.wrapping_sub(z.wrapping_mul(sum)) as f32 * (a * s);
             }
         }
-        Ok(tvec!(Tensor::from_shape(&shape, &y)?.into_tvalue()))
+        Ok(tvec!(output.into_tvalue()))
     }
 }
 

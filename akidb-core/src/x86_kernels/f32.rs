@@ -1,13 +1,10 @@
-//! The f32 matmul kernel x86-64 plans run on AVX2 + FMA CPUs without AVX-512: a 16×6 kernel of our own
-//! that prefetches its weight stream well ahead, and a dispatch tier above tract's that picks it for every f32
-//! weight product.
+//! The f32 kernel: 16×6, prefetching its weight stream well ahead.
 //!
 //! Why: a sentence's 36 weight products stream all the layers' f32 weights (42.5 MB, more than the L3
 //! of most machines) through the kernel once. tract 0.23.9's `fma_mmm_f32_16x6` has the same tile and
 //! the same packing, but its loop issues no software prefetch; on the AMD EPYC (Zen 3) of our dev VM it
-//! did the 36 products in ≈ 5.3 ms (76% of a 7.0 ms sentence, `perf record`), where a plain 16×6 loop
-//! with a prefetch of the A stream does them in ≈ 3.0–3.3 ms (akidb-core/PERF.md has the
-//! measurements). AVX-512 machines keep tract's kernels, which we have not measured against.
+//! did the 36 products in ≈ 5.3 ms (76% of a 7.0 ms sentence, `perf record`), this kernel in ≈ 4 ms
+//! (akidb-core/PERF.md has the measurements).
 //!
 //! Accumulators hold columns (lanes are rows), as in tract's x86 kernels: column `j` of the tile is
 //! `acc[j]`, rows 0–7 in `.0` and rows 8–15 in `.1`. The fused ops are tract's; each is checked
@@ -16,18 +13,14 @@
 use std::arch::x86_64::*;
 use std::sync::LazyLock;
 
-use tract_onnx::prelude::DatumType;
-use tract_onnx::tract_core::tract_linalg::isa::{Arch, Isa, IsaReq, IsaSet};
-use tract_onnx::tract_core::tract_linalg::mmm::{
-    DynKernel, FusedKerSpec, MatMatMul, OutputStoreKer, Query, Suitable,
-};
+use tract_onnx::tract_core::tract_linalg::isa::{Arch, Isa, IsaReq};
+use tract_onnx::tract_core::tract_linalg::mmm::{DynKernel, FusedKerSpec, MatMatMul, OutputStoreKer};
 use tract_onnx::tract_core::tract_linalg::mmm_routines::MmmRoutine;
-use tract_onnx::tract_core::tract_linalg::mmm_tiers::MmmTier;
 use tract_onnx::tract_core::tract_linalg::pack::Packing;
 use tract_onnx::tract_core::tract_linalg::Scaler;
 
 /// The kernel's name, as `Embedder::matmul_kernels` reports it.
-pub const F32_GEMM_KERNEL: &str = "akidb_avx2_f32_16x6";
+pub const NAME: &str = "akidb_avx2_f32_16x6";
 
 /// Rows of a tile: two 8-lane vectors.
 pub const MR: usize = 16;
@@ -40,43 +33,14 @@ pub const NR: usize = 6;
 const PREFETCH_AHEAD: usize = 4096;
 
 static KERNEL: LazyLock<DynKernel<MR, NR, f32>> = LazyLock::new(|| {
-    let mut kernel = DynKernel::<MR, NR, f32>::new(
-        F32_GEMM_KERNEL,
-        run,
-        f32::packing(MR).align(256),
-        f32::packing(NR),
-    )
-    .with_isa(IsaReq::ANY.needing(&[Isa::X86_64Avx2, Isa::X86_64Fma]));
+    let mut kernel = DynKernel::<MR, NR, f32>::new(NAME, run, f32::packing(MR).align(256), f32::packing(NR))
+        .with_isa(IsaReq::ANY.needing(&[Isa::X86_64Avx2, Isa::X86_64Fma]));
     kernel.arch = Some(Arch::X86_64);
     kernel
 });
 
 inventory::submit! {
     MmmRoutine { make: || -> Box<dyn MatMatMul> { KERNEL.mmm() } }
-}
-
-/// Claims f32 products of more than one column whose `m` is a weight's output width (at least 64
-/// rows). Attention's per-head products (12×32 by 32×12) stay on tract's picks: a 16-row tile would
-/// waste a quarter of them.
-fn preferred(_: &IsaSet, accumulator: DatumType, query: &Query, _: &[Suitable]) -> Option<&'static str> {
-    match (accumulator, query.m, query.n) {
-        (DatumType::F32, Some(m), Some(n)) if m >= 64 && n > 1 => Some(F32_GEMM_KERNEL),
-        _ => None,
-    }
-}
-
-inventory::submit! {
-    MmmTier {
-        arch: Some(Arch::X86_64),
-        // Above every tier of tract 0.23.9's x86-64 ladder (1–8); `applies` keeps it off AVX-512
-        // machines, whose tiers are tract's.
-        precedence: 9,
-        name: "akidb-avx2-gemm",
-        applies: |isa| {
-            isa.has(Isa::X86_64Avx2) && isa.has(Isa::X86_64Fma) && !isa.has(Isa::X86_64Avx512f)
-        },
-        preferred,
-    }
 }
 
 /// Runs the kernel on one tile's program of fused ops: public for the kernel's test only.
@@ -87,12 +51,6 @@ inventory::submit! {
 #[doc(hidden)]
 pub unsafe fn run_tile(ops: &[FusedKerSpec<f32>]) -> isize {
     unsafe { run(ops) }
-}
-
-/// Keeps this module linked in: a linker may drop an object that nothing references, and with it
-/// the kernel's and the tier's registrations.
-pub(crate) fn keep_linked() {
-    std::hint::black_box((preferred as *const (), run as *const ()));
 }
 
 /// The accumulators: column `j` of the tile is `acc[j]`, rows 0–7 in `.0` and rows 8–15 in `.1`.
@@ -147,7 +105,7 @@ fn sub_flipped(v: __m256, a: __m256) -> __m256 {
 /// # Safety
 /// tract's contract for kernels: the ops' pointers are valid for this kernel's tile shape and packing.
 /// tract runs the kernel only where its `isa` (AVX2 + FMA) is present.
-unsafe fn run(ops: &[FusedKerSpec<f32>]) -> isize {
+pub(super) unsafe fn run(ops: &[FusedKerSpec<f32>]) -> isize {
     // SAFETY: the kernel's IsaReq keeps it to CPUs with AVX2 and FMA.
     unsafe { run_avx2(ops) }
 }
@@ -360,7 +318,7 @@ mod tests {
     fn cpu_runs_the_kernel() -> bool {
         let runs = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
         if !runs {
-            eprintln!("NOT RUN: this CPU has no AVX2 + FMA, so akidb_avx2_f32_16x6 is never picked here");
+            eprintln!("NOT RUN: this CPU has no AVX2 + FMA, so {NAME} is never picked here");
         }
         runs
     }
@@ -377,35 +335,5 @@ mod tests {
         if cpu_runs_the_kernel() {
             kernel_check::kernel_loads_a_tile_and_stores_through_any_strides::<MR, NR>(run_tile);
         }
-    }
-
-    /// The tier claims weight products (tens of rows and up, more than one column) and leaves
-    /// attention's small ones and single columns to tract.
-    #[test]
-    fn the_tier_claims_weight_products_only() {
-        use tract_onnx::prelude::tvec;
-        use tract_onnx::tract_core::tract_linalg::WeightType;
-        let query = |m, n| Query {
-            weight: WeightType::Plain(DatumType::F32),
-            activation: DatumType::F32,
-            accumulators: tvec![DatumType::F32],
-            store: None,
-            allow_extractor: true,
-            m: Some(m),
-            k: Some(384),
-            n: Some(n),
-        };
-        let isa = IsaSet::of_arch(Arch::X86_64);
-        assert_eq!(
-            preferred(&isa, DatumType::F32, &query(384, 12), &[]),
-            Some(F32_GEMM_KERNEL)
-        );
-        assert_eq!(
-            preferred(&isa, DatumType::F32, &query(1536, 512), &[]),
-            Some(F32_GEMM_KERNEL)
-        );
-        assert_eq!(preferred(&isa, DatumType::F32, &query(12, 12), &[]), None);
-        assert_eq!(preferred(&isa, DatumType::F32, &query(384, 1), &[]), None);
-        assert_eq!(preferred(&isa, DatumType::I32, &query(384, 12), &[]), None);
     }
 }
