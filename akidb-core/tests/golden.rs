@@ -59,8 +59,8 @@ fn int8_dynamic() -> &'static Embedder {
     E.get_or_init(|| embedder(&paths::int8_dynamic_bundle()))
 }
 
-/// The integer path where this CPU runs it (x86-64 with VNNI or AMX, aarch64, wasm32); elsewhere the
-/// bundle runs the exact path, and this says so rather than passing for the integer path.
+/// The integer path where this CPU runs it (x86-64 with VNNI, AMX, or AVX2 without AVX-512; aarch64);
+/// elsewhere the bundle runs the exact path, and this says so rather than passing for the integer path.
 #[test]
 fn int8_dynamic_bundle_meets_its_cosine_bars() {
     let e = int8_dynamic();

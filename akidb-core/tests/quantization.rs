@@ -55,7 +55,7 @@ fn a_manifest_saying_int8_dynamic_over_an_fp32_model_fails_to_load_naming_it() {
     let bundle =
         Bundle::from_files(edited.as_bytes(), |p| std::fs::read(dir.join(p)).ok()).expect("files verify");
     match akidb_core::Embedder::new(&bundle) {
-        // An x86-64 CPU without VNNI/AMX runs the exact path, where fp32 weights are fine.
+        // An x86-64 CPU with AVX-512 but no VNNI/AMX runs the exact path, where fp32 weights are fine.
         Ok(e) => assert!(!e.integer_matmuls()),
         Err(e) => assert!(e.to_string().contains("no int8 weight products"), "{e}"),
     }
