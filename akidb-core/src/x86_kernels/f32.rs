@@ -64,8 +64,8 @@ fn at(tile: &OutputStoreKer, row: usize, col: usize) -> *mut f32 {
         as *mut f32
 }
 
-/// `$acc[j] = $op(v, $acc[j])` for every accumulator, `v` given per column by `$v(j)`, per row by
-/// passing the two row vectors.
+/// `acc = $op(v, acc)` for every accumulator, `$v` being a pair of vectors for rows 0–7 and 8–15: a
+/// splatted scalar twice, or the 16 per-row values.
 macro_rules! each {
     ($acc:expr, $v:expr, $op:ident) => {{
         let (vlo, vhi) = $v;
@@ -76,6 +76,7 @@ macro_rules! each {
     }};
 }
 
+/// `acc[j] = $op(splat(cols[j]), acc[j])` for every column `j`.
 macro_rules! each_col {
     ($acc:expr, $cols:expr, $op:ident) => {{
         for (j, (lo, hi)) in $acc.iter_mut().enumerate() {
@@ -86,7 +87,7 @@ macro_rules! each_col {
     }};
 }
 
-/// `a - b` with the operands in the order `each!` passes them (`v`, then the accumulator).
+/// `v - a`, `v` being the op's operand and `a` the accumulator, in the order `each!` passes them.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn sub(v: __m256, a: __m256) -> __m256 {
