@@ -32,7 +32,7 @@ use super::rewrite::LazyWeight;
 ///   AMX-INT8); its AVX2 emulation measured 50× slower than the f32 kernel (PERF.md). On AVX2 + FMA
 ///   CPUs without AVX-512 our own kernel (`crate::x86_kernels::i8`) runs the products instead; an
 ///   AVX-512 CPU without VNNI or AMX (Skylake-SP, Cascade Lake without VNNI) has neither and keeps
-///   the f32 path. `TRACT_CPU_ISA` edits what tract sees, not what `is_x86_feature_detected!` does.
+///   the f32 path. `TRACT_CPU_ISA` edits what tract sees, and both checks read that.
 /// - wasm32: tract 0.23.9's int8 kernel (`wasm_i32_4x4`) is slower than akidb-core's f32 kernel in the
 ///   SIMD128 build (golden suite in Node 13.7 s against 8.2 s, single sentence 23.9 ms against 15.3 ms),
 ///   and in the relaxed-SIMD build its results varied from run to run (golden min cosine 0.51–0.99 over

@@ -13,7 +13,7 @@
 use std::arch::x86_64::*;
 use std::sync::LazyLock;
 
-use tract_onnx::tract_core::tract_linalg::isa::{Arch, Isa, IsaReq};
+use tract_onnx::tract_core::tract_linalg::isa::Arch;
 use tract_onnx::tract_core::tract_linalg::mmm::{DynKernel, FusedKerSpec, MatMatMul, OutputStoreKer};
 use tract_onnx::tract_core::tract_linalg::mmm_routines::MmmRoutine;
 use tract_onnx::tract_core::tract_linalg::pack::Packing;
@@ -34,7 +34,7 @@ const PREFETCH_AHEAD: usize = 4096;
 
 static KERNEL: LazyLock<DynKernel<MR, NR, f32>> = LazyLock::new(|| {
     let mut kernel = DynKernel::<MR, NR, f32>::new(NAME, run, f32::packing(MR).align(256), f32::packing(NR))
-        .with_isa(IsaReq::ANY.needing(&[Isa::X86_64Avx2, Isa::X86_64Fma]));
+        .with_isa(super::KERNEL_ISA);
     kernel.arch = Some(Arch::X86_64);
     kernel
 });
@@ -314,26 +314,16 @@ mod tests {
     use super::*;
     use crate::kernel_check;
 
-    /// The CPU the suite runs on must have the kernel's instructions; a machine without them would
-    /// not run this kernel at all (its IsaReq), so the test says so rather than passing silently.
-    fn cpu_runs_the_kernel() -> bool {
-        let runs = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-        if !runs {
-            eprintln!("NOT RUN: this CPU has no AVX2 + FMA, so {NAME} is never picked here");
-        }
-        runs
-    }
-
     #[test]
     fn kernel_matches_plain_loops_for_every_fused_op() {
-        if cpu_runs_the_kernel() {
+        if crate::x86_kernels::cpu_runs(NAME) {
             kernel_check::kernel_matches_plain_loops_for_every_fused_op::<MR, NR>(run_tile);
         }
     }
 
     #[test]
     fn kernel_loads_a_tile_and_stores_through_any_strides() {
-        if cpu_runs_the_kernel() {
+        if crate::x86_kernels::cpu_runs(NAME) {
             kernel_check::kernel_loads_a_tile_and_stores_through_any_strides::<MR, NR>(run_tile);
         }
     }

@@ -21,7 +21,7 @@ use std::arch::x86_64::*;
 use std::sync::LazyLock;
 
 use tract_onnx::prelude::DatumType;
-use tract_onnx::tract_core::tract_linalg::isa::{Arch, Isa, IsaReq};
+use tract_onnx::tract_core::tract_linalg::isa::Arch;
 use tract_onnx::tract_core::tract_linalg::mmm::{DynKernel, FusedKerSpec, MatMatMul, OutputStoreKer};
 use tract_onnx::tract_core::tract_linalg::mmm_routines::MmmRoutine;
 use tract_onnx::tract_core::tract_linalg::pack::{PackedFormat, PackedI8K4};
@@ -47,7 +47,7 @@ static KERNEL: LazyLock<DynKernel<MR, NR, i32>> = LazyLock::new(|| {
         PackedFormat::new(DatumType::I32, NR, 4),
     )
     .with_packing(PackedI8K4::new(MR), PackedI8K4::new(NR))
-    .with_isa(IsaReq::ANY.needing(&[Isa::X86_64Avx2, Isa::X86_64Fma]));
+    .with_isa(super::KERNEL_ISA);
     kernel.arch = Some(Arch::X86_64);
     kernel
 });
@@ -277,14 +277,6 @@ mod tests {
         out
     }
 
-    fn cpu_runs_the_kernel() -> bool {
-        let runs = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-        if !runs {
-            eprintln!("NOT RUN: this CPU has no AVX2 + FMA, so {NAME} is never picked here");
-        }
-        runs
-    }
-
     /// Runs `ops` (with `Store` into a row-major tile appended) and returns that tile.
     fn run_and_store(mut ops: Vec<FusedKerSpec<i32>>) -> [[i32; NR]; MR] {
         let mut out = [[i32::MIN; NR]; MR];
@@ -304,7 +296,7 @@ mod tests {
     /// padding), with extreme values (−128 · −128 sums that `vpmaddubsw` would saturate).
     #[test]
     fn int8_product_is_exact() {
-        if !cpu_runs_the_kernel() {
+        if !crate::x86_kernels::cpu_runs(NAME) {
             return;
         }
         for k in [1, 4, 37, 384] {
@@ -336,7 +328,7 @@ mod tests {
     /// kernels use them.
     #[test]
     fn i32_product_and_fused_ops_match_plain_loops() {
-        if !cpu_runs_the_kernel() {
+        if !crate::x86_kernels::cpu_runs(NAME) {
             return;
         }
         let k = 5;
@@ -421,7 +413,7 @@ mod tests {
     /// LoadTile, AddUnicast of an int8 tile read through its strides, and an int8 store.
     #[test]
     fn tiles_load_add_and_store_through_strides() {
-        if !cpu_runs_the_kernel() {
+        if !crate::x86_kernels::cpu_runs(NAME) {
             return;
         }
         let col_major: Vec<i32> = (0..(MR * NR) as i32).map(|v| v * 3 - 40).collect();

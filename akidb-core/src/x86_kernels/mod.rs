@@ -14,20 +14,34 @@ pub mod f32;
 pub mod i8;
 
 use tract_onnx::prelude::DatumType;
-use tract_onnx::tract_core::tract_linalg::isa::{Arch, Isa, IsaSet};
+use tract_onnx::tract_core::tract_linalg::isa::{native, Arch, Isa, IsaReq, IsaSet};
 use tract_onnx::tract_core::tract_linalg::mmm::{Query, Suitable};
 use tract_onnx::tract_core::tract_linalg::mmm_tiers::MmmTier;
 
 /// Whether this tier speaks on a machine: AVX2 and FMA, and no AVX-512.
 fn applies(isa: &IsaSet) -> bool {
-    isa.has(Isa::X86_64Avx2) && isa.has(Isa::X86_64Fma) && !isa.has(Isa::X86_64Avx512f)
+    KERNEL_ISA.satisfied_by(*isa) && !isa.has(Isa::X86_64Avx512f)
 }
 
-/// Whether this running CPU gets the tier's kernels.
+/// What both kernels need to run at all (their `IsaReq`); the tier asks for no AVX-512 besides.
+const KERNEL_ISA: IsaReq = IsaReq::ANY.needing(&[Isa::X86_64Avx2, Isa::X86_64Fma]);
+
+/// Whether this running CPU gets the tier's kernels: the tier's own test on the instruction set tract
+/// sees here (probed once, then edited by `TRACT_CPU_ISA`), so callers choosing sequence buckets or the
+/// integer path agree with the kernels tract will plan.
 pub fn applies_here() -> bool {
-    is_x86_feature_detected!("avx2")
-        && is_x86_feature_detected!("fma")
-        && !is_x86_feature_detected!("avx512f")
+    applies(&native())
+}
+
+/// Whether this CPU can run the kernels, for their unit tests; says so on stderr when it can't (such a
+/// machine would never plan them).
+#[cfg(test)]
+fn cpu_runs(kernel: &str) -> bool {
+    let runs = KERNEL_ISA.satisfied_by(native());
+    if !runs {
+        eprintln!("NOT RUN: this CPU has no AVX2 + FMA, so {kernel} is never picked here");
+    }
+    runs
 }
 
 /// Claims products of more than one column whose `m` is a weight's output width (at least 64 rows):
