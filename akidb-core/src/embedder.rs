@@ -189,8 +189,9 @@ impl Embedder {
 
     /// Whether the weight products run on integer kernels: true for an `int8-dynamic` bundle
     /// ([`Quantization::Int8Dynamic`](crate::Quantization::Int8Dynamic)) on a CPU whose int8 kernels are
-    /// fast: x86-64 with VNNI or AMX, or AVX2 + FMA without AVX-512 (akidb's own kernel); aarch64. On
-    /// wasm32 and on x86-64 CPUs with AVX-512 but no VNNI or AMX the exact `int8-weights` path runs.
+    /// fast: x86-64 with VNNI or AMX, or AVX2 + FMA without AVX-512 (akidb's own kernel); aarch64; wasm32
+    /// with SIMD128 (akidb's own kernel, every build of akidb-wasm). On x86-64 CPUs with AVX-512 but no
+    /// VNNI or AMX the exact `int8-weights` path runs.
     pub fn integer_matmuls(&self) -> bool {
         self.model.integer_matmuls()
     }

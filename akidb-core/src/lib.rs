@@ -26,6 +26,11 @@ mod create;
 pub mod device;
 mod embedder;
 mod error;
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
+mod i32_tile;
 #[doc(hidden)]
 pub mod kernel_check;
 mod manifest;

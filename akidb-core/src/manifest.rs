@@ -34,9 +34,9 @@ pub enum Quantization {
     Int8Weights,
     /// The same int8 weights, but each weight product runs as int8 × int8 → i32, its activations
     /// quantised per row at run time (8 bits with a zero point). Faster where the CPU has int8 dot
-    /// products (or akidb's AVX2 kernel); slightly less exact than `int8-weights` (see akidb-core/PERF.md).
-    /// On wasm32, and on an x86-64 CPU with AVX-512 but no VNNI or AMX, the model runs as `int8-weights`
-    /// (the bundle is the same file).
+    /// products (or akidb's own AVX2 and wasm SIMD128 kernels); slightly less exact than `int8-weights`
+    /// (see akidb-core/PERF.md). On an x86-64 CPU with AVX-512 but no VNNI or AMX, and on wasm32 without
+    /// SIMD128, the model runs as `int8-weights` (the bundle is the same file).
     Int8Dynamic,
 }
 

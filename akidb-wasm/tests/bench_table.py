@@ -44,8 +44,9 @@ def main(samples_path: str) -> int:
     ]
     akidb = {v: f"akidb:{v}" for v in variants}
     print(
-        f"@akidb/wasm (each build the runtime runs) vs onnxruntime-web 1.30 (wasm SIMD, 1 thread), int8 "
-        f"all-MiniLM-L6-v2, {meta['rounds']} interleaved rounds; {', '.join(meta['engines'].values())}; "
+        f"@akidb/wasm (each build the runtime runs) on the {meta.get('bundle', 'int8')} bundle vs onnxruntime-web "
+        f"1.30 (wasm SIMD, 1 thread) on the int8 bundle's model file, all-MiniLM-L6-v2, {meta['rounds']} "
+        f"interleaved rounds; {', '.join(meta['engines'].values())}; "
         f"wasm-threads in worker mode on {meta['threads']} threads"
     )
     print(

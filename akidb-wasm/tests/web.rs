@@ -60,7 +60,7 @@ fn plans_run_wasm_simd_kernels() {
     golden::check_simd_kernels(&embedder);
     let kernels = embedder.matmul_kernels();
     console_log!("wasm matmul kernels: {kernels:?}");
-    // Every f32 product with more than a column runs akidb-core's own 8×4 kernel (wasm_kernels.rs),
+    // Every f32 product with more than a column runs akidb-core's own 8×4 kernel (wasm_kernels/f32.rs),
     // picked by its dispatch tier over tract's choice; anything else is one of tract's wasm kernels.
     assert!(kernels.iter().any(|k| k == "akidb_wasm_f32_8x4"), "{kernels:?}");
     assert!(

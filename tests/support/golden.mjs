@@ -10,8 +10,27 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { GOLDEN_DIR } from './paths.mjs';
 
-/** The bars the real model meets (../shared/golden/README.md): int8 min/mean, fp32 min. */
-export const BARS = { int8: { min: 0.995, mean: 0.999 }, fp32: { min: 0.99999 } };
+/** The bars the real model meets (../shared/golden/README.md): int8 min/mean, fp32 min; and issue #18's
+ * for the integer path (`int8-dynamic` bundles: activations quantised at run time). */
+export const BARS = { int8: { min: 0.995, mean: 0.999 }, fp32: { min: 0.99999 }, int8Dynamic: { min: 0.99, mean: 0.998 } };
+
+/**
+ * How close the integer path's vectors are held to another engine's (wasm vs native): a cosine per sentence,
+ * not the exact paths' 1e-4 per element. Rounding activations to 255 levels before each weight product turns
+ * a last-bit difference in an f32 op before it (3.9e-7 on the exact path, wasm vs x86) into a whole level
+ * for the values it moves across a rounding boundary, and the layers after carry that on: measured wasm vs
+ * native (2026-12-04, all 200 golden sentences, Node 20 against x86-64 AVX2): 128 sentences within 1e-4,
+ * the worst at cosine 0.99864; both met the golden bars with the same min and mean to six digits.
+ */
+export const INTEGER_PATH_AGREEMENT = 0.995;
+
+/** The smallest per-row cosine between two sets of `dim`-wide rows (row-major, equal lengths). */
+export function minRowCosine(a, b, dim) {
+  assert.equal(a.length, b.length, 'minRowCosine of sets of different lengths');
+  let worst = 1;
+  for (let i = 0; i < a.length; i += dim) worst = Math.min(worst, cosine(a.subarray(i, i + dim), b.subarray(i, i + dim)));
+  return worst;
+}
 
 /**
  * Reads the golden data from `dir` (default $AKIDB_GOLDEN or ../shared/golden). Throws naming the missing

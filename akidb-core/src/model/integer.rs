@@ -7,8 +7,8 @@
 //! 1. [`QuantizeRows`] maps the row to 255 levels spanning `[min(x, 0), max(x, 0)]`: a scale `a`, a zero
 //!    point `z` and `p = clamp(round(x / a) + z)`, all int8 (asymmetric: the LayerNorm outputs this model
 //!    feeds its products are lopsided, about −6 … +28, and a symmetric scale wastes half the levels);
-//! 2. tract's `EinSum` computes `acc = p · q` in i32 (its VNNI, AMX, aarch64 dot-product and wasm int8
-//!    kernels);
+//! 2. tract's `EinSum` computes `acc = p · q` in i32 (tract's VNNI, AMX and aarch64 dot-product kernels,
+//!    or akidb's own AVX2 and wasm SIMD128 ones);
 //! 3. [`DequantRows`] gives `y[n] = a · s[n] · (acc[n] − z · Σₖ q[k, n])`, exact in i32 up to the last
 //!    two f32 products: what `x̂ · W` is for the rounded `x̂ = a · (p − z)`.
 //!
@@ -34,9 +34,9 @@ use super::rewrite::LazyWeight;
 ///   AVX-512 CPU without VNNI or AMX (Skylake-SP, Cascade Lake without VNNI) has neither and keeps
 ///   the f32 path. `TRACT_CPU_ISA` edits what tract sees, and both checks read that.
 /// - wasm32: tract 0.23.9's int8 kernel (`wasm_i32_4x4`) is slower than akidb-core's f32 kernel in the
-///   SIMD128 build (golden suite in Node 13.7 s against 8.2 s, single sentence 23.9 ms against 15.3 ms),
-///   and in the relaxed-SIMD build its results varied from run to run (golden min cosine 0.51–0.99 over
-///   three runs of the same module in Node 20; PERF.md).
+///   SIMD128 build, and in the relaxed-SIMD build its results varied from run to run (PERF.md); our own
+///   SIMD128 kernel (`crate::wasm_kernels::i8`) runs the products in every build of akidb-wasm instead.
+///   Only a build without SIMD128 (none ships) would be left with tract's scalar fallback.
 /// - aarch64 (SDOT or SMLAL kernels) has no such cliff.
 pub(crate) fn slow_integer_kernels() -> Option<&'static str> {
     #[cfg(target_arch = "x86_64")]
@@ -49,10 +49,8 @@ pub(crate) fn slow_integer_kernels() -> Option<&'static str> {
             return Some("this x86-64 CPU has AVX-512 but no AVX512-VNNI, AVX-VNNI or AMX-INT8");
         }
     }
-    if cfg!(target_arch = "wasm32") {
-        return Some(
-            "tract's wasm int8 kernel is slower than the f32 one (and unreliable under relaxed SIMD)",
-        );
+    if cfg!(all(target_arch = "wasm32", not(target_feature = "simd128"))) {
+        return Some("this wasm build has no SIMD128, which akidb's int8 kernel needs");
     }
     None
 }

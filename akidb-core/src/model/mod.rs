@@ -120,8 +120,8 @@ impl SentenceModel {
 
     /// The multiple that padded sequence lengths should have: tract's x86 integer kernels (VNNI, AMX)
     /// take their 16-wide tiles only when the product has ≥ 16 columns (tokens); at 12 they fall to 8×8
-    /// tiles no faster than f32 (PERF.md). Our AVX2 integer kernel is 4 columns wide, and other
-    /// targets' int8 kernels (aarch64 8×8, wasm 4×4) have no such step.
+    /// tiles no faster than f32 (PERF.md). Our AVX2 and wasm integer kernels are 4 columns wide, and
+    /// aarch64's 8×8 has no such step.
     pub(crate) fn seq_granule(&self) -> usize {
         #[cfg(target_arch = "x86_64")]
         if self.integer && !crate::x86_kernels::applies_here() {

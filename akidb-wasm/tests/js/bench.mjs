@@ -4,7 +4,8 @@
 // rounds; @akidb/wasm once per build the runtime runs (wasm-relaxed-simd, wasm-simd: its WASM_VARIANTS),
 // with its wasm linear memory after the runs and its .wasm's size. Writes raw samples (scripts/lib/benchstats.py's JSON lines) to $BENCH_SAMPLES (default
 // target/bench/wasm-samples.jsonl) and what goes beside them to wasm-samples.meta.json; bench_table.py
-// makes the tables. Run: bash akidb-wasm/tests/bench.sh
+// makes the tables. @akidb/wasm runs the bundle $BENCH_BUNDLE names (default int8; int8-dynamic: the integer
+// path), onnxruntime-web the int8 bundle's model file either way. Run: bash akidb-wasm/tests/bench.sh
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -14,7 +15,10 @@ import { measure, ortEngine, now, minCosine } from './bench-engines.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../../..');
-const bundle = path.join(repo, 'models/all-MiniLM-L6-v2/int8');
+/** The bundle @akidb/wasm runs (BENCH_BUNDLE: int8, int8-dynamic, fp32); onnxruntime-web runs `ortModel`. */
+const bundleName = process.env.BENCH_BUNDLE ?? 'int8';
+const bundle = path.join(repo, 'models/all-MiniLM-L6-v2', bundleName);
+const ortModel = path.join(repo, 'models/all-MiniLM-L6-v2/int8/model.onnx');
 const sentences = JSON.parse(fs.readFileSync(path.join(repo, 'akidb-native/src/bench_sentences.json'), 'utf8'));
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 /** The threads build's pool size (BENCH_THREADS; the issue's target is at 2). */
@@ -52,7 +56,7 @@ async function child(engine) {
   } else {
     const ort = await import('onnxruntime-web');
     const ids = JSON.parse(process.env.BENCH_IDS);
-    const eng = await ortEngine(ort, fs.readFileSync(path.join(bundle, 'model.onnx')), { tokenize: (t) => t.map((s) => ids[s]) }, 384);
+    const eng = await ortEngine(ort, fs.readFileSync(ortModel), { tokenize: (t) => t.map((s) => ids[s]) }, 384);
     embed = eng.embed;
   }
   await embed([sentences.single]);
@@ -108,7 +112,7 @@ async function main() {
   const web = Object.fromEntries(engines.map((e) => [e, { ort: [] }]));
   const labels = {};
   const webVariants = {};
-  const url = `${server.base}/models/int8/manifest.json`;
+  const url = `${server.base}/models/${bundleName}/manifest.json`;
   for (let round = 0; round < ROUNDS; round++) {
     for (const engine of engines) {
       const page = await launchBrowser(engine);
@@ -153,8 +157,8 @@ async function main() {
           });
         }
         await open();
-        const ortModel = `${server.base}/models/int8/model.onnx`;
-        web[engine].ort.push(await page.evaluate((a) => window.benchOrt(a), { modelUrl: ortModel, sentences, ids }));
+        const modelUrl = `${server.base}/models/int8/model.onnx`;
+        web[engine].ort.push(await page.evaluate((a) => window.benchOrt(a), { modelUrl, sentences, ids }));
         const akidbSingles = warms.map((w) => `${w.variant} ${f(w.singleMs)} ms`).join(', ');
         process.stderr.write(`${engine} round ${round + 1}: akidb single ${akidbSingles}; ort ${f(web[engine].ort.at(-1).singleMs)} ms\n`);
       } finally {
@@ -206,6 +210,7 @@ async function main() {
   const meta = {
     rounds: ROUNDS,
     threads: THREADS,
+    bundle: bundleName,
     singleTokens,
     batchSentences: sentences.batch.length,
     batchTokens,

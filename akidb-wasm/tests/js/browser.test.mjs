@@ -5,7 +5,8 @@
 // real `target/release/akidb serve` on loopback), worker mode, and the model server's URL scheme with and
 // without a path prefix, and bundle signatures (trustedKeys: signed, rotated, changed byte, untrusted,
 // missing, revoked, the cached signature re-checked), and the golden suite on every wasm build the engine
-// runs (feature detection's pick, token ids, cosine bars, wasm vs native). The suite is written once; each
+// runs (feature detection's pick, token ids, cosine bars, wasm vs native; the int8 bundle, and the int8-dynamic
+// one on the integer path). The suite is written once; each
 // engine runs all of it.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startServer, repo } from './server.mjs';
 import { enginesToTest, launchBrowser } from '../../../tests/support/browsers.mjs';
-import { BARS, cosine, cosineBars, loadGolden, maxAbsDiff } from '../../../tests/support/golden.mjs';
+import { BARS, INTEGER_PATH_AGREEMENT, cosine, cosineBars, loadGolden, maxAbsDiff, minRowCosine } from '../../../tests/support/golden.mjs';
 import { metricSum, startAkidbServe } from '../../../tests/support/process.mjs';
 import { makeSignedBundles, trusted } from './signed-bundles.mjs';
 import { nativeVectors } from './native.mjs';
@@ -46,6 +47,7 @@ const WASM_FILE = {
   'wasm-simd': 'web/akidb_wasm_bg.wasm',
 };
 let nativeGolden; // the native core's vectors for the golden sentences, made once
+let nativeDynamic; // the same for the int8-dynamic bundle
 let server, serve;
 const signed = makeSignedBundles();
 
@@ -145,6 +147,27 @@ function loaderSuite(engine) {
   const reload = async () => {
     await page.reload();
     await page.waitForFunction(() => window.ready === true);
+  };
+  /** All golden sentences through `variant` in worker mode (a fresh realm per build: one thread runs one
+   * build) from the bundle at `u`: checks the build that ran and the token ids, returns the vectors. */
+  const goldenInWorker = async (variant, u) => {
+    const r = await page.evaluate(
+      async ({ options, sentences }) => {
+        const e = await window.akidb.loadEmbedder({ ...options, worker: true, onWarning: () => {} });
+        const ids = (await e.tokenize(sentences)).map((row) => Array.from(row));
+        const vectors = Array.from(await e.embed(sentences));
+        const variant = e.variant;
+        e.free();
+        return { ids, vectors, variant };
+      },
+      { options: { url: u, cache: 'indexeddb', variant, threads: 2 }, sentences: golden.sentences },
+    );
+    assert.equal(r.variant, variant);
+    const bad = r.ids.map((ids, i) => (JSON.stringify(ids) === JSON.stringify(golden.tokenIds[i]) ? -1 : i)).filter((i) => i >= 0);
+    assert.deepEqual(bad, [], `${variant}: sentences tokenized differently`);
+    const flat = Float32Array.from(r.vectors);
+    assert.equal(flat.length, golden.sentences.length * golden.dim);
+    return { flat };
   };
 
   before(async () => {
@@ -384,23 +407,7 @@ function loaderSuite(engine) {
     assert.deepEqual(plainWorkerRuns, VARIANTS_RUN[engine], 'no pool unless `threads` asks for one');
     nativeGolden ??= nativeVectors(golden.sentences);
     for (const variant of workerRuns) {
-      // In a worker: a fresh realm per build (one thread runs one build).
-      const r = await page.evaluate(
-        async ({ options, sentences }) => {
-          const e = await window.akidb.loadEmbedder({ ...options, worker: true, onWarning: () => {} });
-          const ids = (await e.tokenize(sentences)).map((row) => Array.from(row));
-          const vectors = Array.from(await e.embed(sentences));
-          const variant = e.variant;
-          e.free();
-          return { ids, vectors, variant };
-        },
-        { options: { url: url(), cache: 'indexeddb', variant, threads: 2 }, sentences: golden.sentences },
-      );
-      assert.equal(r.variant, variant);
-      const bad = r.ids.map((ids, i) => (JSON.stringify(ids) === JSON.stringify(golden.tokenIds[i]) ? -1 : i)).filter((i) => i >= 0);
-      assert.deepEqual(bad, [], `${variant}: sentences tokenized differently`);
-      const flat = Float32Array.from(r.vectors);
-      assert.equal(flat.length, golden.sentences.length * golden.dim);
+      const { flat } = await goldenInWorker(variant, url());
       const { min, mean } = cosineBars(flat, golden);
       const diff = maxAbsDiff(flat, nativeGolden);
       console.log(`# ${engine} ${variant} int8: min cosine ${min.toFixed(6)}, mean ${mean.toFixed(6)}; vs native max abs diff ${diff.toExponential(2)}`);
@@ -432,6 +439,25 @@ function loaderSuite(engine) {
       load({ url: url(), variant: 'wasm-nope', fallbackUrl: `${serve.url}/v1/embed` }),
       /unknown variant wasm-nope \(known: wasm-threads, wasm-relaxed-simd, wasm-simd\)/,
     );
+  });
+
+  test('int8-dynamic (the integer path, akidb\'s int8 kernel) on every wasm build this engine runs: token ids, its bars, wasm vs native (cosine per sentence)', async () => {
+    nativeGolden ??= nativeVectors(golden.sentences);
+    nativeDynamic ??= nativeVectors(golden.sentences, 'int8-dynamic');
+    // The native CLI runs the integer path too, unless this CPU keeps int8-dynamic on the exact one
+    // (x86-64 with AVX-512 but no VNNI or AMX): then its vectors are the int8 bundle's.
+    const nativeInteger = maxAbsDiff(nativeDynamic, nativeGolden) > 0;
+    if (!nativeInteger) console.log('# NOT COMPARED: the native CLI runs int8-dynamic on the exact path on this CPU');
+    for (const variant of WORKER_VARIANTS_RUN[engine]) {
+      const { flat } = await goldenInWorker(variant, `${server.base}/models/int8-dynamic/manifest.json`);
+      const { min, mean } = cosineBars(flat, golden);
+      const agreement = minRowCosine(flat, nativeDynamic, golden.dim);
+      console.log(`# ${engine} ${variant} int8-dynamic: min cosine ${min.toFixed(6)}, mean ${mean.toFixed(6)}; vs native min cosine ${agreement.toFixed(6)}`);
+      assert.ok(min >= BARS.int8Dynamic.min, `${variant}: min cosine ${min}`);
+      assert.ok(mean >= BARS.int8Dynamic.mean, `${variant}: mean cosine ${mean}`);
+      assert.ok(maxAbsDiff(flat, nativeGolden) > NATIVE_VS_WASM, `${variant}: not the exact path's vectors`);
+      if (nativeInteger) assert.ok(agreement >= INTEGER_PATH_AGREEMENT, `${variant}: wasm vs native min cosine ${agreement}`);
+    }
   });
 
   test('worker mode, uncached, from the model server URL scheme (/v1/models → /v1/blobs/sha256)', async () => {

@@ -1,7 +1,6 @@
-//! The matmul kernel wasm plans run: an 8×4 f32 kernel of our own, and a dispatch tier above tract's
-//! wasm32 + SIMD128 tier that picks it for every f32 product with more than one column.
+//! The f32 kernel, 8×4.
 //!
-//! tract 0.23 picks its `wasm_f32_8x8` for those. In Node 20 (builds differing only in the kernel,
+//! tract 0.23 picks its `wasm_f32_8x8` for f32 products. In Node 20 (builds differing only in the kernel,
 //! interleaved in one process, one 11-token sentence / a batch of 32): `wasm_f32_8x8` 19.1 / 514 ms,
 //! tract's `wasm_f32_4x4` 12.4 / 374 ms, this kernel 9.3 / 285 ms. Our reading, not profiled inside V8:
 //! 8×8's 16 accumulators are all 16 of x86-64's SIMD registers, so its inner loop spills; 4×4 has only
@@ -11,57 +10,35 @@
 //! multiply-adds, and 12 columns tile exactly.
 //!
 //! Accumulators hold columns (lanes are rows), as in tract's x86 kernels; the fused ops are tract's, each
-//! checked against plain loops by `akidb-wasm/tests/kernel.rs` in Chromium and Firefox.
+//! checked against plain loops by `akidb_core::kernel_check` in Chromium and Firefox
+//! (`akidb-wasm/tests/kernel.rs`).
 
 use std::arch::wasm32::*;
 use std::sync::LazyLock;
 
-use tract_onnx::prelude::DatumType;
-use tract_onnx::tract_core::tract_linalg::isa::{Arch, IsaSet};
-use tract_onnx::tract_core::tract_linalg::mmm::{
-    DynKernel, FusedKerSpec, MatMatMul, OutputStoreKer, Query, Suitable,
-};
+use tract_onnx::tract_core::tract_linalg::isa::Arch;
+use tract_onnx::tract_core::tract_linalg::mmm::{DynKernel, FusedKerSpec, MatMatMul, OutputStoreKer};
 use tract_onnx::tract_core::tract_linalg::mmm_routines::MmmRoutine;
-use tract_onnx::tract_core::tract_linalg::mmm_tiers::MmmTier;
 use tract_onnx::tract_core::tract_linalg::pack::Packing;
 use tract_onnx::tract_core::tract_linalg::Scaler;
 
 /// The kernel's name, as `Embedder::matmul_kernels` reports it.
-const F32_GEMM_KERNEL: &str = "akidb_wasm_f32_8x4";
+pub const NAME: &str = "akidb_wasm_f32_8x4";
 
-const MR: usize = 8;
-const NR: usize = 4;
+/// Rows of a tile.
+pub const MR: usize = 8;
+/// Columns of a tile.
+pub const NR: usize = 4;
 
 static KERNEL: LazyLock<DynKernel<MR, NR, f32>> = LazyLock::new(|| {
-    let mut kernel = DynKernel::<MR, NR, f32>::new(
-        F32_GEMM_KERNEL,
-        run,
-        f32::packing(MR).align(MR),
-        f32::packing(NR).align(NR),
-    );
+    let mut kernel =
+        DynKernel::<MR, NR, f32>::new(NAME, run, f32::packing(MR).align(MR), f32::packing(NR).align(NR));
     kernel.arch = Some(Arch::Wasm32Simd128);
     kernel
 });
 
 inventory::submit! {
     MmmRoutine { make: || -> Box<dyn MatMatMul> { KERNEL.mmm() } }
-}
-
-fn preferred(_: &IsaSet, accumulator: DatumType, query: &Query, _: &[Suitable]) -> Option<&'static str> {
-    match (accumulator, query.n) {
-        (DatumType::F32, Some(n)) if n > 1 => Some(F32_GEMM_KERNEL),
-        _ => None,
-    }
-}
-
-inventory::submit! {
-    MmmTier {
-        arch: Some(Arch::Wasm32Simd128),
-        precedence: 2,
-        name: "akidb-wasm-gemm",
-        applies: |_| true,
-        preferred,
-    }
 }
 
 /// Runs the kernel on one tile's program of fused ops: public for akidb-wasm's kernel test only.
@@ -71,12 +48,6 @@ inventory::submit! {
 #[doc(hidden)]
 pub unsafe fn run_tile(ops: &[FusedKerSpec<f32>]) -> isize {
     unsafe { run(ops) }
-}
-
-/// Keeps this module linked in: wasm-ld drops an object that nothing references, and with it the
-/// kernel's and the tier's registrations (tract keeps its own wasm kernels the same way).
-pub(crate) fn keep_linked() {
-    std::hint::black_box((preferred as *const (), run as *const ()));
 }
 
 /// The accumulators: column `j` of the tile is `acc[j]`, rows 0–3 in `.0` and rows 4–7 in `.1`.
@@ -136,7 +107,7 @@ fn at(tile: &OutputStoreKer, row: usize, col: usize) -> *mut f32 {
 ///
 /// # Safety
 /// tract's contract for kernels: the ops' pointers are valid for this kernel's tile shape and packing.
-unsafe fn run(ops: &[FusedKerSpec<f32>]) -> isize {
+pub(super) unsafe fn run(ops: &[FusedKerSpec<f32>]) -> isize {
     let zero = f32x4_splat(0.0);
     let mut acc: Tile = [(zero, zero); NR];
     for op in ops {

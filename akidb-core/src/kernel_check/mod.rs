@@ -2,9 +2,11 @@
 //! tract may hand a kernel, run through the kernel and checked against plain Rust loops. Written once,
 //! run against every kernel: akidb-wasm's browser tests call it for the wasm kernel, this crate's unit
 //! tests for the x86-64 one. The model exercises only the ops MiniLM's plans fuse; this covers all of
-//! them (QScale aside, which f32 plans don't fuse).
+//! them (QScale aside, which f32 plans don't fuse). The int8 kernels' suite is [`int8`].
 //!
 //! Public for those tests only.
+
+pub mod int8;
 
 use tract_onnx::tract_core::tract_linalg::mmm::{FusedKerSpec, OutputStoreKer, RoundingPolicy};
 
