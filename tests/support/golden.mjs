@@ -19,7 +19,7 @@ export const BARS = { int8: { min: 0.995, mean: 0.999 }, fp32: { min: 0.99999 },
  * not the exact paths' 1e-4 per element. Rounding activations to 255 levels before each weight product turns
  * a last-bit difference in an f32 op before it (3.9e-7 on the exact path, wasm vs x86) into a whole level
  * for the values it moves across a rounding boundary, and the layers after carry that on: measured wasm vs
- * native (2026-12-04, all 200 golden sentences, Node 20 against x86-64 AVX2): 128 sentences within 1e-4,
+ * native (2026-12-04, all 200 golden sentences, Node 20 against x86-64 on tract's VNNI kernel): 128 within 1e-4,
  * the worst at cosine 0.99864; both met the golden bars with the same min and mean to six digits.
  */
 export const INTEGER_PATH_AGREEMENT = 0.995;
