@@ -45,7 +45,8 @@ pub(crate) fn slow_integer_kernels() -> Option<&'static str> {
         let dot = native()
             .iter()
             .any(|i| matches!(i, Isa::X86_64Avx512Vnni | Isa::X86_64AvxVnni | Isa::X86_64AmxInt8));
-        if !dot && !crate::x86_kernels::applies_here() {
+        let ours = crate::x86_kernels::weight_kernel_here(DatumType::I32).is_some();
+        if !dot && !ours {
             return Some("this x86-64 CPU has AVX-512 but no AVX512-VNNI, AVX-VNNI or AMX-INT8");
         }
     }

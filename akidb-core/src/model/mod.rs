@@ -124,7 +124,7 @@ impl SentenceModel {
     /// aarch64's 8×8 has no such step.
     pub(crate) fn seq_granule(&self) -> usize {
         #[cfg(target_arch = "x86_64")]
-        if self.integer && !crate::x86_kernels::applies_here() {
+        if self.integer && crate::x86_kernels::weight_kernel_here(DatumType::I32).is_none() {
             return 16;
         }
         4

@@ -316,14 +316,14 @@ mod tests {
 
     #[test]
     fn kernel_matches_plain_loops_for_every_fused_op() {
-        if crate::x86_kernels::cpu_runs(NAME) {
+        if crate::x86_kernels::cpu_runs(NAME, crate::x86_kernels::KERNEL_ISA) {
             kernel_check::kernel_matches_plain_loops_for_every_fused_op::<MR, NR>(run_tile);
         }
     }
 
     #[test]
     fn kernel_loads_a_tile_and_stores_through_any_strides() {
-        if crate::x86_kernels::cpu_runs(NAME) {
+        if crate::x86_kernels::cpu_runs(NAME, crate::x86_kernels::KERNEL_ISA) {
             kernel_check::kernel_loads_a_tile_and_stores_through_any_strides::<MR, NR>(run_tile);
         }
     }

@@ -133,21 +133,21 @@ mod tests {
 
     #[test]
     fn int8_product_is_exact() {
-        if crate::x86_kernels::cpu_runs(NAME) {
+        if crate::x86_kernels::cpu_runs(NAME, crate::x86_kernels::KERNEL_ISA) {
             suite::int8_product_is_exact::<MR, NR>(run_tile);
         }
     }
 
     #[test]
     fn i32_product_and_fused_ops_match_plain_loops() {
-        if crate::x86_kernels::cpu_runs(NAME) {
+        if crate::x86_kernels::cpu_runs(NAME, crate::x86_kernels::KERNEL_ISA) {
             suite::i32_product_and_fused_ops_match_plain_loops::<MR, NR>(run_tile);
         }
     }
 
     #[test]
     fn tiles_load_add_and_store_through_strides() {
-        if crate::x86_kernels::cpu_runs(NAME) {
+        if crate::x86_kernels::cpu_runs(NAME, crate::x86_kernels::KERNEL_ISA) {
             suite::tiles_load_add_and_store_through_strides::<MR, NR>(run_tile);
         }
     }
