@@ -7,11 +7,14 @@
 //!   place of tract's `avx512_mmm_f32_16x12`;
 //! - [`i8`]: AVX2, int8 × int8 → i32, 8×4, exact: the `int8-dynamic` bundles' integer products on CPUs
 //!   without AVX-512, which tract 0.23.9 can only run on its `avx2_mmm_i32_8x8`, 50–100× slower than the
-//!   f32 kernel (PERF.md). AVX-512 machines keep tract's integer kernels (VNNI, AMX).
+//!   f32 kernel (PERF.md). AVX-512 machines keep tract's integer kernels (VNNI, AMX);
+//! - [`softmax_rows`]: attention's row softmax (AVX2 + FMA), which tract 0.23.9 writes for wasm32
+//!   only, registered as its `SoftmaxRows` routine.
 
 pub mod f32;
 pub mod f32_avx512;
 pub mod i8;
+pub mod softmax_rows;
 
 use tract_onnx::prelude::DatumType;
 use tract_onnx::tract_core::tract_linalg::isa::{native, Arch, Isa, IsaReq, IsaSet};
@@ -89,6 +92,7 @@ pub(crate) fn keep_linked() {
         f32::run as *const (),
         f32_avx512::run as *const (),
         i8::run as *const (),
+        softmax_rows::run as *const (),
     ));
 }
 
