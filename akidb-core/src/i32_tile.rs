@@ -9,14 +9,15 @@ use tract_onnx::tract_core::tract_linalg::{ScaleShiftAndRound, Scaler};
 /// The tile between ops, column-major: `tile[j][i]` is row `i` of column `j`.
 pub(crate) type Tile<const MR: usize, const NR: usize> = [[i32; MR]; NR];
 
-/// A kernel's int8 product: `tile += A·B` over `k` steps of operands packed by tract's `PackedI8K4`
-/// (four `k` per row or column together, `k` rounded up to a multiple of 4 with zeros).
+/// A kernel's int8 product: `tile += A·B` over `k` steps of A packed by tract's `PackedI8K4` (four
+/// `k` per row together, `k` rounded up to a multiple of 4 with zeros) and B packed the same way per
+/// column, its values of type `B`: int8 as packed by `PackedI8K4`, or i16 by `PackedI8K4Widened`.
 ///
 /// # Safety
-/// `a` holds `k.div_ceil(4) * 4 * MR` and `b` `k.div_ceil(4) * 4 * NR` readable bytes, and the CPU
-/// has what the kernel was compiled for.
-pub(crate) type Int8Product<const MR: usize, const NR: usize> =
-    unsafe fn(&mut Tile<MR, NR>, usize, *const i8, *const i8);
+/// `a` holds `k.div_ceil(4) * 4 * MR` readable bytes and `b` `k.div_ceil(4) * 4 * NR` readable `B`s,
+/// and the CPU has what the kernel was compiled for.
+pub(crate) type Int8Product<const MR: usize, const NR: usize, B> =
+    unsafe fn(&mut Tile<MR, NR>, usize, *const i8, *const B);
 
 /// The address of element (`row`, `col`) of a C tile.
 #[inline(always)]
@@ -54,9 +55,9 @@ unsafe fn each_with<const MR: usize, const NR: usize>(
 /// tract's contract for kernels: the ops' pointers are valid for an `MR × NR` tile and the packing
 /// each `AddMatMul` names; the CPU runs `int8_product`.
 #[inline(always)]
-pub(crate) unsafe fn run<const MR: usize, const NR: usize>(
+pub(crate) unsafe fn run<const MR: usize, const NR: usize, B>(
     ops: &[FusedKerSpec<i32>],
-    int8_product: Int8Product<MR, NR>,
+    int8_product: Int8Product<MR, NR, B>,
 ) -> isize {
     let mut tile: Tile<MR, NR> = [[0; MR]; NR];
     for op in ops {

@@ -35,6 +35,7 @@ mod i32_tile;
 pub mod kernel_check;
 mod manifest;
 mod model;
+pub mod packing;
 pub mod signing;
 mod tokenize;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]

@@ -23,7 +23,7 @@ fn f32_kernel_loads_a_tile_and_stores_through_any_strides() {
 
 #[wasm_bindgen_test]
 fn int8_product_is_exact() {
-    kernel_check::int8::int8_product_is_exact::<{ i8::MR }, { i8::NR }>(i8::run_tile);
+    kernel_check::int8::int8_product_is_exact::<{ i8::MR }, { i8::NR }>(i8::run_tile, i8::int8_packing());
 }
 
 #[wasm_bindgen_test]

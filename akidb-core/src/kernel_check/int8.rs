@@ -4,7 +4,10 @@
 //! through strides. Written once; this crate's unit tests run it for the x86-64 kernel, akidb-wasm's
 //! browser tests for the wasm one.
 
-use tract_onnx::tract_core::tract_linalg::mmm::{FusedKerSpec, OutputStoreKer, RoundingPolicy};
+use tract_onnx::prelude::Tensor;
+use tract_onnx::tract_core::tract_linalg::mmm::{
+    FusedKerSpec, MMMInputFormat, MMMInputValue, OutputStoreKer, RoundingPolicy,
+};
 use tract_onnx::tract_core::tract_linalg::{ScaleShiftAndRound, Scaler};
 
 /// A kernel's entry point, as tract calls it.
@@ -19,17 +22,13 @@ fn bytes(n: usize, seed: u32) -> Vec<i8> {
     v
 }
 
-/// Packs a row-major `[mn][k]` int8 matrix as tract's `PackedI8K4` does for one panel: four `k` of a
-/// row together, rows side by side, `k` padded to a multiple of 4 with zeros.
-fn pack_k4(m: &[Vec<i8>], k: usize) -> Vec<i8> {
-    let kp = k.div_ceil(4) * 4;
-    let mut out = vec![0i8; kp * m.len()];
-    for (r, row) in m.iter().enumerate() {
-        for (kk, v) in row.iter().enumerate() {
-            out[(kk / 4) * m.len() * 4 + r * 4 + kk % 4] = *v;
-        }
-    }
-    out
+/// A kernel's packing for its int8 product (its packing 1): A's format, B's.
+pub type Int8Packing = (Box<dyn MMMInputFormat>, Box<dyn MMMInputFormat>);
+
+/// Packs a row-major `[mn][k]` int8 matrix in `format`, as tract packs a product's operand for the kernel.
+fn pack(format: &dyn MMMInputFormat, m: &[Vec<i8>], k: usize) -> Box<dyn MMMInputValue> {
+    let t = Tensor::from_shape(&[m.len(), k], &m.concat()).expect("an mn × k matrix");
+    format.prepare_one(&t, 1, 0).expect("packing an int8 matrix")
 }
 
 /// Runs `ops` through `kernel` (with a `Store` into a row-major tile appended) and returns that tile.
@@ -53,22 +52,23 @@ fn run_and_store<const MR: usize, const NR: usize>(
 /// The int8 product (packing 1) against plain i32 loops, for `k` not a multiple of 4 (the packing's
 /// zero padding) and long enough for any unrolling, with extreme values: −128 · −128 sums, which a
 /// saturating 16-bit multiply-add (`vpmaddubsw`) would get wrong.
-pub fn int8_product_is_exact<const MR: usize, const NR: usize>(kernel: KernelFn) {
+/// Operands are packed by the kernel's own formats (`packing`), as tract packs them.
+pub fn int8_product_is_exact<const MR: usize, const NR: usize>(kernel: KernelFn, packing: &Int8Packing) {
     for k in [1, 4, 5, 37, 384] {
         let mut a: Vec<Vec<i8>> = (0..MR).map(|r| bytes(k, r as u32 + 1)).collect();
         let mut b: Vec<Vec<i8>> = (0..NR).map(|c| bytes(k, c as u32 + 100)).collect();
         // A row of −128 against a column of −128: the largest products there are.
         a[0].iter_mut().for_each(|x| *x = -128);
         b[0].iter_mut().for_each(|x| *x = -128);
-        let (pa, pb) = (pack_k4(&a, k), pack_k4(&b, k));
+        let (pa, pb) = (pack(&*packing.0, &a, k), pack(&*packing.1, &b, k));
         let got = run_and_store::<MR, NR>(
             kernel,
             vec![
                 FusedKerSpec::Clear,
                 FusedKerSpec::AddMatMul {
                     k,
-                    pa: pa.as_ptr() as _,
-                    pb: pb.as_ptr() as _,
+                    pa: pa.panel_bytes(0, None).expect("A's panel"),
+                    pb: pb.panel_bytes(0, None).expect("B's panel"),
                     packing: 1,
                 },
             ],

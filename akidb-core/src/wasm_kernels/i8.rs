@@ -6,14 +6,15 @@
 //! different vectors from run to run (PERF.md). This kernel multiplies 8 pairs per instruction, exactly,
 //! and reads a quarter of the f32 path's weight bytes.
 //!
-//! Operands come packed four `k` at a time per row or column (tract's `PackedI8K4`): a step of 4 `k` is
-//! 16 bytes of A (4 rows) and 16 of B (4 columns). Each step loads them sign-extended to 16 bits
-//! (`v128.load8x8_s`, rows or columns in pairs), broadcasts each column's 4 values to both 64-bit
-//! halves, and multiplies with `i32x4.dot_i16x8_s`, which adds pairs into 32-bit lanes: exact for every
-//! int8 value (|a·b + c·d| ≤ 2¹⁵) and the same on every engine, unlike the relaxed 8-bit dot product.
-//! Each accumulator lane holds half of a row's sum; the halves are added once, after the loop. 4×4
-//! keeps 8 accumulators, 2 A and 4 B vectors in registers: an 8-row tile would need 16 accumulators,
-//! every SIMD register x86-64 has.
+//! A is packed four `k` at a time per row (tract's `PackedI8K4`), B the same way per column but widened
+//! to 16 bits when packed ([`PackedI8K4Widened`]): a step of 4 `k` is 16 bytes of A (4 rows) and 32 of
+//! B (4 columns). Each step loads A sign-extended to 16 bits (`v128.load8x8_s`, rows in pairs) and each
+//! column's 4 values into both 64-bit halves (`v128.load64_splat`, a plain load: no shuffle, which on
+//! x86-64 would share a port with the dot products), and multiplies with `i32x4.dot_i16x8_s`, which adds
+//! pairs into 32-bit lanes: exact for every int8 value (|a·b + c·d| ≤ 2¹⁵) and the same on every engine,
+//! unlike the relaxed 8-bit dot product. Each accumulator lane holds half of a row's sum; the halves are
+//! added once, after the loop. 4×4 keeps 8 accumulators, 2 A vectors and a B vector in registers: an
+//! 8-row tile would need 16 accumulators, every SIMD register x86-64 has.
 //!
 //! Fused ops other than the product are `crate::i32_tile`'s, shared with the x86-64 int8 kernel.
 
@@ -25,6 +26,8 @@ use tract_onnx::tract_core::tract_linalg::isa::Arch;
 use tract_onnx::tract_core::tract_linalg::mmm::{DynKernel, FusedKerSpec, MatMatMul};
 use tract_onnx::tract_core::tract_linalg::mmm_routines::MmmRoutine;
 use tract_onnx::tract_core::tract_linalg::pack::{PackedFormat, PackedI8K4};
+
+use crate::packing::PackedI8K4Widened;
 
 /// The kernel's name, as `Embedder::matmul_kernels` reports it.
 pub const NAME: &str = "akidb_wasm_i32_4x4";
@@ -42,7 +45,7 @@ static KERNEL: LazyLock<DynKernel<MR, NR, i32>> = LazyLock::new(|| {
         PackedFormat::new(DatumType::I32, MR, 16),
         PackedFormat::new(DatumType::I32, NR, 16),
     )
-    .with_packing(PackedI8K4::new(MR), PackedI8K4::new(NR));
+    .with_packing(PackedI8K4::new(MR), PackedI8K4Widened::new(NR));
     kernel.arch = Some(Arch::Wasm32Simd128);
     kernel
 });
@@ -61,6 +64,12 @@ pub unsafe fn run_tile(ops: &[FusedKerSpec<i32>]) -> isize {
     unsafe { run(ops) }
 }
 
+/// The kernel's packing for its int8 product (A's format, B's): public for the kernel's test only.
+#[doc(hidden)]
+pub fn int8_packing() -> &'static crate::kernel_check::int8::Int8Packing {
+    &KERNEL.packings[1]
+}
+
 /// The tile between ops (`i32_tile`'s, at this kernel's shape).
 type Tile = crate::i32_tile::Tile<MR, NR>;
 
@@ -70,15 +79,15 @@ type Tile = crate::i32_tile::Tile<MR, NR>;
 /// tract's contract for kernels: the ops' pointers are valid for this kernel's tile shape and packing.
 pub(super) unsafe fn run(ops: &[FusedKerSpec<i32>]) -> isize {
     // SAFETY: the contract above.
-    unsafe { crate::i32_tile::run::<MR, NR>(ops, add_mat_mul_i8) }
+    unsafe { crate::i32_tile::run::<MR, NR, _>(ops, add_mat_mul_i8) }
 }
 
-/// `tile += A·B` for int8 operands packed by [`PackedI8K4`]: `k` rounded up to a multiple of 4, the
-/// padding zeros.
+/// `tile += A·B`, A packed by [`PackedI8K4`], B by [`PackedI8K4Widened`]: `k` rounded up to a multiple
+/// of 4, the padding zeros.
 ///
 /// # Safety
-/// `a` holds `k.div_ceil(4) * 4 * MR` and `b` `k.div_ceil(4) * 4 * NR` readable bytes.
-unsafe fn add_mat_mul_i8(tile: &mut Tile, k: usize, a: *const i8, b: *const i8) {
+/// `a` holds `k.div_ceil(4) * 4 * MR` readable bytes and `b` `k.div_ceil(4) * 4 * NR` readable i16s.
+unsafe fn add_mat_mul_i8(tile: &mut Tile, k: usize, a: *const i8, b: *const i16) {
     let zero = i32x4_splat(0);
     // Column j's accumulators: rows 0–1 in `cjl`, rows 2–3 in `cjh`, lanes [r k0+k1, r k2+k3, r+1 …].
     let (mut c0l, mut c0h, mut c1l, mut c1h) = (zero, zero, zero, zero);
@@ -89,19 +98,18 @@ unsafe fn add_mat_mul_i8(tile: &mut Tile, k: usize, a: *const i8, b: *const i8) 
             let a = a.add(step * MR * 4);
             let a01 = i16x8_load_extend_i8x8(a);
             let a23 = i16x8_load_extend_i8x8(a.add(8));
-            let b = b.add(step * NR * 4);
-            let b01 = i16x8_load_extend_i8x8(b);
-            let b23 = i16x8_load_extend_i8x8(b.add(8));
-            let b0 = i64x2_shuffle::<0, 0>(b01, b01);
+            // Column j's 4 values, [k0 k1 k2 k3 k0 k1 k2 k3]: one per row of a01 and a23.
+            let column = |j: usize| v128_load64_splat(b.add((step * NR + j) * 4) as *const u64);
+            let b0 = column(0);
             c0l = i32x4_add(c0l, i32x4_dot_i16x8(a01, b0));
             c0h = i32x4_add(c0h, i32x4_dot_i16x8(a23, b0));
-            let b1 = i64x2_shuffle::<1, 1>(b01, b01);
+            let b1 = column(1);
             c1l = i32x4_add(c1l, i32x4_dot_i16x8(a01, b1));
             c1h = i32x4_add(c1h, i32x4_dot_i16x8(a23, b1));
-            let b2 = i64x2_shuffle::<0, 0>(b23, b23);
+            let b2 = column(2);
             c2l = i32x4_add(c2l, i32x4_dot_i16x8(a01, b2));
             c2h = i32x4_add(c2h, i32x4_dot_i16x8(a23, b2));
-            let b3 = i64x2_shuffle::<1, 1>(b23, b23);
+            let b3 = column(3);
             c3l = i32x4_add(c3l, i32x4_dot_i16x8(a01, b3));
             c3h = i32x4_add(c3h, i32x4_dot_i16x8(a23, b3));
         }

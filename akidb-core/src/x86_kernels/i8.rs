@@ -6,12 +6,15 @@
 //! the f32 path. This kernel does the same exact arithmetic in ≈ 2 ms for the 36 products of a
 //! sentence (PERF.md).
 //!
-//! Operands come packed four `k` at a time per row or column (tract's `PackedI8K4`, the layout its
-//! VNNI kernels read): a step of 4 `k` is 32 bytes of A (8 rows) and 16 of B (4 columns). Each step
-//! sign-extends A to 16-bit (two vectors of 4 rows × 4 `k`) and B likewise, broadcasts each column's
-//! 4 values to all four 64-bit lanes, and multiplies with `vpmaddwd`, which adds pairs into 32-bit
-//! lanes: exact for every int8 value (|a·b + c·d| ≤ 2¹⁵), unlike `vpmaddubsw`, which saturates. Each
-//! accumulator lane holds half of a row's sum; the halves are added once, after the loop.
+//! A comes packed four `k` at a time per row (tract's `PackedI8K4`, the layout its VNNI kernels read),
+//! B the same way per column but widened to 16 bits when packed (`crate::packing::PackedI8K4Widened`,
+//! as the wasm int8 kernel reads it): a step of 4 `k` is 32 bytes of A (8 rows) and 32 of B (4
+//! columns). Each step sign-extends A to 16-bit (two vectors of 4 rows × 4 `k`), broadcasts each
+//! column's 4 values to all four 64-bit lanes straight from memory (`vpbroadcastq`: no extension and no
+//! cross-lane permute per column, which share a port with `vpmaddwd`), and multiplies with `vpmaddwd`,
+//! which adds pairs into 32-bit lanes: exact for every int8 value (|a·b + c·d| ≤ 2¹⁵), unlike
+//! `vpmaddubsw`, which saturates. Each accumulator lane holds half of a row's sum; the halves are added
+//! once, after the loop.
 //!
 //! Fused ops other than the product are `crate::i32_tile`'s, shared with the wasm int8 kernel.
 
@@ -23,6 +26,8 @@ use tract_onnx::tract_core::tract_linalg::isa::Arch;
 use tract_onnx::tract_core::tract_linalg::mmm::{DynKernel, FusedKerSpec, MatMatMul};
 use tract_onnx::tract_core::tract_linalg::mmm_routines::MmmRoutine;
 use tract_onnx::tract_core::tract_linalg::pack::{PackedFormat, PackedI8K4};
+
+use crate::packing::PackedI8K4Widened;
 
 /// The kernel's name, as `Embedder::matmul_kernels` reports it.
 pub const NAME: &str = "akidb_avx2_i32_8x4";
@@ -43,7 +48,7 @@ static KERNEL: LazyLock<DynKernel<MR, NR, i32>> = LazyLock::new(|| {
         PackedFormat::new(DatumType::I32, MR, 32),
         PackedFormat::new(DatumType::I32, NR, 4),
     )
-    .with_packing(PackedI8K4::new(MR), PackedI8K4::new(NR))
+    .with_packing(PackedI8K4::new(MR), PackedI8K4Widened::new(NR))
     .with_isa(super::KERNEL_ISA);
     kernel.arch = Some(Arch::X86_64);
     kernel
@@ -63,6 +68,12 @@ pub unsafe fn run_tile(ops: &[FusedKerSpec<i32>]) -> isize {
     unsafe { run(ops) }
 }
 
+/// The kernel's packing for its int8 product (A's format, B's): public for the kernel's test only.
+#[doc(hidden)]
+pub fn int8_packing() -> &'static crate::kernel_check::int8::Int8Packing {
+    &KERNEL.packings[1]
+}
+
 /// The tile between ops (`i32_tile`'s, at this kernel's shape).
 type Tile = crate::i32_tile::Tile<MR, NR>;
 
@@ -73,16 +84,17 @@ type Tile = crate::i32_tile::Tile<MR, NR>;
 /// tract runs the kernel only where its `isa` (AVX2 + FMA) is present.
 pub(super) unsafe fn run(ops: &[FusedKerSpec<i32>]) -> isize {
     // SAFETY: the contract above, and `add_mat_mul_i8` needs only AVX2, which the kernel's isa has.
-    unsafe { crate::i32_tile::run::<MR, NR>(ops, add_mat_mul_i8) }
+    unsafe { crate::i32_tile::run::<MR, NR, _>(ops, add_mat_mul_i8) }
 }
 
-/// `tile += A·B` for int8 operands packed by [`PackedI8K4`]: `k` rounded up to a multiple of 4, the
-/// padding zeros.
+/// `tile += A·B`, A packed by [`PackedI8K4`], B by [`PackedI8K4Widened`]: `k` rounded up to a multiple
+/// of 4, the padding zeros.
 ///
 /// # Safety
-/// `a` holds `k.div_ceil(4) * 4 * MR` and `b` `k.div_ceil(4) * 4 * NR` readable bytes; AVX2 is present.
+/// `a` holds `k.div_ceil(4) * 4 * MR` readable bytes and `b` `k.div_ceil(4) * 4 * NR` readable i16s;
+/// AVX2 is present.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn add_mat_mul_i8(tile: &mut Tile, k: usize, a: *const i8, b: *const i8) {
+unsafe fn add_mat_mul_i8(tile: &mut Tile, k: usize, a: *const i8, b: *const i16) {
     let zero = _mm256_setzero_si256();
     // Column j's accumulators: rows 0–3 in `cjl`, rows 4–7 in `cjh`, each row as two partial sums.
     let (mut c0l, mut c0h, mut c1l, mut c1h) = (zero, zero, zero, zero);
@@ -96,17 +108,24 @@ unsafe fn add_mat_mul_i8(tile: &mut Tile, k: usize, a: *const i8, b: *const i8) 
             let raw = _mm256_loadu_si256(a as *const __m256i);
             let a_lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(raw));
             let a_hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(raw));
-            let bs = _mm256_cvtepi8_epi16(_mm_loadu_si128(b.add(step * NR * 4) as *const __m128i));
-            let b0 = _mm256_permute4x64_epi64::<0x00>(bs);
+            let b = b.add(step * NR * 4);
+            // Column j's 4 values in every 64-bit lane: one broadcast load (`vpbroadcastq`). A macro, not
+            // a closure: the intrinsic must inline into this function, which enables AVX2.
+            macro_rules! column {
+                ($j:expr) => {
+                    _mm256_set1_epi64x((b.add($j * 4) as *const i64).read_unaligned())
+                };
+            }
+            let b0 = column!(0);
             c0l = _mm256_add_epi32(c0l, _mm256_madd_epi16(a_lo, b0));
             c0h = _mm256_add_epi32(c0h, _mm256_madd_epi16(a_hi, b0));
-            let b1 = _mm256_permute4x64_epi64::<0x55>(bs);
+            let b1 = column!(1);
             c1l = _mm256_add_epi32(c1l, _mm256_madd_epi16(a_lo, b1));
             c1h = _mm256_add_epi32(c1h, _mm256_madd_epi16(a_hi, b1));
-            let b2 = _mm256_permute4x64_epi64::<0xAA>(bs);
+            let b2 = column!(2);
             c2l = _mm256_add_epi32(c2l, _mm256_madd_epi16(a_lo, b2));
             c2h = _mm256_add_epi32(c2h, _mm256_madd_epi16(a_hi, b2));
-            let b3 = _mm256_permute4x64_epi64::<0xFF>(bs);
+            let b3 = column!(3);
             c3l = _mm256_add_epi32(c3l, _mm256_madd_epi16(a_lo, b3));
             c3h = _mm256_add_epi32(c3h, _mm256_madd_epi16(a_hi, b3));
         }
@@ -134,7 +153,7 @@ mod tests {
     #[test]
     fn int8_product_is_exact() {
         if crate::x86_kernels::cpu_runs(NAME, crate::x86_kernels::KERNEL_ISA) {
-            suite::int8_product_is_exact::<MR, NR>(run_tile);
+            suite::int8_product_is_exact::<MR, NR>(run_tile, int8_packing());
         }
     }
 
