@@ -3,7 +3,7 @@
 
 import initWasm, { Embedder, sha256Hex, verifyManifestSignature } from './web/akidb_wasm.js';
 import { fetchBundle } from './bundle.js';
-import { now } from './util.js';
+import { explainTrap, now } from './util.js';
 import { wasmRelaxedSimdSupported, wasmSimdSupported, wasmThreadsSupported } from './features.js';
 
 /** The wasm builds this package ships, best first; the loader takes the first whose `supported(options)`
@@ -98,7 +98,15 @@ export async function loadWasm(options, variant) {
   const tFetched = now();
   const wasm = await wasmP;
   const tModel = now();
-  const embedder = wasm.Embedder.fromHashedBundle(b.files, b.sha256s);
+  // A trap leaves this instance unusable; the error says so with what the core was doing.
+  const trapSays = (doing, call) => {
+    try {
+      return call();
+    } catch (e) {
+      throw explainTrap(e, doing, wasm.memory);
+    }
+  };
+  const embedder = trapSays('loading the bundle', () => wasm.Embedder.fromHashedBundle(b.files, b.sha256s));
   stats.fetchMs = tFetched - t0;
   stats.wasmReadyMs = tWasm - t0;
   stats.modelMs = now() - tModel;
@@ -113,9 +121,9 @@ export async function loadWasm(options, variant) {
     dim: embedder.dim,
     model: embedder.model,
     stats,
-    embed: async (texts) => embedder.embed(texts),
-    tokenize: async (texts) => embedder.tokenize(texts),
-    embedSync: (texts) => embedder.embed(texts),
+    embed: async (texts) => trapSays('embedding', () => embedder.embed(texts)),
+    tokenize: async (texts) => trapSays('tokenizing', () => embedder.tokenize(texts)),
+    embedSync: (texts) => trapSays('embedding', () => embedder.embed(texts)),
     // The build's linear memory (shared with the pool in the threads build): what the model and the
     // plans hold, plus what the allocator keeps from the largest batch so far.
     wasmMemoryBytes: async () => wasm.memory.buffer.byteLength,

@@ -10,6 +10,14 @@ use akidb_core::{Bundle, HashedFile, MANIFEST_FILE};
 use js_sys::{Array, Float32Array, Map, Reflect, Uint32Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 
+/// Runs when the module is instantiated: from then on a panic's message and place go to the console
+/// (`console.error`) before the trap, which by itself says only "unreachable executed".
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
 /// A loaded bundle ready to embed text (JS: `Embedder`).
 #[wasm_bindgen]
 pub struct Embedder {

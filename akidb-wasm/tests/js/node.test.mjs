@@ -11,6 +11,7 @@ import { bundleDir, repo } from '../../../tests/support/paths.mjs';
 import { BARS, INTEGER_PATH_AGREEMENT, cosineBars, loadGolden, maxAbsDiff, minRowCosine } from '../../../tests/support/golden.mjs';
 import { makeKey, trusted } from './signed-bundles.mjs';
 import { nativeVectors } from './native.mjs';
+import { explainTrap } from '../../js/util.js';
 
 const { Embedder, verifyManifestSignature, variant } = await import(path.join(repo, 'akidb-wasm/pkg/node.mjs'));
 
@@ -130,6 +131,35 @@ test('fromHashedBundle takes WebCrypto digests, compares them and names a mismat
   const partial = new Map(sha256s);
   partial.delete('tokenizer.json');
   assert.throws(() => Embedder.fromHashedBundle(files, Object.fromEntries(partial)), /tokenizer\.json: no sha256/);
+});
+
+test('a trap in the wasm core comes out saying what the core was doing and how big its memory was', () => {
+  // A real trap: a module whose one function is `unreachable`, as a Rust panic or a failed allocation ends.
+  const trapping = new WebAssembly.Instance(
+    new WebAssembly.Module(
+      new Uint8Array([
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+        0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type: () -> ()
+        0x03, 0x02, 0x01, 0x00, // one function of that type
+        0x07, 0x05, 0x01, 0x01, 0x66, 0x00, 0x00, // exported as "f"
+        0x0a, 0x05, 0x01, 0x03, 0x00, 0x00, 0x0b, // body: unreachable, end
+      ]),
+    ),
+  );
+  let trap;
+  try {
+    trapping.exports.f();
+  } catch (e) {
+    trap = e;
+  }
+  assert.ok(trap instanceof WebAssembly.RuntimeError);
+  const memory = new WebAssembly.Memory({ initial: 32 }); // 32 pages of 64 KiB
+  const explained = explainTrap(trap, 'loading the bundle', memory);
+  assert.match(explained.message, /trapped loading the bundle \(.*unreachable.*\) with 2 MiB of linear memory/);
+  assert.equal(explained.cause, trap);
+  // The core's own errors keep their messages.
+  const own = new Error('texts[1] is not a string');
+  assert.equal(explainTrap(own, 'embedding', memory), own);
 });
 
 test('embed rejects non-strings and handles an empty list', () => {
