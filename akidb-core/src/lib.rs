@@ -33,6 +33,11 @@ mod error;
 mod i32_tile;
 #[doc(hidden)]
 pub mod kernel_check;
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
+mod kernel_registration;
 mod manifest;
 mod model;
 pub mod packing;

@@ -14,11 +14,9 @@
 //! (`akidb-wasm/tests/kernel.rs`).
 
 use std::arch::wasm32::*;
-use std::sync::LazyLock;
 
 use tract_onnx::tract_core::tract_linalg::isa::Arch;
-use tract_onnx::tract_core::tract_linalg::mmm::{DynKernel, FusedKerSpec, MatMatMul, OutputStoreKer};
-use tract_onnx::tract_core::tract_linalg::mmm_routines::MmmRoutine;
+use tract_onnx::tract_core::tract_linalg::mmm::{DynKernel, FusedKerSpec, OutputStoreKer};
 use tract_onnx::tract_core::tract_linalg::pack::Packing;
 use tract_onnx::tract_core::tract_linalg::Scaler;
 
@@ -30,25 +28,12 @@ pub const MR: usize = 8;
 /// Columns of a tile.
 pub const NR: usize = 4;
 
-static KERNEL: LazyLock<DynKernel<MR, NR, f32>> = LazyLock::new(|| {
+crate::kernel_registration::register_kernel!(f32, || {
     let mut kernel =
         DynKernel::<MR, NR, f32>::new(NAME, run, f32::packing(MR).align(MR), f32::packing(NR).align(NR));
     kernel.arch = Some(Arch::Wasm32Simd128);
     kernel
 });
-
-inventory::submit! {
-    MmmRoutine { make: || -> Box<dyn MatMatMul> { KERNEL.mmm() } }
-}
-
-/// Runs the kernel on one tile's program of fused ops: public for akidb-wasm's kernel test only.
-///
-/// # Safety
-/// As for any tract kernel: the ops' pointers are valid for an 8×4 tile and this kernel's packing.
-#[doc(hidden)]
-pub unsafe fn run_tile(ops: &[FusedKerSpec<f32>]) -> isize {
-    unsafe { run(ops) }
-}
 
 /// The accumulators: column `j` of the tile is `acc[j]`, rows 0–3 in `.0` and rows 4–7 in `.1`.
 type Tile = [(v128, v128); NR];

@@ -19,12 +19,10 @@
 //! Fused ops other than the product are `crate::i32_tile`'s, shared with the x86-64 int8 kernel.
 
 use std::arch::wasm32::*;
-use std::sync::LazyLock;
 
 use tract_onnx::prelude::DatumType;
 use tract_onnx::tract_core::tract_linalg::isa::Arch;
-use tract_onnx::tract_core::tract_linalg::mmm::{DynKernel, FusedKerSpec, MatMatMul};
-use tract_onnx::tract_core::tract_linalg::mmm_routines::MmmRoutine;
+use tract_onnx::tract_core::tract_linalg::mmm::{DynKernel, FusedKerSpec};
 use tract_onnx::tract_core::tract_linalg::pack::{PackedFormat, PackedI8K4};
 
 use crate::packing::PackedI8K4Widened;
@@ -37,7 +35,7 @@ pub const MR: usize = 4;
 /// Columns of a tile.
 pub const NR: usize = 4;
 
-static KERNEL: LazyLock<DynKernel<MR, NR, i32>> = LazyLock::new(|| {
+crate::kernel_registration::register_kernel!(i32, || {
     // Packing 0 (i32 × i32) is tract's convention for an i32 kernel; packing 1 is the int8 one.
     let mut kernel = DynKernel::<MR, NR, i32>::new(
         NAME,
@@ -49,26 +47,6 @@ static KERNEL: LazyLock<DynKernel<MR, NR, i32>> = LazyLock::new(|| {
     kernel.arch = Some(Arch::Wasm32Simd128);
     kernel
 });
-
-inventory::submit! {
-    MmmRoutine { make: || -> Box<dyn MatMatMul> { KERNEL.mmm() } }
-}
-
-/// Runs the kernel on one tile's program of fused ops: public for akidb-wasm's kernel test only.
-///
-/// # Safety
-/// As for any tract kernel: the ops' pointers are valid for a 4×4 tile and the packing the
-/// `AddMatMul` names.
-#[doc(hidden)]
-pub unsafe fn run_tile(ops: &[FusedKerSpec<i32>]) -> isize {
-    unsafe { run(ops) }
-}
-
-/// The kernel's packing for its int8 product (A's format, B's): public for the kernel's test only.
-#[doc(hidden)]
-pub fn int8_packing() -> &'static crate::kernel_check::int8::Int8Packing {
-    &KERNEL.packings[1]
-}
 
 /// The tile between ops (`i32_tile`'s, at this kernel's shape).
 type Tile = crate::i32_tile::Tile<MR, NR>;

@@ -11,11 +11,9 @@
 //! against plain loops by [`crate::kernel_check`].
 
 use std::arch::x86_64::*;
-use std::sync::LazyLock;
 
 use tract_onnx::tract_core::tract_linalg::isa::Arch;
-use tract_onnx::tract_core::tract_linalg::mmm::{DynKernel, FusedKerSpec, MatMatMul, OutputStoreKer};
-use tract_onnx::tract_core::tract_linalg::mmm_routines::MmmRoutine;
+use tract_onnx::tract_core::tract_linalg::mmm::{DynKernel, FusedKerSpec, OutputStoreKer};
 use tract_onnx::tract_core::tract_linalg::pack::Packing;
 use tract_onnx::tract_core::tract_linalg::Scaler;
 
@@ -32,26 +30,12 @@ pub const NR: usize = 6;
 /// 4 interleaved rounds, PERF.md): no prefetch 6.4–7.3 ms, 512 → 5.2–5.4, 4096 → 4.5–5.3.
 const PREFETCH_AHEAD: usize = 4096;
 
-static KERNEL: LazyLock<DynKernel<MR, NR, f32>> = LazyLock::new(|| {
+crate::kernel_registration::register_kernel!(f32, || {
     let mut kernel = DynKernel::<MR, NR, f32>::new(NAME, run, f32::packing(MR).align(256), f32::packing(NR))
         .with_isa(super::KERNEL_ISA);
     kernel.arch = Some(Arch::X86_64);
     kernel
 });
-
-inventory::submit! {
-    MmmRoutine { make: || -> Box<dyn MatMatMul> { KERNEL.mmm() } }
-}
-
-/// Runs the kernel on one tile's program of fused ops: public for the kernel's test only.
-///
-/// # Safety
-/// As for any tract kernel: the ops' pointers are valid for a 16×6 tile and this kernel's packing;
-/// the CPU has AVX2 and FMA.
-#[doc(hidden)]
-pub unsafe fn run_tile(ops: &[FusedKerSpec<f32>]) -> isize {
-    unsafe { run(ops) }
-}
 
 /// The accumulators: column `j` of the tile is `acc[j]`, rows 0–7 in `.0` and rows 8–15 in `.1`.
 type Tile = [(__m256, __m256); NR];

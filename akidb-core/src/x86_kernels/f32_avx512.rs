@@ -11,11 +11,9 @@
 //! checked against plain loops by [`crate::kernel_check`].
 
 use std::arch::x86_64::*;
-use std::sync::LazyLock;
 
 use tract_onnx::tract_core::tract_linalg::isa::{Arch, Isa, IsaReq};
-use tract_onnx::tract_core::tract_linalg::mmm::{DynKernel, FusedKerSpec, MatMatMul, OutputStoreKer};
-use tract_onnx::tract_core::tract_linalg::mmm_routines::MmmRoutine;
+use tract_onnx::tract_core::tract_linalg::mmm::{DynKernel, FusedKerSpec, OutputStoreKer};
 use tract_onnx::tract_core::tract_linalg::pack::Packing;
 use tract_onnx::tract_core::tract_linalg::Scaler;
 
@@ -35,26 +33,12 @@ const PREFETCH_AHEAD: usize = 4096;
 /// What the kernel needs to run: AVX-512F (and FMA, which every AVX-512F CPU has).
 pub(super) const KERNEL_ISA: IsaReq = IsaReq::ANY.needing(&[Isa::X86_64Avx512f, Isa::X86_64Fma]);
 
-static KERNEL: LazyLock<DynKernel<MR, NR, f32>> = LazyLock::new(|| {
+crate::kernel_registration::register_kernel!(f32, || {
     let mut kernel = DynKernel::<MR, NR, f32>::new(NAME, run, f32::packing(MR).align(256), f32::packing(NR))
         .with_isa(KERNEL_ISA);
     kernel.arch = Some(Arch::X86_64);
     kernel
 });
-
-inventory::submit! {
-    MmmRoutine { make: || -> Box<dyn MatMatMul> { KERNEL.mmm() } }
-}
-
-/// Runs the kernel on one tile's program of fused ops: public for the kernel's test only.
-///
-/// # Safety
-/// As for any tract kernel: the ops' pointers are valid for a 32×12 tile and this kernel's packing;
-/// the CPU has AVX-512F.
-#[doc(hidden)]
-pub unsafe fn run_tile(ops: &[FusedKerSpec<f32>]) -> isize {
-    unsafe { run(ops) }
-}
 
 /// One column of the tile: `V` vectors of 16 rows.
 type Column = [__m512; V];

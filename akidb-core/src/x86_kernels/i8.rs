@@ -19,12 +19,10 @@
 //! Fused ops other than the product are `crate::i32_tile`'s, shared with the wasm int8 kernel.
 
 use std::arch::x86_64::*;
-use std::sync::LazyLock;
 
 use tract_onnx::prelude::DatumType;
 use tract_onnx::tract_core::tract_linalg::isa::Arch;
-use tract_onnx::tract_core::tract_linalg::mmm::{DynKernel, FusedKerSpec, MatMatMul};
-use tract_onnx::tract_core::tract_linalg::mmm_routines::MmmRoutine;
+use tract_onnx::tract_core::tract_linalg::mmm::{DynKernel, FusedKerSpec};
 use tract_onnx::tract_core::tract_linalg::pack::{PackedFormat, PackedI8K4};
 
 use crate::packing::PackedI8K4Widened;
@@ -40,7 +38,7 @@ pub const NR: usize = 4;
 /// How far ahead the A stream is prefetched, in bytes: as far as the f32 kernel's (16 KB).
 const PREFETCH_AHEAD: usize = 16 * 1024;
 
-static KERNEL: LazyLock<DynKernel<MR, NR, i32>> = LazyLock::new(|| {
+crate::kernel_registration::register_kernel!(i32, || {
     // Packing 0 (i32 × i32) is tract's convention for an i32 kernel; packing 1 is the int8 one.
     let mut kernel = DynKernel::<MR, NR, i32>::new(
         NAME,
@@ -53,26 +51,6 @@ static KERNEL: LazyLock<DynKernel<MR, NR, i32>> = LazyLock::new(|| {
     kernel.arch = Some(Arch::X86_64);
     kernel
 });
-
-inventory::submit! {
-    MmmRoutine { make: || -> Box<dyn MatMatMul> { KERNEL.mmm() } }
-}
-
-/// Runs the kernel on one tile's program of fused ops: public for the kernel's test only.
-///
-/// # Safety
-/// As for any tract kernel: the ops' pointers are valid for an 8×4 tile and the packing the
-/// `AddMatMul` names; the CPU has AVX2.
-#[doc(hidden)]
-pub unsafe fn run_tile(ops: &[FusedKerSpec<i32>]) -> isize {
-    unsafe { run(ops) }
-}
-
-/// The kernel's packing for its int8 product (A's format, B's): public for the kernel's test only.
-#[doc(hidden)]
-pub fn int8_packing() -> &'static crate::kernel_check::int8::Int8Packing {
-    &KERNEL.packings[1]
-}
 
 /// The tile between ops (`i32_tile`'s, at this kernel's shape).
 type Tile = crate::i32_tile::Tile<MR, NR>;
