@@ -61,10 +61,20 @@ export async function ortEngine(ort, modelBytes, tokenizer, dim) {
   return { createMs, embed, release: () => session.release() };
 }
 
+/**
+ * How long `measure` calls an engine before timing it. Engines run wasm first on a baseline compiler and
+ * swap in optimised code for hot functions as it compiles in the background: on 2 vCPUs that took seconds
+ * for our 13 MB module, and timing from the second call mixed the two (rounds of one build gave 7 and 12 ms
+ * single-sentence medians, 2026-12-04). Every engine gets the same warm-up.
+ */
+export const WARM_UP_MS = 2000;
+
 /** Warm single latency and batch-32 time of `embed`: the raw samples, and their medians. */
-export async function measure(embed, sentences, { singleRuns = 30, batchRuns = 3 } = {}) {
-  await embed([sentences.single]);
+export async function measure(embed, sentences, { singleRuns = 30, batchRuns = 3, warmUpMs = WARM_UP_MS } = {}) {
   await embed(sentences.batch);
+  const warmUpStart = now();
+  do await embed([sentences.single]);
+  while (now() - warmUpStart < warmUpMs);
   const singleSamples = await samples(() => embed([sentences.single]), singleRuns);
   const batchSamples = await samples(() => embed(sentences.batch), batchRuns);
   const batchMs = median(batchSamples);
