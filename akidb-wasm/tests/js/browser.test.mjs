@@ -179,8 +179,11 @@ function loaderSuite(engine) {
   });
 
   after(async () => {
-    if (page && process.env.AKIDB_TEST_VERBOSE)
-      console.log((await page.evaluate(() => window.consoleMessages).catch((e) => [e.message])).join('\n'));
+    // The page's console: all of it when asked, else its errors (a wasm panic's message is one: the core's
+    // panic hook puts it there before the trap), which a failing test's log needs.
+    const messages = page ? await page.evaluate(() => window.consoleMessages).catch((e) => [e.message]) : [];
+    const shown = process.env.AKIDB_TEST_VERBOSE ? messages : messages.filter((m) => m.startsWith('[error]'));
+    if (shown.length) console.log(`# ${engine}: the page's console${process.env.AKIDB_TEST_VERBOSE ? '' : ' errors'}:\n${shown.join('\n')}`);
     await page?.close();
   });
 
