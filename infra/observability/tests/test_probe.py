@@ -3,9 +3,9 @@
 in front of a live model-server and `akidb serve`, with known added round trips.
 
 Checks: the measured P50 time to first byte of each simulated region equals the direct P50 plus the
-injected round trip, within 3 ms + 10% of the injection (embeddings, whose service time varies more on a
-shared machine: 3 ms + 10% + a quarter of the direct P50); a run within its budgets exits 0, a budget
-breach exits 2, and the JSON and SVG reports are written and well formed.
+injected round trip, within `tolerances` (3 ms + 10% of the injection; embeddings more, above all on the
+late side: see there); a run within its budgets exits 0, a budget breach exits 2, and the JSON and SVG
+reports are written and well formed.
 
     test_probe.py --probe BIN --model-server URL --regional URL --blob SHA256"""
 
@@ -70,6 +70,20 @@ def p50(report: dict, region: str, endpoint: str, phase: str = "ttfb") -> float:
     raise AssertionError(f"no result for {region}/{endpoint}")
 
 
+def tolerances(endpoint: str, injected: float, direct: float) -> tuple[float, float]:
+    """How far a simulated region's P50 may fall below and above the direct P50 plus the injected round trip.
+
+    3 ms + 10% of the injection either way (the proxy's timers), and for embeddings a quarter of the direct
+    P50 more (their service time varies on a shared machine). Above, embeddings get the direct P50 once
+    more: the direct run sends them back to back, while through the proxy one arrives every 25-70 ms, after
+    the CPU sat idle, and such an embedding takes about twice as long (`akidb serve`, int8, 2026-12-04:
+    7.9-8.7 ms spaced 25-65 ms apart against 4.4 ms back to back). Idle only adds time, so below stays
+    tight: a proxy that delayed one direction only is 10 ms early in the near region and fails."""
+    early = 3 + 0.1 * injected + (0.25 * direct if endpoint == "embed" else 0)
+    late = early + (direct if endpoint == "embed" else 0)
+    return early, late
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--probe", required=True)
@@ -102,13 +116,14 @@ def main() -> int:
                 injected = 2 * one_way
                 for endpoint in ["manifest", "blob-range", "embed"]:
                     direct, measured = p50(report, "direct", endpoint), p50(report, region, endpoint)
-                    tol = 3 + 0.1 * injected if endpoint != "embed" else 3 + 0.1 * injected + 0.25 * direct
+                    early, late = tolerances(endpoint, injected, direct)
                     expected = direct + injected
-                    verdict = "ok" if abs(measured - expected) <= tol else "FAIL"
+                    verdict = "ok" if -early <= measured - expected <= late else "FAIL"
                     print(f"probe-test: {region}/{endpoint}: P50 ttfb {measured:.1f} ms, expected {direct:.1f} + "
-                          f"{injected} = {expected:.1f} +/- {tol:.1f}: {verdict}")
+                          f"{injected} = {expected:.1f} -{early:.1f}/+{late:.1f}: {verdict}")
                     if verdict == "FAIL":
-                        failures.append(f"{region}/{endpoint} P50 {measured:.1f} ms, expected {expected:.1f} +/- {tol:.1f}")
+                        failures.append(f"{region}/{endpoint} P50 {measured:.1f} ms, expected {expected:.1f} "
+                                        f"-{early:.1f}/+{late:.1f}")
             # The far region's 60 ms round trip alone breaks a 25 ms total P95 budget: exit 2, named in the report.
             tight = [{"phase": "total", "percentile": 95, "max_ms": 25}]
             far = [r for r in regions if r["name"] == "sim-far"]
