@@ -25,10 +25,9 @@ pub fn get_status(addr: &str, path: &str, timeout: Duration) -> std::io::Result<
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
+    // One write: `write!` on the stream itself sends each formatted piece in its own segment.
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes())?;
     // The status line is in the first bytes; the rest of the answer does not matter.
     let mut head = [0u8; 64];
     let mut len = 0;
@@ -133,9 +132,19 @@ mod tests {
         let addr = listener.local_addr().unwrap().to_string();
         let server = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
-            let mut buf = [0u8; 256];
-            let n = s.read(&mut buf).unwrap();
-            assert!(buf[..n].starts_with(b"GET /readyz HTTP/1.1\r\n"));
+            // Read the whole head: TCP may hand it over in pieces (one read got a partial request in CI).
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 256];
+            while !buf.ends_with(b"\r\n\r\n") {
+                let n = s.read(&mut chunk).unwrap();
+                assert!(n > 0, "request cut short: {:?}", String::from_utf8_lossy(&buf));
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            assert!(
+                buf.starts_with(b"GET /readyz HTTP/1.1\r\n"),
+                "{:?}",
+                String::from_utf8_lossy(&buf)
+            );
             s.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
                 .unwrap();
         });
