@@ -126,20 +126,26 @@ mod tests {
         assert_eq!(parse_status(b"HTTP/1.1 abc xyz"), None);
     }
 
+    /// What a test server reads from `s` up to and including `end`, however TCP splits it.
+    fn read_until(s: &mut impl Read, end: &[u8]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 256];
+        while !buf.ends_with(end) {
+            let n = s.read(&mut chunk).unwrap();
+            assert!(n > 0, "request cut short: {:?}", String::from_utf8_lossy(&buf));
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        buf
+    }
+
     #[test]
     fn a_real_listener_answers_and_a_free_port_refuses() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let server = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
-            // Read the whole head: TCP may hand it over in pieces (one read got a partial request in CI).
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 256];
-            while !buf.ends_with(b"\r\n\r\n") {
-                let n = s.read(&mut chunk).unwrap();
-                assert!(n > 0, "request cut short: {:?}", String::from_utf8_lossy(&buf));
-                buf.extend_from_slice(&chunk[..n]);
-            }
+            // The whole head: TCP may hand it over in pieces (one read got a partial request in CI).
+            let buf = read_until(&mut s, b"\r\n\r\n");
             assert!(
                 buf.starts_with(b"GET /readyz HTTP/1.1\r\n"),
                 "{:?}",
@@ -160,13 +166,7 @@ mod tests {
         let addr = listener.local_addr().unwrap().to_string();
         let server = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 256];
-            while !buf.ends_with(b"\r\n\r\nbody") {
-                let n = s.read(&mut chunk).unwrap();
-                assert!(n > 0, "request cut short: {:?}", String::from_utf8_lossy(&buf));
-                buf.extend_from_slice(&chunk[..n]);
-            }
+            let buf = read_until(&mut s, b"\r\n\r\nbody");
             let text = String::from_utf8(buf).unwrap();
             assert!(text.starts_with("PUT /x HTTP/1.1\r\n"), "{text}");
             assert!(text.contains("\r\nContent-Length: 4\r\n"), "{text}");
