@@ -110,6 +110,13 @@ impl SentenceModel {
     #[cfg(feature = "cuda-backend")]
     pub(crate) fn on_gpu(mut self) -> SentenceModel {
         self.gpu = true;
+        // The integer path's ops are CPU kernels tract-cuda cannot run: on the GPU an `int8-dynamic`
+        // bundle's weight products run in f32 on cuBLAS, as the exact path's do, so the graphs typed at
+        // load for it are dropped and made again without them.
+        if self.integer {
+            self.integer = false;
+            self.bases.get_mut().unwrap_or_else(|p| p.into_inner()).0.clear();
+        }
         self
     }
 
@@ -152,5 +159,23 @@ impl SentenceModel {
         }
         let mut out = plan.run(inputs).map_err(|e| Error::Inference(format!("{e:#}")))?;
         Ok(out.remove(0).into_tensor())
+    }
+}
+
+/// Models of the bundles `scripts/fetch-models.sh` builds, for the unit tests of this module's parts.
+#[cfg(test)]
+pub(super) mod test_models {
+    use super::SentenceModel;
+    use crate::bundle::Bundle;
+
+    /// The model of `models/all-MiniLM-L6-v2/<variant>` (`int8`, `int8-dynamic`, `fp32`).
+    pub(crate) fn bundle_model(variant: &str, plan_capacity: usize) -> SentenceModel {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../models/all-MiniLM-L6-v2")
+            .join(variant);
+        let read = |p: &str| std::fs::read(dir.join(p)).ok();
+        let manifest = read("manifest.json").expect("run scripts/fetch-models.sh first");
+        let bundle = Bundle::from_files(&manifest, read).unwrap();
+        SentenceModel::load(bundle.model_bytes(), bundle.manifest(), plan_capacity).unwrap()
     }
 }

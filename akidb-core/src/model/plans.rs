@@ -128,6 +128,8 @@ impl SentenceModel {
         let concrete = self.base(batch)?.set_symbols(&subs).map_err(planning_error)?;
         #[cfg(feature = "cuda-backend")]
         if self.gpu {
+            let mut concrete = concrete;
+            super::rewrite::materialise_lazy_weights(&mut concrete).map_err(planning_error)?;
             let plan = crate::device::compile_plan(concrete).map_err(planning_error)?;
             *slot = Some(plan.clone());
             return Ok(plan);

@@ -109,6 +109,35 @@ pub(super) fn fold_constants(model: &mut InferenceModel) -> TractResult<()> {
 
 pub(super) use lazy::LazyWeight;
 
+/// Makes every [`LazyWeight`] of `model` a constant holding its f32 weights; returns how many.
+///
+/// For GPU plans: tract-cuda uploads a plan's constants to the device once and runs the weight products
+/// on cuBLAS, but it has no kernel for a `LazyWeight`. Left lazy, each weight would stay a CPU op, and
+/// every call would dequantise all the layers' weights on the CPU and copy them up (about 88 MB for
+/// MiniLM). The f32 copies live only while the plan is compiled; the plan keeps the device's.
+#[cfg_attr(not(feature = "cuda-backend"), allow(dead_code))]
+pub(super) fn materialise_lazy_weights(model: &mut TypedModel) -> TractResult<usize> {
+    let lazy: Vec<usize> = model
+        .nodes()
+        .iter()
+        .filter(|n| n.op_is::<LazyWeight>())
+        .map(|n| n.id)
+        .collect();
+    if lazy.is_empty() {
+        return Ok(0);
+    }
+    let mut patch = TypedModelPatch::default();
+    for &id in &lazy {
+        let node = model.node(id);
+        let weight = node.op_as::<LazyWeight>().expect("filtered above");
+        let wire = patch.add_const(format!("{}.dequantised", node.name), weight.dequantise()?)?;
+        patch.shunt_outside(model, id.into(), wire)?;
+    }
+    patch.apply(model)?;
+    model.compact()?;
+    Ok(lazy.len())
+}
+
 mod lazy {
     use std::sync::Arc;
 
@@ -449,7 +478,70 @@ fn fold_dequantised_weights(model: &mut TypedModel, cache: &mut FoldedWeights) -
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_models::bundle_model;
     use super::*;
+
+    fn lazy_weights(model: &TypedModel) -> usize {
+        model.nodes().iter().filter(|n| n.op_is::<LazyWeight>()).count()
+    }
+
+    /// One 12-token sentence's inputs: ids, attention mask, token types (as many as `model` takes).
+    fn sentence_inputs(model: &TypedModel) -> TVec<TValue> {
+        let ids = [
+            101i64, 2023, 2003, 1037, 3231, 1997, 1996, 14324, 2944, 2015, 1012, 102,
+        ];
+        let input = |v: Vec<i64>| Tensor::from_shape(&[1, 12], &v).unwrap().into_tvalue();
+        [ids.to_vec(), vec![1; 12], vec![0; 12]]
+            .into_iter()
+            .take(model.input_outlets().unwrap().len())
+            .map(input)
+            .collect()
+    }
+
+    #[test]
+    fn materialised_weights_give_the_lazy_graph_s_outputs() {
+        let model = bundle_model("int8", 1);
+        let subs = HashMap::from([(model.sequence.clone(), 12.to_dim())]);
+        let lazy = model.base(1).unwrap().set_symbols(&subs).unwrap();
+        assert!(lazy_weights(&lazy) >= 36, "{} lazy weights", lazy_weights(&lazy));
+        let mut eager = lazy.clone();
+        let made = materialise_lazy_weights(&mut eager).unwrap();
+        assert_eq!(made, lazy_weights(&lazy));
+        assert_eq!(lazy_weights(&eager), 0, "a weight left lazy");
+        // Unoptimised plans on the CPU: the lazy one dequantises its weights as it runs.
+        let run = |m: TypedModel| {
+            let inputs = sentence_inputs(&m);
+            m.into_runnable().unwrap().run(inputs).unwrap().remove(0)
+        };
+        assert_eq!(run(lazy), run(eager), "the constants are not the weights");
+    }
+
+    #[cfg(feature = "cuda-backend")]
+    #[test]
+    fn on_the_gpu_an_int8_dynamic_bundle_runs_its_products_in_f32() {
+        let model = bundle_model("int8-dynamic", 1);
+        let integer_ops = |m: &TypedModel| {
+            m.nodes()
+                .iter()
+                .filter(|n| ["QuantizeRows", "DequantRows"].contains(&&*n.op.name()))
+                .count()
+        };
+        // On a CPU whose integer kernels are slow the bundle runs in f32 anyway.
+        let on_cpu = model.base(1).unwrap();
+        assert_eq!(
+            model.integer_matmuls(),
+            super::super::integer::slow_integer_kernels().is_none()
+        );
+        assert_eq!(integer_ops(&on_cpu) > 0, model.integer_matmuls());
+        let model = model.on_gpu();
+        assert!(!model.integer_matmuls());
+        let on_gpu = model.base(1).unwrap();
+        assert_eq!(integer_ops(&on_gpu), 0, "an integer op left for tract-cuda");
+        assert!(
+            lazy_weights(&on_gpu) >= 36,
+            "the weight products are not the exact path's"
+        );
+    }
 
     #[test]
     fn f32_product_broadcasts_like_onnx_mul_and_declines_the_rest() {

@@ -323,16 +323,12 @@ pub(super) fn release_freed_memory() {
 #[cfg(test)]
 mod tests {
     use super::super::plans::Plan;
+    use super::super::test_models::bundle_model;
     use super::super::SentenceModel;
     use super::*;
-    use crate::bundle::Bundle;
 
     fn int8_model(plan_capacity: usize) -> SentenceModel {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2/int8");
-        let read = |p: &str| std::fs::read(dir.join(p)).ok();
-        let manifest = read("manifest.json").expect("run scripts/fetch-models.sh first");
-        let bundle = Bundle::from_files(&manifest, read).unwrap();
-        SentenceModel::load(bundle.model_bytes(), bundle.manifest(), plan_capacity).unwrap()
+        bundle_model("int8", plan_capacity)
     }
 
     /// The packed weight buffers baked into a plan's matmuls, in graph order.
