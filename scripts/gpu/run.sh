@@ -9,10 +9,11 @@
 #   3. sentence-transformers on the same GPU, same sentences, same int8-derived weights: fp32 and fp16;
 #   4. akidb serve --device cuda under load at concurrency 64 (scripts/gpu/load.py), its /readyz and
 #      device metric.
-# Every step runs under a timeout and the run goes on past a failed one; results land in $OUT (the device
-# tool brings it back; default target/gpu-out): run.log, one JSON per step, summary.md. Exits non-zero if
-# a golden bar fails or a step failed. AKIDB_GPU_DEVICE=cpu runs the same plumbing on the CPU (a dry run
-# on a machine without a GPU; the PyTorch part is skipped there if torch is missing).
+# Every step runs under a timeout and the run goes on past a failed one, within AKIDB_GPU_DEADLINE_S in all;
+# results land in $OUT (the device tool brings it back; default target/gpu-out): summary.md, run.log, and
+# steps.tar.gz (one file per step). Exits non-zero if a golden bar fails or a step failed or was skipped.
+# AKIDB_GPU_DEVICE=cpu runs the same plumbing on the CPU (a dry run on a machine without a GPU; the
+# PyTorch part is skipped there if torch is missing).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -22,6 +23,10 @@ device=${AKIDB_GPU_DEVICE:-cuda}
 # Timed repetitions (a CPU dry run on a small machine takes fewer).
 single_runs=${AKIDB_GPU_SINGLE_RUNS:-200}
 rounds=${AKIDB_GPU_ROUNDS:-10}
+# The whole run's seconds: each step's timeout is cut to what is left (less the summary's), and a step
+# with no time left is skipped and reported, so a run on a lease of minutes still ends with its summary.
+deadline=${AKIDB_GPU_DEADLINE_S:-1200}
+keep_for_summary=20
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 work=$(mktemp -d)
@@ -30,8 +35,15 @@ failed=()
 step() { printf '\n== gpu run [%ds]: %s\n' "$SECONDS" "$*"; }
 # run_step NAME TIMEOUT_S COMMAND...: records NAME as failed instead of stopping the run.
 run_step() {
-  local name=$1 limit=$2
+  local name=$1 limit=$2 left
   shift 2
+  left=$((deadline - keep_for_summary - SECONDS))
+  if [ "$left" -lt 5 ]; then
+    echo "!! step $name skipped: the run's deadline (${deadline} s) is reached"
+    failed+=("$name-skipped")
+    return 0
+  fi
+  [ "$limit" -le "$left" ] || limit=$left
   if ! timeout "$limit" "$@"; then
     echo "!! step $name failed or timed out (${limit} s)"
     failed+=("$name")
@@ -107,6 +119,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 serve_pid=$!
 ready=0
 for _ in $(seq 1800); do
+  [ $((SECONDS + keep_for_summary + 15)) -lt "$deadline" ] || break
   if python3 -c "import urllib.request, sys; urllib.request.urlopen('http://127.0.0.1:$port/readyz', timeout=2)" 2>/dev/null; then
     ready=1
     break
@@ -133,6 +146,10 @@ report_args=("$out" "$stage/golden" "$device")
 if [ ${#failed[@]} -gt 0 ]; then report_args+=("${failed[@]}"); fi
 status=0
 python3 scripts/gpu/report.py "${report_args[@]}" || status=$?
+# The device tool brings back at most 8 files from $OUT: the steps' outputs travel as one archive beside
+# summary.md and run.log.
+(cd "$out" && find . -maxdepth 1 -type f ! -name summary.md ! -name run.log ! -name steps.tar.gz -printf '%P\n' |
+  tar -czf steps.tar.gz -T - --remove-files)
 rm -rf "$work"
 echo "gpu run: $SECONDS s"
 exit "$status"
