@@ -130,6 +130,7 @@ impl SentenceModel {
         if self.gpu {
             let mut concrete = concrete;
             super::rewrite::materialise_lazy_weights(&mut concrete).map_err(planning_error)?;
+            super::rewrite::is_nan_as_self_comparison(&mut concrete).map_err(planning_error)?;
             let plan = crate::device::compile_plan(concrete).map_err(planning_error)?;
             *slot = Some(plan.clone());
             return Ok(plan);

@@ -138,6 +138,40 @@ pub(super) fn materialise_lazy_weights(model: &mut TypedModel) -> TractResult<us
     Ok(lazy.len())
 }
 
+/// Rewrites every `IsNan(x)` of `model` as `x != x` (true exactly for NaN); returns how many.
+///
+/// For GPU plans: the exported attention zeroes a softmax's NaNs (`Where(IsNan(p), 0, p)`, a row whose
+/// keys are all masked) in every layer, and tract-cuda has no IsNan kernel but has `ne`. Left as it is,
+/// each layer's attention probabilities went to the CPU and back, a synchronisation per layer.
+#[cfg_attr(not(feature = "cuda-backend"), allow(dead_code))]
+pub(super) fn is_nan_as_self_comparison(model: &mut TypedModel) -> TractResult<usize> {
+    use tract_onnx::tract_core::ops::binary::TypedBinOp;
+    use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+    use tract_onnx::tract_core::ops::logic::comp_ne;
+    let is_nan: Vec<usize> = model
+        .nodes()
+        .iter()
+        .filter(|n| {
+            n.op_as::<ElementWiseOp>()
+                .is_some_and(|op| op.0.name() == "IsNan")
+        })
+        .map(|n| n.id)
+        .collect();
+    for &id in &is_nan {
+        let node = model.node(id);
+        let x = node.inputs[0];
+        let mut patch = TypedModelPatch::default();
+        let x = patch.tap_model(model, x)?;
+        let ne = patch.wire_node(&node.name, TypedBinOp(comp_ne(), None), &[x, x])?;
+        patch.shunt_outside(model, id.into(), ne[0])?;
+        patch.apply(model)?;
+    }
+    if !is_nan.is_empty() {
+        model.compact()?;
+    }
+    Ok(is_nan.len())
+}
+
 mod lazy {
     use std::sync::Arc;
 
@@ -514,6 +548,47 @@ mod tests {
             m.into_runnable().unwrap().run(inputs).unwrap().remove(0)
         };
         assert_eq!(run(lazy), run(eager), "the constants are not the weights");
+    }
+
+    #[test]
+    fn is_nan_as_self_comparison_keeps_the_outputs_and_survives_decluttering() {
+        let model = bundle_model("int8", 1);
+        let subs = HashMap::from([(model.sequence.clone(), 12.to_dim())]);
+        // Decluttered both, as a GPU plan's compile does (decluttering alone reorders some arithmetic).
+        let original = model.base(1).unwrap().set_symbols(&subs).unwrap();
+        let named = |m: &TypedModel, name: &str| m.nodes().iter().filter(|n| n.op.name() == name).count();
+        let is_nan = named(&original, "IsNan");
+        assert_eq!(is_nan, 6, "one IsNan per layer's attention");
+        let mut rewritten = original.clone();
+        assert_eq!(is_nan_as_self_comparison(&mut rewritten).unwrap(), is_nan);
+        let rewritten = rewritten.into_decluttered().unwrap();
+        let original = original.into_decluttered().unwrap();
+        assert_eq!(named(&original, "IsNan"), is_nan);
+        assert_eq!(named(&rewritten, "IsNan"), 0);
+        assert!(named(&rewritten, "NE") >= is_nan, "x != x folded away");
+        let run = |m: TypedModel| {
+            let inputs = sentence_inputs(&m);
+            m.into_runnable().unwrap().run(inputs).unwrap().remove(0)
+        };
+        assert_eq!(run(original), run(rewritten));
+    }
+
+    #[test]
+    fn a_nan_is_the_one_value_not_equal_to_itself() {
+        let mut model = TypedModel::default();
+        let x = model.add_source("x", f32::fact([4])).unwrap();
+        let is_nan = model
+            .wire_node("is_nan", tract_onnx::tract_core::ops::math::is_nan(), &[x])
+            .unwrap();
+        model.select_output_outlets(&is_nan).unwrap();
+        assert_eq!(is_nan_as_self_comparison(&mut model).unwrap(), 1);
+        let x = tensor1(&[1.0f32, f32::NAN, f32::INFINITY, -0.0]);
+        let out = model
+            .into_runnable()
+            .unwrap()
+            .run(tvec!(x.into_tvalue()))
+            .unwrap();
+        assert_eq!(*out[0], tensor1(&[false, true, false, false]));
     }
 
     #[cfg(feature = "cuda-backend")]
