@@ -36,13 +36,6 @@ fn model_error(path: &str, e: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Padded lengths on the GPU are multiples of this. On an H200 (2026-12-04) a single 12-token sentence
-/// took 2.0 ms and a batch of 32 mixed-length sentences 13 ms: the batch was split by length (steps of 4)
-/// and power-of-two sizes into about ten runs, each paying the launches of the whole graph, while 256
-/// sentences took 21 ms.
-#[cfg(feature = "cuda-backend")]
-const GPU_SEQ_GRANULE: usize = 32;
-
 /// A loaded sentence model.
 pub(crate) struct SentenceModel {
     source: InferenceModel,
@@ -136,14 +129,7 @@ impl SentenceModel {
     /// take their 16-wide tiles only when the product has ≥ 16 columns (tokens); at 12 they fall to 8×8
     /// tiles no faster than f32 (PERF.md). Our AVX2 and wasm integer kernels are 4 columns wide, and
     /// aarch64's 8×8 has no such step.
-    ///
-    /// On the GPU, [`GPU_SEQ_GRANULE`]: a run there costs about the same for any short length (it is
-    /// bound by kernel launches, not arithmetic), so fewer length buckets mean fewer runs per batch.
     pub(crate) fn seq_granule(&self) -> usize {
-        #[cfg(feature = "cuda-backend")]
-        if self.gpu {
-            return GPU_SEQ_GRANULE;
-        }
         #[cfg(target_arch = "x86_64")]
         if self.integer && crate::x86_kernels::weight_kernel_here(DatumType::I32).is_none() {
             return 16;
@@ -173,24 +159,6 @@ impl SentenceModel {
         }
         let mut out = plan.run(inputs).map_err(|e| Error::Inference(format!("{e:#}")))?;
         Ok(out.remove(0).into_tensor())
-    }
-}
-
-#[cfg(all(test, feature = "cuda-backend"))]
-mod tests {
-    use super::test_models::bundle_model;
-    use crate::batching::plan_chunks;
-
-    #[test]
-    fn on_the_gpu_a_batch_of_short_sentences_is_one_run() {
-        let lens = [3, 7, 9, 12, 14, 17, 21, 25, 30, 32, 6, 11, 13, 19, 23, 28];
-        let model = bundle_model("int8", 1);
-        let on_cpu = plan_chunks(&lens, 256, 256, model.seq_granule()).len();
-        let model = model.on_gpu();
-        let on_gpu = plan_chunks(&lens, 256, 256, model.seq_granule());
-        assert!(on_cpu > 1, "{on_cpu} runs on the CPU");
-        assert_eq!(on_gpu.len(), 1, "{on_gpu:?}");
-        assert_eq!(on_gpu[0].seq, 32);
     }
 }
 
