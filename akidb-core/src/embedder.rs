@@ -1,11 +1,11 @@
 //! Texts in, normalised sentence vectors out.
 
-use crate::batching::plan_chunks;
+use crate::batching::{plan_chunks, Chunk};
 use crate::bundle::Bundle;
 use crate::device::{load_model, Device, Placement};
 use crate::error::{Error, Result};
 use crate::manifest::{FileRole, Manifest, Pooling};
-use crate::model::{PaddedBatch, SentenceModel};
+use crate::model::{PaddedBatch, Plan, SentenceModel};
 use crate::tokenize::{TextTokenizer, Tokens};
 
 /// Tuning knobs of an [`Embedder`]; the defaults suit a CPU with a few cores.
@@ -211,29 +211,71 @@ impl Embedder {
                 self.manifest.max_seq_length
             )));
         }
-        for chunk in plan_chunks(
+        let chunks = plan_chunks(
             &lens,
             self.manifest.max_seq_length,
             self.options.max_batch,
             self.model.seq_granule(),
-        ) {
-            let padded = pad(tokens, &chunk.members, chunk.seq);
-            let hidden = self.model.run(padded)?;
-            let hidden = hidden
-                .try_as_plain_ram()
-                .and_then(|view| view.as_slice::<f32>())
-                .map_err(|e| Error::Inference(e.to_string()))?;
-            for (row, &member) in chunk.members.iter().enumerate() {
-                let states = &hidden[row * chunk.seq * dim..(row + 1) * chunk.seq * dim];
-                let out = &mut data[member * dim..(member + 1) * dim];
-                pool(states, lens[member], self.manifest.pooling, out);
-                if self.manifest.normalize {
-                    l2_normalise(out);
-                }
+        );
+        // Every run's plan first, on this thread: a compile holds the model's locks and may split work
+        // over the pool, so it must not happen inside a run that the pool's threads share (a thread
+        // waiting in a split steals other runs, and one of them could wait on that same lock).
+        let runs = chunks
+            .iter()
+            .map(|chunk| Ok((chunk, self.model.plan(chunk.members.len(), chunk.seq)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let vectors = map_runs(&runs, |(chunk, plan)| {
+            self.embed_chunk(tokens, &lens, chunk, plan)
+        });
+        for (chunk, vectors) in chunks.iter().zip(vectors) {
+            for (&member, vector) in chunk.members.iter().zip(vectors?.chunks_exact(dim)) {
+                data[member * dim..(member + 1) * dim].copy_from_slice(vector);
             }
         }
         Ok(Embeddings { dim, data })
     }
+
+    /// The pooled (and normalised, if the manifest says so) vectors of one run's members, in order.
+    fn embed_chunk(&self, tokens: &[Tokens], lens: &[usize], chunk: &Chunk, plan: &Plan) -> Result<Vec<f32>> {
+        let dim = self.manifest.dim;
+        let hidden = self
+            .model
+            .run_plan(plan, pad(tokens, &chunk.members, chunk.seq))?;
+        let hidden = hidden
+            .try_as_plain_ram()
+            .and_then(|view| view.as_slice::<f32>())
+            .map_err(|e| Error::Inference(e.to_string()))?;
+        let mut vectors = vec![0f32; chunk.members.len() * dim];
+        for ((&member, states), out) in chunk
+            .members
+            .iter()
+            .zip(hidden.chunks_exact(chunk.seq * dim))
+            .zip(vectors.chunks_exact_mut(dim))
+        {
+            pool(states, lens[member], self.manifest.pooling, out);
+            if self.manifest.normalize {
+                l2_normalise(out);
+            }
+        }
+        Ok(vectors)
+    }
+}
+
+/// Set once tract's matmuls run on rayon's pool (akidb-wasm's threads build): a batch's runs then go to
+/// the pool side by side ([`map_runs`]).
+#[cfg(all(target_arch = "wasm32", feature = "wasm-threads"))]
+pub(crate) static RUNS_ON_POOL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `run` over a batch's runs: in order, or side by side on rayon's pool where one runs the matmuls.
+/// Rayon steals the runs one by one, so a thread that finishes its short runs takes the next long one,
+/// and the matmuls' own splits fill what is left at the end.
+fn map_runs<R: Sync, T: Send>(runs: &[R], run: impl Fn(&R) -> T + Sync) -> Vec<T> {
+    #[cfg(all(target_arch = "wasm32", feature = "wasm-threads"))]
+    if runs.len() > 1 && RUNS_ON_POOL.load(std::sync::atomic::Ordering::Acquire) {
+        use rayon::prelude::*;
+        return runs.par_iter().map(&run).collect();
+    }
+    runs.iter().map(run).collect()
 }
 
 fn pad(tokens: &[Tokens], members: &[usize], seq: usize) -> PaddedBatch {

@@ -21,6 +21,7 @@ use tract_onnx::prelude::*;
 
 pub(crate) use inspect::inspect;
 use inspect::{check_max_seq_length, parse_named};
+pub(crate) use plans::Plan;
 use plans::{Base, PlanCache};
 use rewrite::{fold_constants, prepare, FoldedWeights};
 use share::SharedConsts;
@@ -137,8 +138,10 @@ impl SentenceModel {
         4
     }
 
-    /// Runs one padded block and returns `last_hidden_state`, `[batch, seq, dim]` row-major.
-    pub(crate) fn run(&self, input: PaddedBatch) -> Result<Tensor> {
+    /// Runs one padded block on its plan ([`SentenceModel::plan`] of its shape) and returns
+    /// `last_hidden_state`, `[batch, seq, dim]` row-major. It takes no lock, so runs side by side on a
+    /// thread pool can't wait on a plan compile that waits on the pool.
+    pub(crate) fn run_plan(&self, plan: &Plan, input: PaddedBatch) -> Result<Tensor> {
         let PaddedBatch {
             batch,
             seq,
@@ -146,7 +149,6 @@ impl SentenceModel {
             mask,
             type_ids,
         } = input;
-        let plan = self.plan(batch, seq)?;
         let to_tensor = |v: Vec<i64>| -> Result<TValue> {
             Ok(tract_ndarray::Array2::from_shape_vec((batch, seq), v)
                 .map_err(|e| Error::Inference(e.to_string()))?

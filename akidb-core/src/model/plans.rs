@@ -12,7 +12,7 @@ use super::share::release_freed_memory;
 use super::{model_error, SentenceModel};
 use crate::error::Result;
 
-pub(super) type Plan = Arc<TypedRunnableModel>;
+pub(crate) type Plan = Arc<TypedRunnableModel>;
 
 /// A cached plan, or the place one is being compiled. Each shape has its own lock, so a compile holds up
 /// only the callers waiting for that same shape, never the runs of plans already cached.
