@@ -57,6 +57,15 @@ bash infra/cost/tests/run.sh
 step "npm package: the wasm builds (akidb-wasm/build.sh; the akidb-wasm suite below tests the package)"
 ensure_wasm_pkg
 
+# WebKitGTK's loader suite runs before the Jetson build starts, the rest of the akidb-wasm suite beside it.
+# Each of the three times WebKitGTK's wasm core trapped while loading a bundle (2026-12-03, 12-04 twice, one
+# a clean-clone run like CI's; at 74 MiB of linear memory each time, no panic message: a failed allocation,
+# in a different loader test each time, once in a worker), the build was running beside it; no run without
+# the build failed so (two CI runs with it passed). The cause in WebKit is not known (akidb-core/PERF.md,
+# 'Not done yet'); the suite still runs whole, only not beside the build.
+step "akidb-wasm: the loader in WebKitGTK (before the background build below)"
+AKIDB_BROWSERS=webkit AKIDB_WASM_LOADER_ONLY=1 bash akidb-wasm/tests/run.sh
+
 # The Jetson aarch64 build (jetson/build.sh: 11 minutes of CPU on CI's two cores, the longest build)
 # runs in the background at the lowest priority while the steps below run: they mostly wait on browsers
 # (one inference thread each), servers and Python tools, so one core is often idle. Measured on CI's two
@@ -80,8 +89,8 @@ setsid bash -c '{ echo 19 >/proc/self/autogroup; } 2>/dev/null; exec nice -n 19 
 jetson_build=$!
 trap 'kill -- -"$jetson_build" 2>/dev/null || true' EXIT
 
-step "akidb-wasm: golden suite in Node and in headless Chromium, Firefox ESR and WebKitGTK, loader browser tests in all three"
-bash akidb-wasm/tests/run.sh
+step "akidb-wasm: golden suite in Node and in headless Chromium, Firefox ESR and WebKitGTK, loader browser tests in Chromium and Firefox ESR"
+AKIDB_BROWSERS=chromium,firefox bash akidb-wasm/tests/run.sh
 
 step "npm package from outside: a Vite app (bundler target) and a plain-ESM page embed in headless Chromium"
 bash tests/npm-consumers/run.sh

@@ -51,20 +51,25 @@ step "native CLI (reference vectors; akidb keygen and bundle sign make the signa
 step "npm deps"
 (cd akidb-wasm/tests/js && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 
-step "golden suite and blob-URL table in Node"
-node --test --test-reporter=spec akidb-wasm/tests/js/node.test.mjs akidb-wasm/tests/js/blob-urls.test.mjs
-# The other build: Node 21+ picks relaxed SIMD by itself, so the plain one is forced; Node 20 runs relaxed
-# SIMD only behind its flag.
-if [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 21 ]; then
-  step "golden suite in Node on the wasm-simd build (forced)"
-  AKIDB_WASM_VARIANT=wasm-simd node --test --test-reporter=spec akidb-wasm/tests/js/node.test.mjs
-else
-  step "golden suite in Node on the wasm-relaxed-simd build (--experimental-wasm-relaxed-simd)"
-  node --experimental-wasm-relaxed-simd --test --test-reporter=spec akidb-wasm/tests/js/node.test.mjs
+# AKIDB_WASM_LOADER_ONLY=1: the loader suite (with the set-up it needs) and nothing else; scripts/test.sh
+# runs WebKitGTK's loader suite that way before the background Jetson build starts.
+loader_only=${AKIDB_WASM_LOADER_ONLY:-}
+if [ "$loader_only" != 1 ]; then
+  step "golden suite and blob-URL table in Node"
+  node --test --test-reporter=spec akidb-wasm/tests/js/node.test.mjs akidb-wasm/tests/js/blob-urls.test.mjs
+  # The other build: Node 21+ picks relaxed SIMD by itself, so the plain one is forced; Node 20 runs relaxed
+  # SIMD only behind its flag.
+  if [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 21 ]; then
+    step "golden suite in Node on the wasm-simd build (forced)"
+    AKIDB_WASM_VARIANT=wasm-simd node --test --test-reporter=spec akidb-wasm/tests/js/node.test.mjs
+  else
+    step "golden suite in Node on the wasm-relaxed-simd build (--experimental-wasm-relaxed-simd)"
+    node --experimental-wasm-relaxed-simd --test --test-reporter=spec akidb-wasm/tests/js/node.test.mjs
+  fi
 fi
-
-step "loader in headless Chromium, Firefox ESR and WebKitGTK"
+step "loader in headless Chromium, Firefox ESR and WebKitGTK (those of \$AKIDB_BROWSERS if set)"
 node --test --test-reporter=spec akidb-wasm/tests/js/browser.test.mjs
+if [ "$loader_only" = 1 ]; then exit 0; fi
 
 # The core's golden suite (tests/web.rs) under wasm-bindgen-test-runner; the arguments (env options and
 # assignments) pick the browser.
