@@ -8,17 +8,15 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-stage=${AKIDB_GPU_STAGE:-target/gpu-stage}
-out=${OUT:-target/gpu-out}
-device=${AKIDB_GPU_DEVICE:-cuda}
+# shellcheck source=scripts/gpu/stage.sh
+source scripts/gpu/stage.sh
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(32 64 128 256 512 1024)
 mkdir -p "$out"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 akidb=$work/akidb
-if [ -f "$stage/akidb.gz" ]; then gzip -dc "$stage/akidb.gz" >"$akidb"; else cp "$stage/akidb" "$akidb"; fi
-chmod +x "$akidb"
+unpack_akidb "$akidb"
 if [ "$device" != cpu ]; then
   eval "$(python3 scripts/gpu/cuda_env.py "$stage")"
 fi

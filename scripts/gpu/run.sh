@@ -17,9 +17,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-stage=${AKIDB_GPU_STAGE:-target/gpu-stage}
-out=${OUT:-target/gpu-out}
-device=${AKIDB_GPU_DEVICE:-cuda}
+# shellcheck source=scripts/gpu/stage.sh
+source scripts/gpu/stage.sh
 # Timed repetitions (a CPU dry run on a small machine takes fewer).
 single_runs=${AKIDB_GPU_SINGLE_RUNS:-200}
 rounds=${AKIDB_GPU_ROUNDS:-10}
@@ -50,17 +49,8 @@ run_step() {
   fi
 }
 
-# The binary travels gzipped (the 64 MiB carry limit); a plain one (a dry run's) is taken as it is.
 akidb=$work/akidb
-if [ -f "$stage/akidb.gz" ]; then
-  gzip -dc "$stage/akidb.gz" >"$akidb"
-elif [ -f "$stage/akidb" ]; then
-  cp "$stage/akidb" "$akidb"
-else
-  echo "no $stage/akidb.gz: run scripts/gpu/prepare.sh on the build machine and carry $stage" >&2
-  exit 2
-fi
-chmod +x "$akidb"
+unpack_akidb "$akidb"
 sentences="akidb-native/src/bench_sentences.json"
 
 step "machine"
