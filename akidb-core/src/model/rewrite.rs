@@ -157,18 +157,18 @@ pub(super) fn is_nan_as_self_comparison(model: &mut TypedModel) -> TractResult<u
         })
         .map(|n| n.id)
         .collect();
+    if is_nan.is_empty() {
+        return Ok(0);
+    }
+    let mut patch = TypedModelPatch::default();
     for &id in &is_nan {
         let node = model.node(id);
-        let x = node.inputs[0];
-        let mut patch = TypedModelPatch::default();
-        let x = patch.tap_model(model, x)?;
+        let x = patch.tap_model(model, node.inputs[0])?;
         let ne = patch.wire_node(&node.name, TypedBinOp(comp_ne(), None), &[x, x])?;
         patch.shunt_outside(model, id.into(), ne[0])?;
-        patch.apply(model)?;
     }
-    if !is_nan.is_empty() {
-        model.compact()?;
-    }
+    patch.apply(model)?;
+    model.compact()?;
     Ok(is_nan.len())
 }
 
