@@ -3,7 +3,7 @@
 // with the glue by build.sh (web/akidb_wasm.d.ts), so the two can't drift apart.
 import type { Embedder, sha256Hex, verifyManifestSignature } from './web/akidb_wasm.js';
 
-export { Embedder, sha256Hex, verifyManifestSignature } from './web/akidb_wasm.js';
+export { Embedder, failedAllocationBytes, lastPanicMessage, sha256Hex, verifyManifestSignature } from './web/akidb_wasm.js';
 /** Initialises the web build's wasm module (the loader does this itself). */
 export { default as initWasm } from './web/akidb_wasm.js';
 
@@ -117,6 +117,9 @@ export interface LoadStats {
   loadMs?: number;
   /** Threads the matmuls run on: the pool's size for `wasm-threads`, else 1. */
   threads?: number;
+  /** Instances of the wasm core the bundle was loaded into: 1, or 2 when the first trapped while loading
+   *  it (a warning says why) and a new instance of the same build took it. */
+  loadAttempts?: number;
 }
 
 /** The wasm builds this package ships, best first. */

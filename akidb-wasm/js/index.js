@@ -14,7 +14,10 @@
 import { serverEmbedder } from './server-backend.js';
 import {
   Embedder,
+  failedAllocationBytes,
   initWasm,
+  injectLoadFault,
+  lastPanicMessage,
   loadWasm,
   pickVariant,
   sha256Hex,
@@ -28,7 +31,18 @@ import { loadInWorker } from './worker-client.js';
 import { noticeUnchecked, trustedKeysJson } from './signature.js';
 import { warn } from './util.js';
 
-export { Embedder, sha256Hex, verifyManifestSignature, initWasm, wasmSimdSupported, wasmRelaxedSimdSupported, wasmThreadsSupported, WASM_VARIANTS };
+export {
+  Embedder,
+  failedAllocationBytes,
+  lastPanicMessage,
+  sha256Hex,
+  verifyManifestSignature,
+  initWasm,
+  wasmSimdSupported,
+  wasmRelaxedSimdSupported,
+  wasmThreadsSupported,
+  WASM_VARIANTS,
+};
 export { siblingUrl, modelServerBlobUrl } from './bundle.js';
 export { signatureUrl } from './signature.js';
 
@@ -69,4 +83,4 @@ export async function loadEmbedder(options) {
 }
 
 /** @internal used by worker.js */
-export const _internal = { loadWasm, WASM_VARIANTS };
+export const _internal = { loadWasm, WASM_VARIANTS, injectLoadFault };

@@ -18,3 +18,7 @@ const wasm = require(DIRS[variant]);
 export const Embedder = wasm.Embedder;
 export const sha256Hex = wasm.sha256Hex;
 export const verifyManifestSignature = wasm.verifyManifestSignature;
+// After a trap (a WebAssembly.RuntimeError): the size of the allocation the core could not get (0: none
+// failed) and the last panic's message (undefined: none).
+export const failedAllocationBytes = wasm.failedAllocationBytes;
+export const lastPanicMessage = wasm.lastPanicMessage;

@@ -13,17 +13,37 @@ export function absoluteUrl(url) {
   return new URL(url, base).href;
 }
 
+/** Whether `e` is a wasm trap: a `WebAssembly.RuntimeError`, of this realm or another (its name says it). */
+export const isTrap = (e) => e instanceof WebAssembly.RuntimeError || e?.name === 'RuntimeError';
+
 /**
- * `e` as thrown by the wasm core, with what it was doing and how big its linear memory was when `e` is a
- * trap (`WebAssembly.RuntimeError`): a panic, whose message the core's panic hook has put on the console,
- * or an allocation that failed (memory.grow refused near the 4 GiB limit or by the host), which says
- * nothing else anywhere. Other errors (the core's own, with their messages) are returned as they are.
+ * `e` as thrown by the wasm core, with what it was doing and why when `e` is a trap
+ * (`WebAssembly.RuntimeError`): an allocation that failed (the engine refused to grow the linear memory,
+ * near the 4 GiB limit or by its own limits), or a panic, whose message the core's panic hook has also put
+ * on the console. `core` is the glue the trap came from: its `memory`, and its `failedAllocationBytes()` and
+ * `lastPanicMessage()` (the core's records of the two; either may be missing, or throw in a broken
+ * instance, and then the message says what it can). Other errors (the core's own, with their messages)
+ * are returned as they are.
  */
-export function explainTrap(e, doing, memory) {
-  if (!(e instanceof WebAssembly.RuntimeError)) return e;
-  const mib = Math.round(memory.buffer.byteLength / 2 ** 20);
-  return new Error(
-    `@akidb/wasm: the wasm core trapped ${doing} (${e.message}) with ${mib} MiB of linear memory: a panic (its message is on the console) or a failed allocation`,
-    { cause: e },
-  );
+export function explainTrap(e, doing, core) {
+  if (!isTrap(e)) return e;
+  const mib = (bytes) => `${Math.round(bytes / 2 ** 20)} MiB`;
+  const ask = (record) => {
+    try {
+      return record?.();
+    } catch {
+      return undefined;
+    }
+  };
+  const memory = mib(core.memory.buffer.byteLength);
+  // The panic first: a panic traps at once, so a recorded one is this trap's cause, while a failed
+  // allocation may have been an earlier one that its caller handled (a `try_reserve`).
+  const panic = ask(core.lastPanicMessage);
+  const failed = panic ? undefined : ask(core.failedAllocationBytes);
+  const why = panic
+    ? `panicked ${doing} (${memory} of linear memory): ${panic}`
+    : failed
+      ? `ran out of memory ${doing}: an allocation of ${mib(failed)} failed with ${memory} of linear memory (the engine refused to grow it)`
+      : `trapped ${doing} (${e.message}) with ${memory} of linear memory: a panic (its message is on the console) or a failed allocation`;
+  return new Error(`@akidb/wasm: the wasm core ${why}`, { cause: e });
 }

@@ -1,9 +1,9 @@
 // The wasm backend: feature detection, the wasm builds this package ships (best first), and loading a
 // bundle into the wasm core on the current thread (the page's, or worker.js's).
 
-import initWasm, { Embedder, sha256Hex, verifyManifestSignature } from './web/akidb_wasm.js';
+import initWasm, { Embedder, failedAllocationBytes, lastPanicMessage, sha256Hex, verifyManifestSignature } from './web/akidb_wasm.js';
 import { fetchBundle } from './bundle.js';
-import { explainTrap, now } from './util.js';
+import { explainTrap, isTrap, now, warn } from './util.js';
 import { wasmRelaxedSimdSupported, wasmSimdSupported, wasmThreadsSupported } from './features.js';
 
 /** The wasm builds this package ships, best first; the loader takes the first whose `supported(options)`
@@ -27,15 +27,19 @@ export const WASM_VARIANTS = [
     // the .wasm is the wasm-simd build's code.
     name: 'wasm-relaxed-simd',
     supported: () => wasmSimdSupported() && wasmRelaxedSimdSupported(),
-    init: (wasmUrl) => initVariant('wasm-relaxed-simd', wasmUrl ?? new URL('./web/akidb_wasm_relaxed_simd_bg.wasm', import.meta.url)),
+    init: (wasmUrl) => initVariant('wasm-relaxed-simd', wasmUrl ?? relaxedWasmUrl()),
+    fresh: (wasmUrl) => freshInstance(wasmUrl ?? relaxedWasmUrl()),
   },
   {
     name: 'wasm-simd',
     supported: () => wasmSimdSupported(),
     // The glue's default: web/akidb_wasm_bg.wasm beside it.
     init: (wasmUrl) => initVariant('wasm-simd', wasmUrl),
+    fresh: (wasmUrl) => freshInstance(wasmUrl ?? new URL('./web/akidb_wasm_bg.wasm', import.meta.url)),
   },
 ];
+
+const relaxedWasmUrl = () => new URL('./web/akidb_wasm_relaxed_simd_bg.wasm', import.meta.url);
 
 /** The threads build's glue, once initialised with its pool (rayon's global pool is built once per realm). */
 let threadsGlue = null;
@@ -52,7 +56,15 @@ async function initThreads(wasmUrl, threads) {
     await glue.initThreadPool(n);
     glue.useThreadPool();
     const { Embedder: E, sha256Hex: sha, verifyManifestSignature: verify } = glue;
-    return { Embedder: E, sha256Hex: sha, verifyManifestSignature: verify, memory: exports.memory, threads: n };
+    return {
+      Embedder: E,
+      sha256Hex: sha,
+      verifyManifestSignature: verify,
+      failedAllocationBytes: glue.failedAllocationBytes,
+      lastPanicMessage: glue.lastPanicMessage,
+      memory: exports.memory,
+      threads: n,
+    };
   })();
   threadsGlue.catch(() => (threadsGlue = null));
   return threadsGlue;
@@ -75,7 +87,31 @@ async function initVariant(name, wasmUrl) {
     initialised = null; // nothing was instantiated: another build may still be tried
     throw e;
   }
-  return { Embedder, sha256Hex, verifyManifestSignature, memory: exports.memory };
+  return { Embedder, sha256Hex, verifyManifestSignature, failedAllocationBytes, lastPanicMessage, memory: exports.memory };
+}
+
+/** Instances made by `freshInstance` so far (each gets its own copy of the glue). */
+let freshInstances = 0;
+
+/**
+ * A new instance of a single-thread build, apart from the one this realm's glue holds: a load that trapped
+ * leaves that one unusable (its stack and heap stopped mid-call), and wasm-bindgen's glue keeps one
+ * instance per module. The glue is imported again under another URL (a query the server ignores), which
+ * gives it its own module state; the .wasm is the same file, so the HTTP cache answers it.
+ */
+async function freshInstance(wasmUrl) {
+  const glueUrl = `${new URL('./web/akidb_wasm.js', import.meta.url).href}?instance=${++freshInstances}`;
+  const glue = await import(/* webpackIgnore: true */ /* @vite-ignore */ glueUrl);
+  const exports = await glue.default({ module_or_path: wasmUrl });
+  const { Embedder: E, sha256Hex: sha, verifyManifestSignature: verify, failedAllocationBytes: failed, lastPanicMessage: panic } = glue;
+  return { Embedder: E, sha256Hex: sha, verifyManifestSignature: verify, failedAllocationBytes: failed, lastPanicMessage: panic, memory: exports.memory };
+}
+
+/** Tests only (index.js's `_internal`): `fault(attempt)` runs just before the core loads the bundle, attempt
+ * 0 then 1, and may throw as the core would (a `WebAssembly.RuntimeError` for a trap); null removes it. */
+let loadFault = null;
+export function injectLoadFault(fault) {
+  loadFault = fault;
 }
 
 /** The variant `options` ask for by name, else the best one this engine runs; null when none runs. */
@@ -96,17 +132,36 @@ export async function loadWasm(options, variant) {
   const stats = { fetched: [], fromCache: [], evicted: [], cache: 'none' };
   const b = await fetchBundle(options, wasmP, stats);
   const tFetched = now();
-  const wasm = await wasmP;
+  let wasm = await wasmP;
   const tModel = now();
-  // A trap leaves this instance unusable; the error says so with what the core was doing.
-  const trapSays = (doing, call) => {
+  // A trap leaves the instance unusable; the error says what the core was doing and why it trapped.
+  const trapSays = (core, doing, call) => {
     try {
       return call();
     } catch (e) {
-      throw explainTrap(e, doing, wasm.memory);
+      throw explainTrap(e, doing, core);
     }
   };
-  const embedder = trapSays('loading the bundle', () => wasm.Embedder.fromHashedBundle(b.files, b.sha256s));
+  const loadInto = (core, attempt) =>
+    trapSays(core, 'loading the bundle', () => {
+      loadFault?.(attempt);
+      return core.Embedder.fromHashedBundle(b.files, b.sha256s);
+    });
+  let embedder;
+  stats.loadAttempts = 1;
+  try {
+    embedder = loadInto(wasm, 0);
+  } catch (e) {
+    // A trap while loading: once, the bundle goes into a new instance of the same build. Why: in
+    // WebKitGTK 2.50 the same load of the same bytes has panicked at random inside tract's graph code
+    // (in a load loop here, once in some 200 loads), and in no other engine (PERF.md). A second trap, and
+    // any other error, is thrown as it is.
+    if (!isTrap(e.cause) || !variant.fresh) throw e;
+    warn(options, `${e.message.replace(/^@akidb\/wasm: /, '')}; loading the bundle again in a new instance of the wasm core`);
+    wasm = await variant.fresh(options.wasmUrl);
+    stats.loadAttempts = 2;
+    embedder = loadInto(wasm, 1);
+  }
   stats.fetchMs = tFetched - t0;
   stats.wasmReadyMs = tWasm - t0;
   stats.modelMs = now() - tModel;
@@ -121,9 +176,9 @@ export async function loadWasm(options, variant) {
     dim: embedder.dim,
     model: embedder.model,
     stats,
-    embed: async (texts) => trapSays('embedding', () => embedder.embed(texts)),
-    tokenize: async (texts) => trapSays('tokenizing', () => embedder.tokenize(texts)),
-    embedSync: (texts) => trapSays('embedding', () => embedder.embed(texts)),
+    embed: async (texts) => trapSays(wasm, 'embedding', () => embedder.embed(texts)),
+    tokenize: async (texts) => trapSays(wasm, 'tokenizing', () => embedder.tokenize(texts)),
+    embedSync: (texts) => trapSays(wasm, 'embedding', () => embedder.embed(texts)),
     // The build's linear memory (shared with the pool in the threads build): what the model and the
     // plans hold, plus what the allocator keeps from the largest batch so far.
     wasmMemoryBytes: async () => wasm.memory.buffer.byteLength,
@@ -131,4 +186,4 @@ export async function loadWasm(options, variant) {
   };
 }
 
-export { Embedder, sha256Hex, verifyManifestSignature, initWasm, wasmSimdSupported, wasmRelaxedSimdSupported, wasmThreadsSupported };
+export { Embedder, failedAllocationBytes, lastPanicMessage, sha256Hex, verifyManifestSignature, initWasm, wasmSimdSupported, wasmRelaxedSimdSupported, wasmThreadsSupported };

@@ -10,12 +10,38 @@ use akidb_core::{Bundle, HashedFile, MANIFEST_FILE};
 use js_sys::{Array, Float32Array, Map, Reflect, Uint32Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 
+pub mod trap;
+
+/// std's allocator (dlmalloc), remembering the size of a request it could not meet: a failed
+/// allocation traps with no word of why, and `failedAllocationBytes` says it afterwards.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: trap::RecordingAllocator<std::alloc::System> =
+    trap::RecordingAllocator::new(std::alloc::System);
+
 /// Runs when the module is instantiated: from then on a panic's message and place go to the console
-/// (`console.error`) before the trap, which by itself says only "unreachable executed".
+/// (`console.error`) before the trap, which by itself says only "unreachable executed", and are kept for
+/// `lastPanicMessage`.
 #[cfg(target_arch = "wasm32")]
 #[wasm_bindgen(start)]
 pub fn start() {
-    console_error_panic_hook::set_once();
+    trap::install_panic_hook();
+}
+
+/// After a trap (`WebAssembly.RuntimeError`): the size in bytes of the last allocation the core could not
+/// get (the engine refused to grow its linear memory), or 0 when none failed. Reading it allocates
+/// nothing, so it works in the instance that just ran out.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen(js_name = failedAllocationBytes)]
+pub fn failed_allocation_bytes() -> f64 {
+    ALLOCATOR.failed_allocation().unwrap_or(0) as f64
+}
+
+/// After a trap: the last panic's message and place (`panicked at src/…: …`), or `undefined` when the
+/// core has not panicked.
+#[wasm_bindgen(js_name = lastPanicMessage)]
+pub fn last_panic_message() -> Option<String> {
+    trap::last_panic()
 }
 
 /// A loaded bundle ready to embed text (JS: `Embedder`).

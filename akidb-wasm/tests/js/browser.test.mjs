@@ -362,6 +362,56 @@ function loaderSuite(engine) {
     assert.match(err, /fallbackUrl/);
   });
 
+  test('a trap while loading: the bundle goes into a new instance of the same build, once, with a warning saying why', async () => {
+    server.reset();
+    const r = await page.evaluate(
+      async ({ u, text }) => {
+        // A real trap, as a panic or a failed allocation in the core ends: a module whose one function is
+        // `unreachable`. The fault runs just before the core would load the bundle (attempt 0, then 1).
+        const trapping = new WebAssembly.Instance(
+          new WebAssembly.Module(
+            new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 7, 5, 1, 1, 102, 0, 0, 10, 5, 1, 3, 0, 0, 11]),
+          ),
+        );
+        const run = async (trapOn) => {
+          const attempts = [];
+          const warnings = [];
+          window.akidb._internal.injectLoadFault((attempt) => {
+            attempts.push(attempt);
+            if (trapOn.includes(attempt)) trapping.exports.f();
+          });
+          try {
+            const e = await window.akidb.loadEmbedder({ url: u, cache: 'indexeddb', onWarning: (w) => warnings.push(w) });
+            const vector = Array.from(await e.embed([text]));
+            const out = { attempts, warnings, loadAttempts: e.stats.loadAttempts, variant: e.variant, vector };
+            e.free();
+            return out;
+          } catch (e) {
+            return { attempts, warnings, error: String(e.message) };
+          } finally {
+            window.akidb._internal.injectLoadFault(null);
+          }
+        };
+        return { once: await run([0]), twice: await run([0, 1]), never: await run([]) };
+      },
+      { u: url(), text: SENTENCE },
+    );
+    const { once, twice, never } = r;
+    assert.deepEqual(once.attempts, [0, 1]);
+    assert.equal(once.loadAttempts, 2);
+    assert.equal(once.variant, VARIANTS_RUN[engine][0], 'the same build, in a new instance');
+    assert.equal(once.warnings.filter((w) => /trapped loading the bundle .*unreachable.*; loading the bundle again in a new instance/i.test(w)).length, 1, once.warnings.join('\n'));
+    assert.ok(maxAbsDiff(once.vector, reference) <= 1e-6, 'the new instance embeds as the first would have');
+    const wasmFetched = server.requests().filter((q) => q.path.endsWith('.wasm'));
+    assert.equal(new Set(wasmFetched.map((q) => q.path)).size, 1, 'the new instance is the same .wasm');
+    // A second trap is the caller's to see (no third instance), with what trapped.
+    assert.deepEqual(twice.attempts, [0, 1]);
+    assert.match(twice.error ?? '', /the wasm core trapped loading the bundle/);
+    // Without a trap, one instance.
+    assert.deepEqual(never.attempts, [0]);
+    assert.equal(never.loadAttempts, 1);
+  });
+
   test('worker mode: the core runs in a Web Worker from the cache', async () => {
     await reload();
     server.reset();

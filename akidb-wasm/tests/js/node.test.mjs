@@ -7,13 +7,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import vm from 'node:vm';
 import { bundleDir, repo } from '../../../tests/support/paths.mjs';
 import { BARS, INTEGER_PATH_AGREEMENT, cosineBars, loadGolden, maxAbsDiff, minRowCosine } from '../../../tests/support/golden.mjs';
 import { makeKey, trusted } from './signed-bundles.mjs';
 import { nativeVectors } from './native.mjs';
 import { explainTrap } from '../../js/util.js';
 
-const { Embedder, verifyManifestSignature, variant } = await import(path.join(repo, 'akidb-wasm/pkg/node.mjs'));
+const { Embedder, failedAllocationBytes, lastPanicMessage, verifyManifestSignature, variant } = await import(path.join(repo, 'akidb-wasm/pkg/node.mjs'));
 
 const golden = loadGolden();
 const { sentences, tokenIds: goldenIds, dim } = golden;
@@ -133,7 +134,7 @@ test('fromHashedBundle takes WebCrypto digests, compares them and names a mismat
   assert.throws(() => Embedder.fromHashedBundle(files, Object.fromEntries(partial)), /tokenizer\.json: no sha256/);
 });
 
-test('a trap in the wasm core comes out saying what the core was doing and how big its memory was', () => {
+test('a trap in the wasm core comes out saying what the core was doing, why, and how big its memory was', () => {
   // A real trap: a module whose one function is `unreachable`, as a Rust panic or a failed allocation ends.
   const trapping = new WebAssembly.Instance(
     new WebAssembly.Module(
@@ -154,12 +155,28 @@ test('a trap in the wasm core comes out saying what the core was doing and how b
   }
   assert.ok(trap instanceof WebAssembly.RuntimeError);
   const memory = new WebAssembly.Memory({ initial: 32 }); // 32 pages of 64 KiB
-  const explained = explainTrap(trap, 'loading the bundle', memory);
-  assert.match(explained.message, /trapped loading the bundle \(.*unreachable.*\) with 2 MiB of linear memory/);
+  // The real core's records, in an instance that has neither run out nor panicked.
+  assert.equal(failedAllocationBytes(), 0);
+  assert.equal(lastPanicMessage(), undefined);
+  const core = { memory, failedAllocationBytes, lastPanicMessage };
+  const explained = explainTrap(trap, 'loading the bundle', core);
+  assert.match(explained.message, /trapped loading the bundle \(.*unreachable.*\) with 2 MiB of linear memory: a panic .* or a failed allocation/);
   assert.equal(explained.cause, trap);
+  // What the records say when the core ran out, or panicked.
+  const oom = explainTrap(trap, 'loading the bundle', { ...core, failedAllocationBytes: () => 150 * 2 ** 20 });
+  assert.match(oom.message, /ran out of memory loading the bundle: an allocation of 150 MiB failed with 2 MiB of linear memory/);
+  const panicked = explainTrap(trap, 'embedding', { ...core, lastPanicMessage: () => 'panicked at src/x.rs:1:2:\nboom' });
+  assert.match(panicked.message, /panicked embedding \(2 MiB of linear memory\): panicked at src\/x\.rs:1:2:\nboom/);
+  // A record that throws (a broken instance) leaves the generic message.
+  const broken = explainTrap(trap, 'embedding', { memory, failedAllocationBytes: () => { throw trap; } });
+  assert.match(broken.message, /trapped embedding .* a panic .* or a failed allocation/);
+  // A trap made in another realm (a worker's, a frame's) is one too.
+  const foreign = vm.runInNewContext('new WebAssembly.RuntimeError("unreachable")');
+  assert.ok(!(foreign instanceof WebAssembly.RuntimeError));
+  assert.match(explainTrap(foreign, 'embedding', core).message, /trapped embedding \(unreachable\)/);
   // The core's own errors keep their messages.
   const own = new Error('texts[1] is not a string');
-  assert.equal(explainTrap(own, 'embedding', memory), own);
+  assert.equal(explainTrap(own, 'embedding', core), own);
 });
 
 test('embed rejects non-strings and handles an empty list', () => {
