@@ -53,8 +53,11 @@ async function initThreads(wasmUrl, threads) {
     }
     const glue = await import('./web-threads/akidb_wasm.js');
     const exports = await glue.default(wasmUrl ? { module_or_path: wasmUrl } : undefined);
-    await glue.initThreadPool(n);
-    glue.useThreadPool();
+    // The pool's workers start while the bundle is fetched and loaded into the core (loadWasm awaits
+    // `pool` before it returns): a load needs no pool, its plans are compiled at the first embed. Before,
+    // the pool was awaited first, and a load from IndexedDB waited on it.
+    const pool = glue.initThreadPool(n).then(() => glue.useThreadPool());
+    pool.catch(() => (threadsGlue = null));
     const { Embedder: E, sha256Hex: sha, verifyManifestSignature: verify } = glue;
     return {
       Embedder: E,
@@ -64,6 +67,7 @@ async function initThreads(wasmUrl, threads) {
       lastPanicMessage: glue.lastPanicMessage,
       memory: exports.memory,
       threads: n,
+      pool,
     };
   })();
   threadsGlue.catch(() => (threadsGlue = null));
@@ -154,7 +158,7 @@ export async function loadWasm(options, variant) {
   } catch (e) {
     // A trap while loading: once, the bundle goes into a new instance of the same build. Why: in
     // WebKitGTK 2.50 the same load of the same bytes has panicked at random inside tract's graph code
-    // (in a load loop here, once in some 200 loads), and in no other engine (PERF.md). A second trap, and
+    // (in a load loop here, once in some 250 loads), and in no other engine (PERF.md). A second trap, and
     // any other error, is thrown as it is.
     if (!isTrap(e.cause) || !variant.fresh) throw e;
     warn(options, `${e.message.replace(/^@akidb\/wasm: /, '')}; loading the bundle again in a new instance of the wasm core`);
@@ -162,6 +166,8 @@ export async function loadWasm(options, variant) {
     stats.loadAttempts = 2;
     embedder = loadInto(wasm, 1);
   }
+  // The threads build: its pool, started beside the load.
+  await wasm.pool;
   stats.fetchMs = tFetched - t0;
   stats.wasmReadyMs = tWasm - t0;
   stats.modelMs = now() - tModel;
