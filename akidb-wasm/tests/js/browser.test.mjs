@@ -62,9 +62,15 @@ const reference = Embedder.fromBundle(files).embed([SENTENCE]);
 const modelFileRequests = () =>
   server.requests().filter((r) => manifest.files.some((f) => r.path.endsWith(`/${f.path}`) || r.path.endsWith(f.sha256)));
 
+/** A load the loader answered by loading the bundle again after a trap passes, but the log says so: a
+ * retry that starts to happen often is a regression to look at (PERF.md, WebKitGTK). */
+function showRetries(label, warnings) {
+  for (const w of warnings.filter((w) => /loading the bundle again in a new instance/.test(w))) console.log(`# RETRIED (${label}): ${w}`);
+}
+
 /** Runs loadEmbedder in `page` and embeds `texts` (default: SENTENCE); returns what it saw. */
 async function loadIn(page, options, texts = [SENTENCE]) {
-  return page.evaluate(
+  const r = await page.evaluate(
     async ({ options, texts }) => {
       const progress = [];
       const warnings = [];
@@ -92,6 +98,8 @@ async function loadIn(page, options, texts = [SENTENCE]) {
     },
     { options, texts },
   );
+  showRetries(page.engine, r.warnings);
+  return r;
 }
 
 before(async () => {
@@ -153,15 +161,17 @@ function loaderSuite(engine) {
   const goldenInWorker = async (variant, u) => {
     const r = await page.evaluate(
       async ({ options, sentences }) => {
-        const e = await window.akidb.loadEmbedder({ ...options, worker: true, onWarning: () => {} });
+        const warnings = [];
+        const e = await window.akidb.loadEmbedder({ ...options, worker: true, onWarning: (w) => warnings.push(w) });
         const ids = (await e.tokenize(sentences)).map((row) => Array.from(row));
         const vectors = Array.from(await e.embed(sentences));
         const variant = e.variant;
         e.free();
-        return { ids, vectors, variant };
+        return { ids, vectors, variant, warnings };
       },
       { options: { url: u, cache: 'indexeddb', variant, threads: 2 }, sentences: golden.sentences },
     );
+    showRetries(`${engine} ${variant}`, r.warnings);
     assert.equal(r.variant, variant);
     const bad = r.ids.map((ids, i) => (JSON.stringify(ids) === JSON.stringify(golden.tokenIds[i]) ? -1 : i)).filter((i) => i >= 0);
     assert.deepEqual(bad, [], `${variant}: sentences tokenized differently`);
