@@ -158,7 +158,7 @@ export async function loadWasm(options, variant) {
   } catch (e) {
     // A trap while loading: once, the bundle goes into a new instance of the same build. Why: in
     // WebKitGTK 2.50 the same load of the same bytes has panicked at random inside tract's graph code
-    // (in a load loop here, once in some 250 loads), and in no other engine (PERF.md). A second trap, and
+    // (in load loops here, once in some 650 loads), and in no other engine (PERF.md). A second trap, and
     // any other error, is thrown as it is.
     if (!isTrap(e.cause) || !variant.fresh) throw e;
     warn(options, `${e.message.replace(/^@akidb\/wasm: /, '')}; loading the bundle again in a new instance of the wasm core`);
