@@ -2,6 +2,7 @@
 // bundle into the wasm core on the current thread (the page's, or worker.js's).
 
 import initWasm, { Embedder, failedAllocationBytes, lastPanicMessage, sha256Hex, verifyManifestSignature } from './web/akidb_wasm.js';
+import * as webGlue from './web/akidb_wasm.js';
 import { fetchBundle } from './bundle.js';
 import { explainTrap, isTrap, now, warn } from './util.js';
 import { wasmRelaxedSimdSupported, wasmSimdSupported, wasmThreadsSupported } from './features.js';
@@ -35,11 +36,21 @@ export const WASM_VARIANTS = [
     supported: () => wasmSimdSupported(),
     // The glue's default: web/akidb_wasm_bg.wasm beside it.
     init: (wasmUrl) => initVariant('wasm-simd', wasmUrl),
-    fresh: (wasmUrl) => freshInstance(wasmUrl ?? new URL('./web/akidb_wasm_bg.wasm', import.meta.url)),
+    fresh: (wasmUrl) => freshInstance(wasmUrl),
   },
 ];
 
 const relaxedWasmUrl = () => new URL('./web/akidb_wasm_relaxed_simd_bg.wasm', import.meta.url);
+
+/** What loadWasm uses of an initialised glue (`exports`: its instance's exports, for the memory). */
+const coreOf = (glue, exports) => ({
+  Embedder: glue.Embedder,
+  sha256Hex: glue.sha256Hex,
+  verifyManifestSignature: glue.verifyManifestSignature,
+  failedAllocationBytes: glue.failedAllocationBytes,
+  lastPanicMessage: glue.lastPanicMessage,
+  memory: exports.memory,
+});
 
 /** The threads build's glue, once initialised with its pool (rayon's global pool is built once per realm). */
 let threadsGlue = null;
@@ -58,17 +69,7 @@ async function initThreads(wasmUrl, threads) {
     // the pool was awaited first, and a load from IndexedDB waited on it.
     const pool = glue.initThreadPool(n).then(() => glue.useThreadPool());
     pool.catch(() => (threadsGlue = null));
-    const { Embedder: E, sha256Hex: sha, verifyManifestSignature: verify } = glue;
-    return {
-      Embedder: E,
-      sha256Hex: sha,
-      verifyManifestSignature: verify,
-      failedAllocationBytes: glue.failedAllocationBytes,
-      lastPanicMessage: glue.lastPanicMessage,
-      memory: exports.memory,
-      threads: n,
-      pool,
-    };
+    return { ...coreOf(glue, exports), threads: n, pool };
   })();
   threadsGlue.catch(() => (threadsGlue = null));
   return threadsGlue;
@@ -91,7 +92,7 @@ async function initVariant(name, wasmUrl) {
     initialised = null; // nothing was instantiated: another build may still be tried
     throw e;
   }
-  return { Embedder, sha256Hex, verifyManifestSignature, failedAllocationBytes, lastPanicMessage, memory: exports.memory };
+  return coreOf(webGlue, exports);
 }
 
 /** Instances made by `freshInstance` so far (each gets its own copy of the glue). */
@@ -106,9 +107,9 @@ let freshInstances = 0;
 async function freshInstance(wasmUrl) {
   const glueUrl = `${new URL('./web/akidb_wasm.js', import.meta.url).href}?instance=${++freshInstances}`;
   const glue = await import(/* webpackIgnore: true */ /* @vite-ignore */ glueUrl);
-  const exports = await glue.default({ module_or_path: wasmUrl });
-  const { Embedder: E, sha256Hex: sha, verifyManifestSignature: verify, failedAllocationBytes: failed, lastPanicMessage: panic } = glue;
-  return { Embedder: E, sha256Hex: sha, verifyManifestSignature: verify, failedAllocationBytes: failed, lastPanicMessage: panic, memory: exports.memory };
+  // Without a URL the glue's default: web/akidb_wasm_bg.wasm beside it (the query does not carry over).
+  const exports = await glue.default(wasmUrl ? { module_or_path: wasmUrl } : undefined);
+  return coreOf(glue, exports);
 }
 
 /** Tests only (index.js's `_internal`): `fault(attempt)` runs just before the core loads the bundle, attempt
