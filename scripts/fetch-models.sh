@@ -78,7 +78,14 @@ build_bundle() {
 }
 
 build_bundle "$models/src/model-int8.onnx" 1.0.0-int8 "$models/all-MiniLM-L6-v2/int8"
-# The same int8 file with integer weight products (issue #18; akidb-core/PERF.md).
+# The same int8 file with integer weight products (issue #18; akidb-core/PERF.md), calibrated on `akidb
+# bench`'s sentences. One built before calibration existed (no `outlier_channels` in its manifest) is
+# replaced: `bundle build` never overwrites a different bundle.
+dynamic="$models/all-MiniLM-L6-v2/int8-dynamic"
+if [ -f "$dynamic/manifest.json" ] && ! grep -q '"outlier_channels"' "$dynamic/manifest.json"; then
+  echo "fetch-models: replacing $dynamic (built before its outlier channels were calibrated)" >&2
+  rm -rf "$dynamic"
+fi
 build_bundle "$models/src/model-int8.onnx" 1.0.0-int8-dynamic "$models/all-MiniLM-L6-v2/int8-dynamic" \
   --quantization int8-dynamic
 if [ -f "$shared_fp32" ]; then

@@ -5,7 +5,7 @@
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
 use crate::manifest::{sha256_hex, FileEntry, FileRole, Manifest, Pooling, Quantization, FORMAT_VERSION};
-use crate::model::inspect;
+use crate::model::{inspect, outlier_channels};
 use crate::tokenize::TextTokenizer;
 
 /// What a caller states when building a bundle; the rest is read off the model.
@@ -24,6 +24,10 @@ pub struct BundleSpec {
     /// `Some(Quantization::Int8Dynamic)` asks for the integer matmul path (an int8 model only); `None`
     /// records what the model holds (`none` or `int8-weights`).
     pub quantization: Option<Quantization>,
+    /// `int8-dynamic` only: texts to find each weight product's outlier input channels from (recorded
+    /// as the manifest's `outlier_channels`; a few dozen sentences like the ones the model will see).
+    /// Empty: every channel is quantised, which is less exact. Ignored for other quantisations.
+    pub calibration: Vec<String>,
 }
 
 /// File name of the model inside bundles this build writes.
@@ -34,9 +38,10 @@ pub const TOKENIZER_FILE: &str = "tokenizer.json";
 impl Bundle {
     /// Builds a new bundle from a model and a tokenizer, checking that both load and that the model has
     /// positions for `max_seq_length` tokens, and reading the embedding dimension, quantisation and ONNX
-    /// names off the model.
+    /// names off the model. An `int8-dynamic` bundle is calibrated on `spec.calibration` (the exact
+    /// model runs each text once).
     pub fn create(spec: BundleSpec, model: Vec<u8>, tokenizer: Vec<u8>) -> Result<Bundle> {
-        TextTokenizer::from_bytes(&tokenizer, TOKENIZER_FILE, spec.max_seq_length)?;
+        let text_tokenizer = TextTokenizer::from_bytes(&tokenizer, TOKENIZER_FILE, spec.max_seq_length)?;
         let facts = inspect(&model, MODEL_FILE, spec.max_seq_length)?;
         let quantization = match (spec.quantization, facts.quantization) {
             (None, held) => held,
@@ -54,7 +59,7 @@ impl Bundle {
                 })
             }
         };
-        let manifest = Manifest {
+        let mut manifest = Manifest {
             format_version: FORMAT_VERSION,
             name: spec.name,
             version: spec.version,
@@ -78,8 +83,14 @@ impl Bundle {
                     sha256: sha256_hex(&tokenizer),
                 },
             ],
+            outlier_channels: Default::default(),
         };
         manifest.validate()?;
+        if quantization == Quantization::Int8Dynamic && !spec.calibration.is_empty() {
+            let texts: Vec<&str> = spec.calibration.iter().map(String::as_str).collect();
+            manifest.outlier_channels = outlier_channels(&model, &manifest, &text_tokenizer, &texts)?;
+            manifest.validate()?;
+        }
         Ok(Bundle::from_verified_parts(manifest, model, tokenizer))
     }
 }

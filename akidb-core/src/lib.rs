@@ -57,7 +57,8 @@ pub use device::Device;
 pub use embedder::{Embedder, EmbedderOptions, Embeddings};
 pub use error::{Error, Result};
 pub use manifest::{
-    sha256_hex, FileEntry, FileRole, Manifest, OnnxIo, Pooling, Quantization, FORMAT_VERSION, MANIFEST_FILE,
+    sha256_hex, FileEntry, FileRole, Manifest, OnnxIo, OutlierChannels, Pooling, Quantization,
+    FORMAT_VERSION, MANIFEST_FILE, MAX_OUTLIER_CHANNELS,
 };
 pub use tokenize::Tokens;
 

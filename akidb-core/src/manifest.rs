@@ -4,6 +4,8 @@
 //! Parsing and checking only: loading a bundle's files is [`crate::Bundle`]'s concern, making a new
 //! bundle is [`crate::Bundle::create`]'s.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -99,7 +101,21 @@ pub struct Manifest {
     pub onnx: OnnxIo,
     /// Every file of the bundle except the manifest itself.
     pub files: Vec<FileEntry>,
+    /// `int8-dynamic` bundles: for each weight product (by its ONNX node name), the input channels kept
+    /// out of the int8 product and multiplied in f32 instead, as sorted channel indices. Found by
+    /// `akidb bundle build` from calibration sentences: a few channels of this model's LayerNorm outputs
+    /// reach 15× the others' range, and left in they coarsen every other channel's levels (PERF.md).
+    /// Absent or empty: every channel is quantised.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outlier_channels: OutlierChannels,
 }
+
+/// Input channels each weight product keeps out of its int8 product, by the product's ONNX node name.
+pub type OutlierChannels = BTreeMap<String, Vec<u32>>;
+
+/// At most this many outlier channels per weight product: the f32 side product stays a small part of
+/// the integer one, and a manifest can't make a load do unbounded work.
+pub const MAX_OUTLIER_CHANNELS: usize = 64;
 
 /// Lower-case hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -191,6 +207,22 @@ impl Manifest {
             let n = self.files.iter().filter(|f| f.role == role).count();
             if n != 1 {
                 return invalid(format!("expected exactly one file with role {role:?}, found {n}"));
+            }
+        }
+        if !self.outlier_channels.is_empty() && self.quantization != Quantization::Int8Dynamic {
+            return invalid("`outlier_channels` is for `int8-dynamic` bundles only".into());
+        }
+        for (product, channels) in &self.outlier_channels {
+            if channels.len() > MAX_OUTLIER_CHANNELS {
+                return invalid(format!(
+                    "`outlier_channels` of `{product}` lists {} channels (at most {MAX_OUTLIER_CHANNELS})",
+                    channels.len()
+                ));
+            }
+            if channels.windows(2).any(|w| w[0] >= w[1]) {
+                return invalid(format!(
+                    "`outlier_channels` of `{product}` must be in increasing order, each once"
+                ));
             }
         }
         Ok(())
@@ -318,6 +350,39 @@ pub(crate) mod tests {
             Manifest::from_json(b"{not json"),
             Err(Error::ManifestSyntax(_))
         ));
+    }
+
+    #[test]
+    fn outlier_channels_round_trip_on_int8_dynamic_bundles_only() {
+        let mut v = manifest();
+        v["quantization"] = "int8-dynamic".into();
+        v["outlier_channels"] = serde_json::json!({"/l0/q/MatMul": [3, 99], "/l0/ffn/MatMul": [7]});
+        let m = parse(&v).unwrap();
+        assert_eq!(m.outlier_channels["/l0/q/MatMul"], vec![3, 99]);
+        assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
+        // Without any, the field is left out, so manifests from before it are written as they were.
+        let plain = parse(&manifest()).unwrap();
+        assert!(!String::from_utf8(plain.to_json())
+            .unwrap()
+            .contains("outlier_channels"));
+
+        let refused = |v: &serde_json::Value, why: &str| {
+            let err = parse(v).unwrap_err();
+            assert!(matches!(err, Error::InvalidManifest(_)), "{err:?}");
+            assert!(err.to_string().contains(why), "{err}");
+        };
+        let mut other = v.clone();
+        other["quantization"] = "int8-weights".into();
+        refused(&other, "for `int8-dynamic` bundles only");
+        let mut unsorted = v.clone();
+        unsorted["outlier_channels"]["/l0/q/MatMul"] = serde_json::json!([99, 3]);
+        refused(&unsorted, "increasing order");
+        let mut repeated = v.clone();
+        repeated["outlier_channels"]["/l0/q/MatMul"] = serde_json::json!([3, 3]);
+        refused(&repeated, "increasing order");
+        let mut too_many = v;
+        too_many["outlier_channels"]["/l0/q/MatMul"] = (0..=MAX_OUTLIER_CHANNELS as u32).collect();
+        refused(&too_many, "at most 64");
     }
 
     #[test]

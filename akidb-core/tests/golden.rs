@@ -97,6 +97,47 @@ fn int8_dynamic_bundle_meets_its_cosine_bars() {
     }
 }
 
+/// The calibrated outlier channels (`outlier_channels` in the bundle's manifest) are what gives the
+/// integer path its margin over the bar: the same bundle with them left out is less exact.
+#[test]
+fn outlier_channels_make_the_integer_path_more_exact() {
+    let dir = paths::int8_dynamic_bundle();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&paths::read(&dir, "manifest.json")).unwrap();
+    let products = manifest["outlier_channels"].as_object().map_or(0, |o| o.len());
+    assert!(
+        products > 0,
+        "scripts/fetch-models.sh calibrates the int8-dynamic bundle"
+    );
+    manifest.as_object_mut().unwrap().remove("outlier_channels");
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let bundle = Bundle::from_files(&bytes, |p| std::fs::read(dir.join(p)).ok()).expect("bundle verifies");
+    let uncalibrated = Embedder::new(&bundle).expect("model loads");
+    let loose = golden::CosineBars {
+        min: 0.98,
+        mean: 0.995,
+    };
+    let (min_without, mean_without) = golden::check_embeddings(&uncalibrated, golden::reference(), loose);
+    let (min, mean) = golden::check_embeddings(int8_dynamic(), golden::reference(), INT8_DYNAMIC_BARS);
+    eprintln!(
+        "int8-dynamic, {products} products with outlier channels: min {min:.6}, mean {mean:.6}; \
+         without them: min {min_without:.6}, mean {mean_without:.6}"
+    );
+    if int8_dynamic().integer_matmuls() {
+        assert!(
+            min > min_without + 0.001,
+            "min cosine {min} with outlier channels, {min_without} without"
+        );
+        assert!(
+            mean > mean_without,
+            "mean cosine {mean} with outlier channels, {mean_without} without"
+        );
+    } else {
+        // The exact path (x86-64 AVX-512 without VNNI/AMX) reads no outlier channels.
+        assert_eq!((min, mean), (min_without, mean_without));
+    }
+}
+
 #[test]
 fn int8_dynamic_batches_agree_with_single_sentences() {
     let golden = golden::reference();

@@ -19,6 +19,7 @@ fn spec(max_seq_length: usize) -> BundleSpec {
         max_seq_length,
         normalize: true,
         quantization: None,
+        calibration: Vec::new(),
     }
 }
 

@@ -238,6 +238,59 @@ fn build_is_idempotent_and_refuses_to_overwrite_a_different_bundle() {
 }
 
 #[test]
+fn an_int8_dynamic_build_calibrates_on_the_given_sentences_or_refuses_an_empty_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = int8_bundle();
+    let build = |out: &str, extra: &[&str]| {
+        let mut flags = vec!["--quantization", "int8-dynamic"];
+        flags.extend(extra);
+        let out_dir = tmp.path().join(out);
+        let output = bundle_build(
+            &src.join("model.onnx"),
+            &src.join("tokenizer.json"),
+            "1",
+            &out_dir,
+            &flags,
+        );
+        (output, out_dir)
+    };
+    let outliers = |dir: &Path| -> usize {
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+        m["outlier_channels"].as_object().map_or(0, |o| o.len())
+    };
+    // Default: `akidb bench`'s sentences.
+    let (out, default_dir) = build("default", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(outliers(&default_dir) > 0, "calibrated by default");
+    // A file of its own, one sentence per line (blank lines skipped).
+    let file = tmp.path().join("calibration.txt");
+    std::fs::write(
+        &file,
+        "Invoices are due within thirty days.\n\nThe patient was discharged on Monday.\n",
+    )
+    .unwrap();
+    let (out, own_dir) = build("own", &["--calibration", path_str(&file)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(outliers(&own_dir) > 0);
+    assert_ne!(
+        std::fs::read(own_dir.join("manifest.json")).unwrap(),
+        std::fs::read(default_dir.join("manifest.json")).unwrap(),
+        "other sentences, other channels"
+    );
+    // An empty file, or none, is refused by name and writes nothing.
+    std::fs::write(&file, "\n  \n").unwrap();
+    let (out, empty_dir) = build("empty", &["--calibration", path_str(&file)]);
+    assert_fails_with(&out, &["calibration.txt", "no sentences"]);
+    let (out, _) = build("missing", &["--calibration", "/nonexistent/calibration.txt"]);
+    assert_fails_with(
+        &out,
+        &["cannot read calibration file /nonexistent/calibration.txt"],
+    );
+    assert!(!empty_dir.exists(), "a refused build left a bundle");
+}
+
+#[test]
 fn a_max_seq_length_over_the_models_positions_is_refused_at_build() {
     let tmp = tempfile::tempdir().unwrap();
     let src = int8_bundle();

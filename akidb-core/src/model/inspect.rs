@@ -134,7 +134,7 @@ pub(crate) fn inspect(bytes: &[u8], path: &str, max_seq_length: usize) -> Result
         output,
     };
     let named = parse_named(bytes, &io, path)?;
-    let typed = prepare(named, 1, false, &mut FoldedWeights::new(), path)?;
+    let typed = prepare(named, 1, None, &mut FoldedWeights::new(), path)?;
     let fact = typed.output_fact(0).map_err(|e| model_error(path, e))?;
     let dim = fact
         .shape

@@ -12,11 +12,17 @@
 //! 3. [`DequantRows`] gives `y[n] = a · s[n] · (acc[n] − z · Σₖ q[k, n])`, exact in i32 up to the last
 //!    two f32 products: what `x̂ · W` is for the rounded `x̂ = a · (p − z)`.
 //!
+//! A bundle may name, per product, a few outlier input channels (`outlier_channels` in the manifest,
+//! found at bundle build by [`super::calibrate`]): [`QuantizeRows`] takes them out of the row before it
+//! picks the row's range, hands their f32 values on, and [`DequantRows`] adds their exact f32 product.
+//! This model's LayerNorm outputs have a few channels 15× wider than the rest; left in, they set every
+//! row's range and leave the other channels a few levels each.
+//!
 //! Accuracy against sentence-transformers, all 200 golden sentences: see `tests/golden.rs` and PERF.md.
 //! Weights stay int8 (11 MB for MiniLM's layers) and are packed once per kernel layout, as f32 weights
 //! are (`share::Packings`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use tract_onnx::prelude::*;
@@ -25,6 +31,7 @@ use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_hir::internal::*;
 
 use super::rewrite::LazyWeight;
+use crate::manifest::OutlierChannels;
 
 /// Why the integer path would be slower than the exact one on this CPU (or wrong), if it would.
 ///
@@ -56,59 +63,93 @@ pub(crate) fn slow_integer_kernels() -> Option<&'static str> {
     None
 }
 
+/// The activation and weight of `id` if it is a weight product the integer path can take: an f32
+/// `EinSum` `…mk,kn->…mn` of an activation and a 2-D [`LazyWeight`].
+pub(super) fn weight_product(model: &TypedModel, id: usize) -> TractResult<Option<(OutletId, &LazyWeight)>> {
+    let node = model.node(id);
+    let Some(einsum) = node.op_as::<EinSum>() else {
+        return Ok(None);
+    };
+    let [x, w] = &*node.inputs else { return Ok(None) };
+    let Some(weight) = model.node(w.node).op_as::<LazyWeight>() else {
+        return Ok(None);
+    };
+    let x_rank = model.outlet_fact(*x)?.rank();
+    let prefix: String = ('a'..).take(x_rank.saturating_sub(2)).collect();
+    let takes = einsum.q_params.is_none()
+        && einsum.operating_dt == f32::datum_type()
+        && weight.q.rank() == 2
+        && x_rank >= 2
+        && einsum.axes.to_string() == format!("{prefix}mk,kn->{prefix}mn");
+    Ok(takes.then_some((*x, weight)))
+}
+
 /// Rewrites every `EinSum(x, LazyWeight)` weight product of `model` into [`QuantizeRows`], an integer
 /// `EinSum` over the int8 weights and [`DequantRows`]; returns how many. Products reading the same
-/// activation (attention's Q, K and V) share one quantisation. A weight whose scale varies along `k`
-/// can't be factored out of the sum and keeps the f32 product.
-pub(super) fn integer_matmuls(model: &mut TypedModel) -> TractResult<usize> {
+/// activation (attention's Q, K and V) share one quantisation, and so the outlier channels `outliers`
+/// names for the first of them. A weight whose scale varies along `k` can't be factored out of the sum
+/// and keeps the f32 product. Outlier channels named for a product the model does not have, or past
+/// its input's width, are an error: the bundle was calibrated for another model.
+pub(super) fn integer_matmuls(model: &mut TypedModel, outliers: &OutlierChannels) -> TractResult<usize> {
     let candidates: Vec<usize> = model
         .nodes()
         .iter()
         .filter(|n| n.op_is::<EinSum>())
         .map(|n| n.id)
         .collect();
-    let mut quantised: HashMap<OutletId, TVec<OutletId>> = HashMap::new();
+    let mut quantised: HashMap<OutletId, (TVec<OutletId>, Arc<[usize]>)> = HashMap::new();
+    let mut named: HashSet<String> = HashSet::new();
     let mut count = 0;
     for id in candidates {
+        let Some((x, weight)) = weight_product(model, id)? else {
+            continue;
+        };
         let node = model.node(id);
-        let einsum = node.op_as::<EinSum>().expect("filtered above");
-        let [x, w] = &*node.inputs else { continue };
-        let Some(weight) = model.node(w.node).op_as::<LazyWeight>() else {
-            continue;
-        };
-        let x_rank = model.outlet_fact(*x)?.rank();
-        let prefix: String = ('a'..).take(x_rank.saturating_sub(2)).collect();
-        if einsum.q_params.is_some()
-            || einsum.operating_dt != f32::datum_type()
-            || weight.q.rank() != 2
-            || x_rank < 2
-            || einsum.axes.to_string() != format!("{prefix}mk,kn->{prefix}mn")
-        {
-            continue;
-        }
-        let Some(dequant) = DequantRows::for_weight(weight)? else {
-            continue;
-        };
-        let (name, x, q) = (node.name.clone(), *x, weight.q.clone());
-        let mut patch = TypedModelPatch::default();
-        let rows = match quantised.get(&x) {
-            Some(outlets) => outlets
-                .iter()
-                .map(|o| patch.tap_model(model, *o))
-                .collect::<TractResult<TVec<_>>>()?,
-            None => {
-                let tapped = patch.tap_model(model, x)?;
-                patch.wire_node(format!("{name}.quantize_rows"), QuantizeRows, &[tapped])?
+        let (name, q, k) = (node.name.clone(), weight.q.clone(), weight.q.shape()[0]);
+        let own: Option<Arc<[usize]>> = match outliers.get(&name) {
+            Some(channels) => {
+                named.insert(name.clone());
+                if let Some(&c) = channels.iter().find(|&&c| c as usize >= k) {
+                    bail!("outlier channel {c} of {name} is past its {k} input channels");
+                }
+                Some(channels.iter().map(|&c| c as usize).collect())
             }
+            None => None,
         };
-        let q = patch.wire_node(format!("{name}.q"), Const::new(q)?, &[])?[0];
+        let channels = match quantised.get(&x) {
+            Some((_, shared)) => shared.clone(),
+            None => own.unwrap_or_else(|| Arc::from([])),
+        };
+        let Some(dequant) = DequantRows::for_weight(weight, &channels)? else {
+            continue;
+        };
+        let einsum = node.op_as::<EinSum>().expect("a weight product");
         let int_einsum = EinSum {
             axes: einsum.axes.clone(),
             operating_dt: i32::datum_type(),
             q_params: None,
         };
+        let mut patch = TypedModelPatch::default();
+        let rows = match quantised.get(&x) {
+            Some((outlets, _)) => outlets
+                .iter()
+                .map(|o| patch.tap_model(model, *o))
+                .collect::<TractResult<TVec<_>>>()?,
+            None => {
+                let tapped = patch.tap_model(model, x)?;
+                let op = QuantizeRows {
+                    outliers: channels.clone(),
+                };
+                patch.wire_node(format!("{name}.quantize_rows"), op, &[tapped])?
+            }
+        };
+        let q = patch.wire_node(format!("{name}.q"), Const::new(q)?, &[])?[0];
         let acc = patch.wire_node(format!("{name}.i32"), int_einsum, &[rows[0], q])?[0];
-        let y = patch.wire_node(format!("{name}.dequant"), dequant, &[acc, rows[1], rows[2]])?[0];
+        let y = patch.wire_node(
+            format!("{name}.dequant"),
+            dequant,
+            &[acc, rows[1], rows[2], rows[3]],
+        )?[0];
         patch.shunt_outside(model, id.into(), y)?;
         let first_use = !quantised.contains_key(&x);
         patch.apply(model)?;
@@ -121,9 +162,16 @@ pub(super) fn integer_matmuls(model: &mut TypedModel) -> TractResult<usize> {
                 .find(|n| n.name == quantize)
                 .map(|n| n.id)
                 .context("the quantisation just wired")?;
-            quantised.insert(x, (0..3).map(|slot| OutletId::new(qnode, slot)).collect());
+            let outlets = (0..4).map(|slot| OutletId::new(qnode, slot)).collect();
+            quantised.insert(x, (outlets, channels));
         }
         count += 1;
+    }
+    if let Some(missing) = outliers.keys().find(|name| !named.contains(*name)) {
+        bail!(
+            "the manifest names outlier channels for {missing}, which is not a weight product of this model \
+             (a bundle calibrated for another model)"
+        );
     }
     if count > 0 {
         model.compact()?;
@@ -131,12 +179,18 @@ pub(super) fn integer_matmuls(model: &mut TypedModel) -> TractResult<usize> {
     Ok(count)
 }
 
-/// Quantises each row (last axis) of an f32 tensor to int8 with its own scale and zero point.
+/// Quantises each row (last axis) of an f32 tensor to int8 with its own scale and zero point, leaving
+/// out the `outliers` channels.
 ///
-/// Outputs: `p` (i8, the input's shape), `scale` (f32, the last axis 1) and `zero` (i32, the same): the
-/// row's values are `scale · (p − zero)` up to half a level.
+/// Outputs: `p` (i8, the input's shape), `scale` (f32, the last axis 1), `zero` (i32, the same) and
+/// `kept` (f32, the last axis the outlier channels' count): the row's values are `scale · (p − zero)`
+/// up to half a level, except the outlier channels, whose `p` is `zero` (the value 0) and whose values
+/// are `kept` as they are.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct QuantizeRows;
+pub(crate) struct QuantizeRows {
+    /// Channel indices, increasing, each below the row length.
+    pub(crate) outliers: Arc<[usize]>,
+}
 
 /// Scale, zero point and levels of one row: 255 levels (−127 … 127) over `[min(row, 0), max(row, 0)]`,
 /// rounded half to even (as ONNX `Round`, which the accuracy simulation used).
@@ -201,6 +255,11 @@ impl EvalOp for QuantizeRows {
         let x = args_1!(inputs);
         let shape = x.shape().to_vec();
         let k = *shape.last().context("QuantizeRows needs rank ≥ 1")?;
+        let outliers = &*self.outliers;
+        ensure!(
+            outliers.iter().all(|&c| c < k),
+            "outlier channels {outliers:?} past a row of {k}"
+        );
         let x = x.try_as_plain_ram()?;
         let x = x.as_slice::<f32>()?;
         let rows = x.len().checked_div(k).unwrap_or(0);
@@ -208,10 +267,24 @@ impl EvalOp for QuantizeRows {
         let mut quantised = Tensor::zero::<i8>(&shape)?;
         let mut scales = Vec::with_capacity(rows);
         let mut zeros = Vec::with_capacity(rows);
+        let mut kept = Vec::with_capacity(rows * outliers.len());
+        // A row with its outlier channels zeroed (empty when there are none).
+        let mut inliers = Vec::new();
         {
             let mut view = quantised.try_as_plain_ram_mut()?;
             let p = view.as_slice_mut::<i8>()?;
             for (row, out) in x.chunks_exact(k.max(1)).zip(p.chunks_exact_mut(k.max(1))) {
+                let row = if outliers.is_empty() {
+                    row
+                } else {
+                    inliers.clear();
+                    inliers.extend_from_slice(row);
+                    for &c in outliers {
+                        kept.push(row[c]);
+                        inliers[c] = 0.0;
+                    }
+                    &inliers
+                };
                 let (scale, zero) = quantize_row(row, out);
                 scales.push(scale);
                 zeros.push(zero);
@@ -219,10 +292,13 @@ impl EvalOp for QuantizeRows {
         }
         let mut row_shape = shape.clone();
         *row_shape.last_mut().expect("rank ≥ 1") = 1;
+        let mut kept_shape = shape;
+        *kept_shape.last_mut().expect("rank ≥ 1") = outliers.len();
         Ok(tvec!(
             quantised.into_tvalue(),
             Tensor::from_shape(&row_shape, &scales)?.into_tvalue(),
             Tensor::from_shape(&row_shape, &zeros)?.into_tvalue(),
+            Tensor::from_shape(&kept_shape, &kept)?.into_tvalue(),
         ))
     }
 }
@@ -233,35 +309,44 @@ impl TypedOp for QuantizeRows {
         let shape = inputs[0].shape.to_tvec();
         let mut row_shape = shape.clone();
         *row_shape.last_mut().expect("rank ≥ 1") = 1.to_dim();
+        let mut kept_shape = shape.clone();
+        *kept_shape.last_mut().expect("rank ≥ 1") = self.outliers.len().to_dim();
         Ok(tvec!(
             i8::fact(&*shape),
             f32::fact(&*row_shape),
-            i32::fact(&*row_shape)
+            i32::fact(&*row_shape),
+            f32::fact(&*kept_shape)
         ))
     }
     as_op!();
 }
 
-/// `y[.., c] = scale[..] · wscale[c] · (acc[.., c] − zero[..] · colsum[c])`: the f32 product of a row
-/// quantised by [`QuantizeRows`] and the weights `q · wscale`, from the i32 `acc = p · q`.
+/// `y[.., c] = scale[..] · wscale[c] · (acc[.., c] − zero[..] · colsum[c]) + Σⱼ kept[.., j] · outlier_weights[j, c]`:
+/// the f32 product of a row quantised by [`QuantizeRows`] and the weights `q · wscale`, from the i32
+/// `acc = p · q` and the f32 values of the row's outlier channels.
 #[derive(Clone, Debug)]
 pub(crate) struct DequantRows {
     /// `Σₖ q[k, c]` per output column (i32).
     colsum: Arc<Tensor>,
     /// The weights' scale per output column (f32).
     wscale: Arc<Tensor>,
+    /// The dequantised weight rows of the outlier channels, `[outliers, n]` (f32).
+    outlier_weights: Arc<Tensor>,
 }
 
 impl PartialEq for DequantRows {
     fn eq(&self, other: &Self) -> bool {
-        self.colsum == other.colsum && self.wscale == other.wscale
+        self.colsum == other.colsum
+            && self.wscale == other.wscale
+            && self.outlier_weights == other.outlier_weights
     }
 }
 impl Eq for DequantRows {}
 
 impl DequantRows {
-    /// The epilogue for `weight` (`[k, n]`), if its scale is one per output column (or one in all).
-    fn for_weight(weight: &LazyWeight) -> TractResult<Option<DequantRows>> {
+    /// The epilogue for `weight` (`[k, n]`), if its scale is one per output column (or one in all), with
+    /// the input channels `outliers` multiplied in f32.
+    fn for_weight(weight: &LazyWeight, outliers: &[usize]) -> TractResult<Option<DequantRows>> {
         let (k, n) = (weight.q.shape()[0], weight.q.shape()[1]);
         let scale = weight.scale.to_plain_array_view::<f32>()?;
         let scale_shape: TVec<usize> = scale.shape().into();
@@ -286,9 +371,16 @@ impl DequantRows {
             .into_iter()
             .map(|c| c.iter().map(|&v| v as i32).sum())
             .collect();
+        // The same f32 values the exact path multiplies by (`q as f32 * scale`, one product each).
+        let mut outlier_weights = Vec::with_capacity(outliers.len() * n);
+        for &c in outliers {
+            ensure!(c < k, "outlier channel {c} past {k} input channels");
+            outlier_weights.extend(q.row(c).iter().zip(&wscale).map(|(&v, &s)| v as f32 * s));
+        }
         Ok(Some(DequantRows {
             colsum: Arc::new(Tensor::from_shape(&[n], &colsum)?),
             wscale: Arc::new(Tensor::from_shape(&[n], &wscale)?),
+            outlier_weights: Arc::new(Tensor::from_shape(&[outliers.len(), n], &outlier_weights)?),
         }))
     }
 }
@@ -304,13 +396,16 @@ impl EvalOp for DequantRows {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let (acc, scales, zeros) = args_3!(inputs);
+        let (acc, scales, zeros, kept) = args_4!(inputs);
         let shape = acc.shape().to_vec();
         let colsum = self.colsum.try_as_plain_ram()?;
         let colsum = colsum.as_slice::<i32>()?;
         let wscale = self.wscale.try_as_plain_ram()?;
         let wscale = wscale.as_slice::<f32>()?;
+        let outlier_weights = self.outlier_weights.try_as_plain_ram()?;
+        let outlier_weights = outlier_weights.as_slice::<f32>()?;
         let n = colsum.len();
+        let outliers = self.outlier_weights.shape()[0];
         ensure!(shape.last() == Some(&n), "accumulator {shape:?} for {n} columns");
         let acc = acc.try_as_plain_ram()?;
         let acc = acc.as_slice::<i32>()?;
@@ -318,20 +413,34 @@ impl EvalOp for DequantRows {
         let scales = scales.as_slice::<f32>()?;
         let zeros = zeros.try_as_plain_ram()?;
         let zeros = zeros.as_slice::<i32>()?;
+        let kept = kept.try_as_plain_ram()?;
+        let kept = kept.as_slice::<f32>()?;
         ensure!(acc.len() == scales.len() * n && zeros.len() == scales.len());
+        ensure!(
+            kept.len() == scales.len() * outliers,
+            "{} kept values",
+            kept.len()
+        );
         // Written in place into the output tensor: a Vec handed to `Tensor::from_shape` is copied.
         let mut output = Tensor::zero::<f32>(&shape)?;
         let mut view = output.try_as_plain_ram_mut()?;
         let y = view.as_slice_mut::<f32>()?;
         ensure!(y.len() == acc.len());
-        for (((out, acc), &a), &z) in y
+        for (row, (((out, acc), &a), &z)) in y
             .chunks_exact_mut(n)
             .zip(acc.chunks_exact(n))
             .zip(scales)
             .zip(zeros)
+            .enumerate()
         {
             for (((o, &acc), &sum), &s) in out.iter_mut().zip(acc).zip(colsum).zip(wscale) {
                 *o = acc.wrapping_sub(z.wrapping_mul(sum)) as f32 * (a * s);
+            }
+            let row_kept = &kept[row * outliers..(row + 1) * outliers];
+            for (&v, weights) in row_kept.iter().zip(outlier_weights.chunks_exact(n)) {
+                for (o, &w) in out.iter_mut().zip(weights) {
+                    *o += v * w;
+                }
             }
         }
         Ok(tvec!(output.into_tvalue()))
@@ -340,7 +449,7 @@ impl EvalOp for DequantRows {
 
 impl TypedOp for DequantRows {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        ensure!(inputs.len() == 3 && inputs[0].datum_type == i32::datum_type());
+        ensure!(inputs.len() == 4 && inputs[0].datum_type == i32::datum_type());
         Ok(tvec!(f32::fact(&*inputs[0].shape.to_tvec())))
     }
     as_op!();
@@ -349,6 +458,12 @@ impl TypedOp for DequantRows {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn no_outliers() -> QuantizeRows {
+        QuantizeRows {
+            outliers: Arc::from([]),
+        }
+    }
 
     /// A tensor's elements, copied out (the tensors here are plain host memory).
     fn plain<T: Datum + Copy>(t: &Tensor) -> Vec<T> {
@@ -404,10 +519,10 @@ mod tests {
             q: Arc::new(Tensor::from_shape(&[3, 2], &q).unwrap()),
             scale: Arc::new(Tensor::from_shape(&[1, 2], &wscale).unwrap()),
         };
-        let dequant = DequantRows::for_weight(&weight)
+        let dequant = DequantRows::for_weight(&weight, &[])
             .unwrap()
             .expect("per-column scale");
-        let quantised = QuantizeRows
+        let quantised = no_outliers()
             .eval_out_of_plan(tvec!(Tensor::from_shape(&[2, 3], &x).unwrap().into_tvalue()))
             .unwrap()
             .unwrap();
@@ -423,6 +538,7 @@ mod tests {
                 Tensor::from_shape(&[2, 2], &acc).unwrap().into_tvalue(),
                 quantised[1].clone(),
                 quantised[2].clone(),
+                quantised[3].clone(),
             ))
             .unwrap()
             .unwrap();
@@ -446,5 +562,78 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn outlier_channels_leave_the_range_and_come_back_exact() {
+        // Two rows of k = 6; channel 4 is 40× the others, as this model's LayerNorm outliers are.
+        let x = [
+            0.1f32, -0.2, 0.3, 0.05, 12.0, -0.15, -0.3, 0.2, 0.1, 0.25, 9.5, 0.0,
+        ];
+        let q = [3i8, -7, 12, 5, -9, 1, 4, -2, 100, -100, 6, 8]; // [6, 2]
+        let wscale = [0.01f32, 0.03];
+        let weight = LazyWeight {
+            q: Arc::new(Tensor::from_shape(&[6, 2], &q).unwrap()),
+            scale: Arc::new(Tensor::from_shape(&[2], &wscale).unwrap()),
+        };
+        let input = || tvec!(Tensor::from_shape(&[2, 6], &x).unwrap().into_tvalue());
+        let exact = |r: usize, c: usize| -> f32 {
+            (0..6)
+                .map(|k| x[r * 6 + k] * (q[k * 2 + c] as f32 * wscale[c]))
+                .sum()
+        };
+        let error_with = |outliers: &[usize]| -> f32 {
+            let op = QuantizeRows {
+                outliers: outliers.into(),
+            };
+            let out = op.eval_out_of_plan(input()).unwrap().unwrap();
+            let p = plain::<i8>(&out[0]);
+            let kept = plain::<f32>(&out[3]);
+            assert_eq!(out[3].shape(), &[2, outliers.len()]);
+            let zeros = plain::<i32>(&out[2]);
+            for (r, &z) in zeros.iter().enumerate() {
+                for (j, &c) in outliers.iter().enumerate() {
+                    assert_eq!(p[r * 6 + c] as i32, z, "an outlier channel reads as 0");
+                    assert_eq!(kept[r * outliers.len() + j], x[r * 6 + c], "kept as it was");
+                }
+            }
+            let acc: Vec<i32> = (0..4)
+                .map(|i| (i / 2, i % 2))
+                .map(|(r, c)| (0..6).map(|k| p[r * 6 + k] as i32 * q[k * 2 + c] as i32).sum())
+                .collect();
+            let dequant = DequantRows::for_weight(&weight, outliers).unwrap().unwrap();
+            let y = dequant
+                .eval_out_of_plan(tvec!(
+                    Tensor::from_shape(&[2, 2], &acc).unwrap().into_tvalue(),
+                    out[1].clone(),
+                    out[2].clone(),
+                    out[3].clone(),
+                ))
+                .unwrap()
+                .unwrap();
+            let y = plain::<f32>(&y[0]);
+            (0..4)
+                .map(|i| (y[i] - exact(i / 2, i % 2)).abs())
+                .fold(0.0, f32::max)
+        };
+        let with_all = error_with(&[]);
+        let without_outlier = error_with(&[4]);
+        // The outlier sets the range: a level is 12.3 / 254 ≈ 0.05, so the small channels round badly.
+        assert!(with_all > 2e-3, "all channels quantised: max error {with_all}");
+        // Out of the range, a level is 0.6 / 254: the error falls by an order of magnitude at least.
+        assert!(
+            without_outlier < with_all / 10.0,
+            "outlier kept in f32: {without_outlier} vs {with_all}"
+        );
+    }
+
+    #[test]
+    fn an_outlier_channel_past_the_row_is_an_error() {
+        let op = QuantizeRows {
+            outliers: Arc::from([6usize]),
+        };
+        let x = Tensor::from_shape(&[1, 6], &[0f32; 6]).unwrap();
+        let err = op.eval_out_of_plan(tvec!(x.into_tvalue())).unwrap_err();
+        assert!(format!("{err}").contains("outlier channels [6]"), "{err}");
     }
 }

@@ -4,10 +4,12 @@
 //! - [`inspect`](mod@inspect): parsing, and the facts a manifest records about a model (bundles are
 //!   built from them too);
 //! - [`rewrite`]: graph rewrites made once at load (constant folding, int8 dequantisation);
-//! - [`integer`]: the integer matmul path of `int8-dynamic` bundles;
+//! - [`integer`]: the integer matmul path of `int8-dynamic` bundles, and [`calibrate`]: its outlier
+//!   channels, found when such a bundle is built;
 //! - [`share`]: one copy of each equal weight across the graphs and plans of every shape;
 //! - [`plans`]: concrete-shape plans cached per (batch, sequence) bucket.
 
+mod calibrate;
 mod inspect;
 mod integer;
 mod plans;
@@ -19,6 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use tract_onnx::prelude::*;
 
+pub(crate) use calibrate::outlier_channels;
 pub(crate) use inspect::inspect;
 use inspect::{check_max_seq_length, parse_named};
 pub(crate) use plans::Plan;
@@ -27,7 +30,7 @@ use rewrite::{fold_constants, prepare, FoldedWeights};
 use share::SharedConsts;
 
 use crate::error::{Error, Result};
-use crate::manifest::{FileRole, Manifest, Quantization};
+use crate::manifest::{FileRole, Manifest, OutlierChannels, Quantization};
 
 /// A model error naming the model file, for a user to act on.
 fn model_error(path: &str, e: impl std::fmt::Display) -> Error {
@@ -50,6 +53,8 @@ pub(crate) struct SentenceModel {
     /// Weight products run as int8 × int8 → i32 ([`integer`]): an `int8-dynamic` bundle on a CPU with fast
     /// integer kernels.
     integer: bool,
+    /// The manifest's outlier channels of those products.
+    outliers: OutlierChannels,
     /// Plans are compiled for the GPU (tract-cuda) rather than the CPU: see [`crate::device`].
     #[cfg_attr(not(feature = "cuda-backend"), allow(dead_code))]
     gpu: bool,
@@ -79,7 +84,14 @@ impl SentenceModel {
         let mut consts = SharedConsts::default();
         let integer =
             manifest.quantization == Quantization::Int8Dynamic && integer::slow_integer_kernels().is_none();
-        let mut base = prepare(source.clone(), 1, integer, &mut folded, &path)?;
+        let outliers = manifest.outlier_channels.clone();
+        let mut base = prepare(
+            source.clone(),
+            1,
+            integer.then_some(&outliers),
+            &mut folded,
+            &path,
+        )?;
         consts.share(&mut base).map_err(|e| model_error(&path, e))?;
         let base = Arc::new(base);
         let fact = base.output_fact(0).map_err(|e| model_error(&path, e))?;
@@ -101,6 +113,7 @@ impl SentenceModel {
             has_token_types: manifest.onnx.token_type_ids.is_some(),
             plans: Mutex::new(PlanCache::new(plan_capacity)),
             integer,
+            outliers,
             path,
             gpu: false,
         })

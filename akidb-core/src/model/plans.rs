@@ -89,7 +89,8 @@ impl SentenceModel {
         let base = match bases.entry(batch) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
-                let mut graph = prepare(self.source.clone(), batch, self.integer, folded, &self.path)?;
+                let integer = self.integer.then_some(&self.outliers);
+                let mut graph = prepare(self.source.clone(), batch, integer, folded, &self.path)?;
                 self.share_consts(&mut graph)?;
                 entry.insert(Base::new(Arc::new(graph)))
             }

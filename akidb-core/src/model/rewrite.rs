@@ -13,6 +13,7 @@ use tract_onnx::tract_hir::internal::TractErrorContext;
 
 use super::model_error;
 use crate::error::Result;
+use crate::manifest::OutlierChannels;
 
 /// Evaluates, once at load, every node whose inputs are all constants — shape arithmetic, small
 /// tables — within tract's own budget for constant folding, and makes it a constant. The int8 layer
@@ -341,7 +342,7 @@ fn f32_product(inputs: &[Arc<Tensor>]) -> Option<Arc<Tensor>> {
 
 /// Types the graph for a concrete `batch` and a symbolic `sequence`, moves the int8 dequantisation of
 /// embedding tables behind their Gather, makes the int8 weight products integer ones when `integer`
-/// ([`super::integer`]) and folds the other dequantised weights to f32. Decluttering is
+/// is given, with those outlier channels ([`super::integer`]), and folds the other dequantised weights to f32. Decluttering is
 /// left to [`SentenceModel::base`](super::SentenceModel::base).
 ///
 /// The batch is concrete because some exports (the fp32 file's Flatten of the attention mask) cannot be
@@ -350,7 +351,7 @@ fn f32_product(inputs: &[Arc<Tensor>]) -> Option<Arc<Tensor>> {
 pub(super) fn prepare(
     mut model: InferenceModel,
     batch: usize,
-    integer: bool,
+    integer: Option<&OutlierChannels>,
     folded: &mut FoldedWeights,
     path: &str,
 ) -> Result<TypedModel> {
@@ -365,8 +366,8 @@ pub(super) fn prepare(
         .into_typed()
         .map_err(|e| model_error(path, format!("{e:#}")))?;
     gather_before_dequantise(&mut typed).map_err(|e| model_error(path, format!("{e:#}")))?;
-    if integer {
-        let products = super::integer::integer_matmuls(&mut typed)
+    if let Some(outliers) = integer {
+        let products = super::integer::integer_matmuls(&mut typed, outliers)
             .map_err(|e| model_error(path, format!("integer matmuls: {e:#}")))?;
         if products == 0 {
             return Err(model_error(
