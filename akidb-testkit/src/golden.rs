@@ -20,11 +20,13 @@ pub const INT8_BARS: CosineBars = CosineBars {
     mean: 0.999,
 };
 
-/// The `int8-dynamic` bundle's bars (issue #18): activations rounded to 8 bits per row cost more than
-/// int8 weights alone; onnxruntime's `quantize_dynamic` of this model falls to min 0.96.
+/// The `int8-dynamic` bundle's bars: activations rounded to 8 bits per row cost more than int8 weights
+/// alone (onnxruntime's `quantize_dynamic` of this model falls to min 0.96). Issue #18 asked for min 0.99,
+/// mean 0.998, which the integer path met with 0.9919 / 0.9983; with the outlier channels its bundles are
+/// calibrated with (`outlier_channels`) it gives 0.9951 / 0.9991, and these bars hold that gain.
 pub const INT8_DYNAMIC_BARS: CosineBars = CosineBars {
-    min: 0.99,
-    mean: 0.998,
+    min: 0.994,
+    mean: 0.999,
 };
 
 /// The fp32 bundle's bars: the same graph as sentence-transformers', so float noise only.

@@ -10,9 +10,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { GOLDEN_DIR } from './paths.mjs';
 
-/** The bars the real model meets (../shared/golden/README.md): int8 min/mean, fp32 min; and issue #18's
- * for the integer path (`int8-dynamic` bundles: activations quantised at run time). */
-export const BARS = { int8: { min: 0.995, mean: 0.999 }, fp32: { min: 0.99999 }, int8Dynamic: { min: 0.99, mean: 0.998 } };
+/** The bars the real model meets (../shared/golden/README.md): int8 min/mean, fp32 min; and the integer
+ * path's (`int8-dynamic` bundles: activations quantised at run time): issue #18 asked for 0.99 / 0.998, and
+ * with the outlier channels the bundle is calibrated with it gives 0.9951 / 0.9991, which these hold
+ * (akidb-testkit's INT8_DYNAMIC_BARS, the same). */
+export const BARS = { int8: { min: 0.995, mean: 0.999 }, fp32: { min: 0.99999 }, int8Dynamic: { min: 0.994, mean: 0.999 } };
 
 /**
  * How close the integer path's vectors are held to another engine's (wasm vs native): a cosine per sentence,
