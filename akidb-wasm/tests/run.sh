@@ -28,7 +28,10 @@ step() { printf '\n== akidb-wasm: %s\n' "$*" >&2; }
 export PATH="$root/target/tools/bin:$PATH"
 
 step "browsers: chromium, firefox-esr, webkit2gtk-driver, xvfb, geckodriver"
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! command -v firefox-esr >/dev/null \
+# The browser tests expect relaxed SIMD in Firefox, on by default since 145 (tests/js/browser.test.mjs,
+# VARIANTS_RUN): an older Firefox ESR already installed (Debian's bookworm main had 140) is upgraded.
+firefox_major=$(firefox-esr --version 2>/dev/null | sed -nE 's/^[^0-9]*([0-9]+)\..*/\1/p')
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || [ "${firefox_major:-0}" -lt 145 ] \
   || ! command -v WebKitWebDriver >/dev/null || ! command -v Xvfb >/dev/null; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq
