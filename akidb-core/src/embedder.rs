@@ -240,7 +240,7 @@ impl Embedder {
         let dim = self.manifest.dim;
         let hidden = self
             .model
-            .run_plan(plan, pad(tokens, &chunk.members, chunk.seq))?;
+            .run_plan(plan, PaddedBatch::pad(tokens, &chunk.members, chunk.seq))?;
         let hidden = hidden
             .try_as_plain_ram()
             .and_then(|view| view.as_slice::<f32>())
@@ -276,28 +276,6 @@ fn map_runs<R: Sync, T: Send>(runs: &[R], run: impl Fn(&R) -> T + Sync) -> Vec<T
         return runs.par_iter().map(&run).collect();
     }
     runs.iter().map(run).collect()
-}
-
-fn pad(tokens: &[Tokens], members: &[usize], seq: usize) -> PaddedBatch {
-    let batch = members.len();
-    let mut ids = vec![0i64; batch * seq];
-    let mut mask = vec![0i64; batch * seq];
-    let mut type_ids = vec![0i64; batch * seq];
-    for (row, &m) in members.iter().enumerate() {
-        let t = &tokens[m];
-        for (j, (&id, &ty)) in t.ids.iter().zip(&t.type_ids).enumerate() {
-            ids[row * seq + j] = id as i64;
-            mask[row * seq + j] = 1;
-            type_ids[row * seq + j] = ty as i64;
-        }
-    }
-    PaddedBatch {
-        batch,
-        seq,
-        ids,
-        mask,
-        type_ids,
-    }
 }
 
 /// Pools the first `len` token vectors of `states` (`seq × dim`) into `out`.

@@ -15,8 +15,8 @@ use tract_onnx::prelude::*;
 
 use super::inspect::{check_max_seq_length, parse_named};
 use super::rewrite::{fold_constants, prepare, FoldedWeights};
-use super::{integer, model_error};
-use crate::error::{Error, Result};
+use super::{integer, model_error, PaddedBatch};
+use crate::error::Result;
 use crate::manifest::{FileRole, Manifest, OutlierChannels, MAX_OUTLIER_CHANNELS};
 use crate::tokenize::TextTokenizer;
 
@@ -67,21 +67,9 @@ pub(crate) fn outlier_channels(
     // Largest magnitude per channel of each activation, over every token of every text.
     let mut maxima: Vec<Vec<f32>> = vec![Vec::new(); activations.len()];
     for tokens in tokenizer.encode(texts)? {
-        let row = |v: Vec<i64>| -> Result<TValue> {
-            let n = v.len();
-            Ok(tract_ndarray::Array2::from_shape_vec((1, n), v)
-                .map_err(|e| Error::Inference(e.to_string()))?
-                .into_tensor()
-                .into_tvalue())
-        };
-        let mut inputs = tvec!(
-            row(tokens.ids.iter().map(|&i| i as i64).collect())?,
-            row(vec![1; tokens.ids.len()])?,
-        );
-        if has_token_types {
-            inputs.push(row(tokens.type_ids.iter().map(|&i| i as i64).collect())?);
-        }
         let len = tokens.ids.len();
+        let inputs =
+            PaddedBatch::pad(std::slice::from_ref(&tokens), &[0], len).into_inputs(has_token_types)?;
         let plan = match plans.entry(len) {
             Entry::Occupied(cached) => cached.into_mut(),
             Entry::Vacant(slot) => {
@@ -108,12 +96,11 @@ pub(crate) fn outlier_channels(
     }
 
     let chosen: Vec<Vec<u32>> = maxima.iter().map(|m| outliers_of(m)).collect();
-    let by_name: HashMap<String, Vec<u32>> = products
+    Ok(products
         .into_iter()
         .filter(|(_, slot)| !chosen[*slot].is_empty())
         .map(|(name, slot)| (name, chosen[slot].clone()))
-        .collect();
-    Ok(by_name.into_iter().collect())
+        .collect())
 }
 
 /// The channels of `maxima` (each channel's largest magnitude) above [`OUTLIER_RATIO`] times the

@@ -533,6 +533,31 @@ mod tests {
         }
     }
 
+    /// `DequantRows` of `rows × k` levels `quantised` (QuantizeRows' outputs) times the int8 weights `q`
+    /// (`[k, n]`, row-major): the i32 product computed here, then the epilogue; `[rows, n]` row-major.
+    fn dequantised(
+        dequant: &DequantRows,
+        quantised: &[TValue],
+        q: &[i8],
+        (rows, k, n): (usize, usize, usize),
+    ) -> Vec<f32> {
+        let p = plain::<i8>(&quantised[0]);
+        let acc: Vec<i32> = (0..rows * n)
+            .map(|i| (i / n, i % n))
+            .map(|(r, c)| (0..k).map(|j| p[r * k + j] as i32 * q[j * n + c] as i32).sum())
+            .collect();
+        let y = dequant
+            .eval_out_of_plan(tvec!(
+                Tensor::from_shape(&[rows, n], &acc).unwrap().into_tvalue(),
+                quantised[1].clone(),
+                quantised[2].clone(),
+                quantised[3].clone(),
+            ))
+            .unwrap()
+            .unwrap();
+        plain::<f32>(&y[0])
+    }
+
     /// A tensor's elements, copied out (the tensors here are plain host memory).
     fn plain<T: Datum + Copy>(t: &Tensor) -> Vec<T> {
         t.try_as_plain_ram().unwrap().as_slice::<T>().unwrap().to_vec()
@@ -597,20 +622,7 @@ mod tests {
         let p = plain::<i8>(&quantised[0]);
         let scales = plain::<f32>(&quantised[1]);
         let zeros = plain::<i32>(&quantised[2]);
-        let acc: Vec<i32> = (0..2)
-            .flat_map(|r| (0..2).map(move |c| (r, c)))
-            .map(|(r, c)| (0..3).map(|k| p[r * 3 + k] as i32 * q[k * 2 + c] as i32).sum())
-            .collect();
-        let y = dequant
-            .eval_out_of_plan(tvec!(
-                Tensor::from_shape(&[2, 2], &acc).unwrap().into_tvalue(),
-                quantised[1].clone(),
-                quantised[2].clone(),
-                quantised[3].clone(),
-            ))
-            .unwrap()
-            .unwrap();
-        let y = plain::<f32>(&y[0]);
+        let y = dequantised(&dequant, &quantised, &q, (2, 3, 2));
         for r in 0..2 {
             for c in 0..2 {
                 let rounded = |k: usize| scales[r] * (p[r * 3 + k] as i32 - zeros[r]) as f32;
@@ -665,21 +677,8 @@ mod tests {
                     assert_eq!(kept[r * outliers.len() + j], x[r * 6 + c], "kept as it was");
                 }
             }
-            let acc: Vec<i32> = (0..4)
-                .map(|i| (i / 2, i % 2))
-                .map(|(r, c)| (0..6).map(|k| p[r * 6 + k] as i32 * q[k * 2 + c] as i32).sum())
-                .collect();
             let dequant = DequantRows::for_weight(&weight, outliers).unwrap().unwrap();
-            let y = dequant
-                .eval_out_of_plan(tvec!(
-                    Tensor::from_shape(&[2, 2], &acc).unwrap().into_tvalue(),
-                    out[1].clone(),
-                    out[2].clone(),
-                    out[3].clone(),
-                ))
-                .unwrap()
-                .unwrap();
-            let y = plain::<f32>(&y[0]);
+            let y = dequantised(&dequant, &out, &q, (2, 6, 2));
             (0..4)
                 .map(|i| (y[i] - exact(i / 2, i % 2)).abs())
                 .fold(0.0, f32::max)

@@ -31,6 +31,7 @@ use share::SharedConsts;
 
 use crate::error::{Error, Result};
 use crate::manifest::{FileRole, Manifest, OutlierChannels, Quantization};
+use crate::tokenize::Tokens;
 
 /// A model error naming the model file, for a user to act on.
 fn model_error(path: &str, e: impl std::fmt::Display) -> Error {
@@ -67,6 +68,47 @@ pub(crate) struct PaddedBatch {
     pub ids: Vec<i64>,
     pub mask: Vec<i64>,
     pub type_ids: Vec<i64>,
+}
+
+impl PaddedBatch {
+    /// The texts `members` of `tokens`, one row each, padded to `seq` tokens.
+    pub(crate) fn pad(tokens: &[Tokens], members: &[usize], seq: usize) -> PaddedBatch {
+        let batch = members.len();
+        let mut ids = vec![0i64; batch * seq];
+        let mut mask = vec![0i64; batch * seq];
+        let mut type_ids = vec![0i64; batch * seq];
+        for (row, &m) in members.iter().enumerate() {
+            let t = &tokens[m];
+            for (j, (&id, &ty)) in t.ids.iter().zip(&t.type_ids).enumerate() {
+                ids[row * seq + j] = id as i64;
+                mask[row * seq + j] = 1;
+                type_ids[row * seq + j] = ty as i64;
+            }
+        }
+        PaddedBatch {
+            batch,
+            seq,
+            ids,
+            mask,
+            type_ids,
+        }
+    }
+
+    /// The model's inputs: ids, mask and, when the graph has that input, token types, each `[batch, seq]`.
+    fn into_inputs(self, has_token_types: bool) -> Result<TVec<TValue>> {
+        let (batch, seq) = (self.batch, self.seq);
+        let to_tensor = |v: Vec<i64>| -> Result<TValue> {
+            Ok(tract_ndarray::Array2::from_shape_vec((batch, seq), v)
+                .map_err(|e| Error::Inference(e.to_string()))?
+                .into_tensor()
+                .into_tvalue())
+        };
+        let mut inputs = tvec!(to_tensor(self.ids)?, to_tensor(self.mask)?);
+        if has_token_types {
+            inputs.push(to_tensor(self.type_ids)?);
+        }
+        Ok(inputs)
+    }
 }
 
 impl SentenceModel {
@@ -155,23 +197,7 @@ impl SentenceModel {
     /// `last_hidden_state`, `[batch, seq, dim]` row-major. It takes no lock, so runs side by side on a
     /// thread pool can't wait on a plan compile that waits on the pool.
     pub(crate) fn run_plan(&self, plan: &Plan, input: PaddedBatch) -> Result<Tensor> {
-        let PaddedBatch {
-            batch,
-            seq,
-            ids,
-            mask,
-            type_ids,
-        } = input;
-        let to_tensor = |v: Vec<i64>| -> Result<TValue> {
-            Ok(tract_ndarray::Array2::from_shape_vec((batch, seq), v)
-                .map_err(|e| Error::Inference(e.to_string()))?
-                .into_tensor()
-                .into_tvalue())
-        };
-        let mut inputs = tvec!(to_tensor(ids)?, to_tensor(mask)?);
-        if self.has_token_types {
-            inputs.push(to_tensor(type_ids)?);
-        }
+        let inputs = input.into_inputs(self.has_token_types)?;
         let mut out = plan.run(inputs).map_err(|e| Error::Inference(format!("{e:#}")))?;
         Ok(out.remove(0).into_tensor())
     }
