@@ -6,12 +6,14 @@
 //! - [`rewrite`]: graph rewrites made once at load (constant folding, int8 dequantisation);
 //! - [`integer`]: the integer matmul path of `int8-dynamic` bundles, and [`calibrate`]: its outlier
 //!   channels, found when such a bundle is built;
+//! - [`nan_guard`]: the exported attention's softmax NaN guard as one in-place op;
 //! - [`share`]: one copy of each equal weight across the graphs and plans of every shape;
 //! - [`plans`]: concrete-shape plans cached per (batch, sequence) bucket.
 
 mod calibrate;
 mod inspect;
 mod integer;
+mod nan_guard;
 mod plans;
 mod rewrite;
 mod share;

@@ -126,16 +126,16 @@ impl SentenceModel {
         let subs = HashMap::from([(self.sequence.clone(), seq.to_dim())]);
         let planning_error =
             |e: TractError| model_error(&self.path, format!("planning shape [{batch}, {seq}]: {e:#}"));
-        let concrete = self.base(batch)?.set_symbols(&subs).map_err(planning_error)?;
+        let mut concrete = self.base(batch)?.set_symbols(&subs).map_err(planning_error)?;
         #[cfg(feature = "cuda-backend")]
         if self.gpu {
-            let mut concrete = concrete;
             super::rewrite::materialise_lazy_weights(&mut concrete).map_err(planning_error)?;
             super::rewrite::is_nan_as_self_comparison(&mut concrete).map_err(planning_error)?;
             let plan = crate::device::compile_plan(concrete).map_err(planning_error)?;
             *slot = Some(plan.clone());
             return Ok(plan);
         }
+        super::nan_guard::fuse_nan_guards(&mut concrete).map_err(planning_error)?;
         let mut optimized = self.optimize(concrete).map_err(planning_error)?;
         self.share_consts(&mut optimized)?;
         let plan: Plan = optimized.into_runnable().map_err(planning_error)?;
