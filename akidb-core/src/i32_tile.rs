@@ -9,13 +9,13 @@ use tract_onnx::tract_core::tract_linalg::{ScaleShiftAndRound, Scaler};
 /// The tile between ops, column-major: `tile[j][i]` is row `i` of column `j`.
 pub(crate) type Tile<const MR: usize, const NR: usize> = [[i32; MR]; NR];
 
-/// A kernel's int8 product: `tile += A·B` over `k` steps of A packed by tract's `PackedI8K4` (four
-/// `k` per row together, `k` rounded up to a multiple of 4 with zeros) and B packed the same way per
-/// column, its values of type `B`: int8 as packed by `PackedI8K4`, or i16 by `PackedI8K4Widened`.
+/// A kernel's int8 product: `tile += A·B` over `k` of A and B packed by the kernel's own int8 formats
+/// (tract's `PackedI8K4` or `crate::packing::PackedI8Groups`: a few `k` of a row or column together,
+/// `k` rounded up to a multiple of them with zeros), B's values of type `B` (int8, or i16 widened).
 ///
 /// # Safety
-/// `a` holds `k.div_ceil(4) * 4 * MR` readable bytes and `b` `k.div_ceil(4) * 4 * NR` readable `B`s,
-/// and the CPU has what the kernel was compiled for.
+/// `a` and `b` hold the packed panels of an `MR × NR` tile for `k` in those formats, and the CPU has
+/// what the kernel was compiled for.
 pub(crate) type Int8Product<const MR: usize, const NR: usize, B> =
     unsafe fn(&mut Tile<MR, NR>, usize, *const i8, *const B);
 

@@ -1,4 +1,4 @@
-//! akidb-core's own wasm matmul kernels (`akidb-core/src/wasm_kernels/`: f32 8×4 and int8 4×4) against
+//! akidb-core's own wasm matmul kernels (`akidb-core/src/wasm_kernels/`: f32 8×4 and int8 8×4) against
 //! plain Rust loops, one fused op at a time, in the browsers the golden suite runs in: the suites of
 //! `akidb_core::kernel_check`, which the x86-64 kernels' unit tests run too.
 #![cfg(all(target_arch = "wasm32", target_feature = "simd128"))]

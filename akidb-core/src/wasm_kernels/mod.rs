@@ -2,7 +2,7 @@
 //! picks them for every product with more than one column:
 //!
 //! - [`f32`]: 8×4, the exact path's products (int8 and fp32 bundles), and attention's per-head ones;
-//! - [`i8`]: int8 × int8 → i32, 4×4, exact, on SIMD128's 16-bit dot product: the `int8-dynamic`
+//! - [`i8`]: int8 × int8 → i32, 8×4, exact, on SIMD128's 16-bit dot product: the `int8-dynamic`
 //!   bundles' integer weight products, which tract 0.23.9 runs on a kernel slower than the f32 one in
 //!   the SIMD128 build and nondeterministic in the relaxed-SIMD build (PERF.md).
 //!

@@ -7,7 +7,7 @@
 //! sentence (PERF.md).
 //!
 //! A comes packed four `k` at a time per row (tract's `PackedI8K4`, the layout its VNNI kernels read),
-//! B the same way per column but widened to 16 bits when packed (`crate::packing::PackedI8K4Widened`,
+//! B the same way per column but widened to 16 bits when packed (`crate::packing::PackedI8Groups`,
 //! as the wasm int8 kernel reads it): a step of 4 `k` is 32 bytes of A (8 rows) and 32 of B (4
 //! columns). Each step sign-extends A to 16-bit (two vectors of 4 rows × 4 `k`), broadcasts each
 //! column's 4 values to all four 64-bit lanes straight from memory (`vpbroadcastq`: no extension and no
@@ -25,7 +25,7 @@ use tract_onnx::tract_core::tract_linalg::isa::Arch;
 use tract_onnx::tract_core::tract_linalg::mmm::{DynKernel, FusedKerSpec};
 use tract_onnx::tract_core::tract_linalg::pack::{PackedFormat, PackedI8K4};
 
-use crate::packing::PackedI8K4Widened;
+use crate::packing::PackedI8Groups;
 
 /// The kernel's name, as `Embedder::matmul_kernels` reports it.
 pub const NAME: &str = "akidb_avx2_i32_8x4";
@@ -46,7 +46,7 @@ crate::kernel_registration::register_kernel!(i32, || {
         PackedFormat::new(DatumType::I32, MR, 32),
         PackedFormat::new(DatumType::I32, NR, 4),
     )
-    .with_packing(PackedI8K4::new(MR), PackedI8K4Widened::new(NR))
+    .with_packing(PackedI8K4::new(MR), PackedI8Groups::widened(NR, 4))
     .with_isa(super::KERNEL_ISA);
     kernel.arch = Some(Arch::X86_64);
     kernel
@@ -65,7 +65,7 @@ pub(super) unsafe fn run(ops: &[FusedKerSpec<i32>]) -> isize {
     unsafe { crate::i32_tile::run::<MR, NR, _>(ops, add_mat_mul_i8) }
 }
 
-/// `tile += A·B`, A packed by [`PackedI8K4`], B by [`PackedI8K4Widened`]: `k` rounded up to a multiple
+/// `tile += A·B`, A packed by [`PackedI8K4`], B by [`PackedI8Groups::widened`]`(NR, 4)`: `k` rounded up to a multiple
 /// of 4, the padding zeros.
 ///
 /// # Safety

@@ -89,7 +89,7 @@ test('int8-dynamic: integer weight products on akidb\'s int8 kernel; token ids, 
   const flat = dynamic.embed(sentences);
   const kernels = dynamic.matmulKernels();
   dynamic.free();
-  assert.ok(kernels.includes('akidb_wasm_i32_4x4'), `weight products on akidb's int8 kernel: ${kernels}`);
+  assert.ok(kernels.includes('akidb_wasm_i32_8x4'), `weight products on akidb's int8 kernel: ${kernels}`);
   const { min, mean } = cosines(flat);
   console.log(`${variant} int8-dynamic in Node: min cosine ${min.toFixed(6)}, mean ${mean.toFixed(6)}; kernels ${kernels.join(' ')}`);
   assert.ok(min >= BARS.int8Dynamic.min, `min cosine ${min}`);
