@@ -27,9 +27,11 @@ printf '{\n  "modelUrl": "%s",\n  "fallbackUrl": "http://%s/v1/embed"\n}\n' "$ma
 
 step "publish the bundles"
 bin="$root/target/release"
-for v in int8 fp32; do
+# `latest`, which the page and akidb serve load, is the integer path (int8-dynamic: int8 × int8 weight
+# products, issue #18); the exact int8 and fp32 bundles are published beside it under their versions.
+for v in int8-dynamic int8 fp32; do
   [ -f "models/all-MiniLM-L6-v2/$v/manifest.json" ] || continue
-  alias_args=(); [ $v = int8 ] && alias_args=(--alias latest)
+  alias_args=(); [ $v = int8-dynamic ] && alias_args=(--alias latest)
   "$bin/model-server" publish --data "$data" "models/all-MiniLM-L6-v2/$v" "${alias_args[@]}"
 done
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo page's tests, from a clean clone with ../shared beside it. Builds or installs what is missing, and
-# only that: Debian's chromium, the int8 bundle (scripts/fetch-models.sh), target/release/{akidb,model-server},
+# only that: Debian's chromium, the int8-dynamic bundle (scripts/fetch-models.sh), target/release/{akidb,model-server},
 # the npm package akidb-wasm/pkg (rebuilt when its sources are newer); then builds web/dist (web/build.sh),
 # installs the test's npm deps (npm ci, lockfile, no install scripts) and runs the unit tests of the page's
 # helpers and corpus in Node and the end-to-end tests in headless Chromium (/usr/bin/chromium through
@@ -28,7 +28,7 @@ fi
 
 # shellcheck source-path=SCRIPTDIR/../.. source=scripts/lib/prereqs.sh
 source scripts/lib/prereqs.sh
-[ -f models/all-MiniLM-L6-v2/int8/manifest.json ] || bash scripts/fetch-models.sh
+[ -f models/all-MiniLM-L6-v2/int8-dynamic/manifest.json ] || bash scripts/fetch-models.sh
 if [ ! -x target/release/akidb ] || [ ! -x target/release/model-server ]; then
   build_workspace
 fi

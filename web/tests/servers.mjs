@@ -37,12 +37,13 @@ async function startReady(command, args, readyUrl) {
 }
 
 /**
- * Publishes the int8 bundle into a fresh data directory (alias `latest`) and serves it with `site` as the
- * static site; `akidb serve` embeds with the bundle it downloads from that model-server.
+ * Publishes the bundle scripts/demo.sh makes `latest` (int8-dynamic, the integer path) into a fresh data
+ * directory and serves it with `site` as the static site; `akidb serve` embeds with the bundle it downloads
+ * from that model-server.
  */
 export async function startServers(site) {
   const data = fs.mkdtempSync(path.join(os.tmpdir(), 'akidb-demo-data-'));
-  execFileSync(modelServer, ['publish', '--data', data, bundleDir('int8'), '--alias', 'latest'], { stdio: 'pipe' });
+  execFileSync(modelServer, ['publish', '--data', data, bundleDir('int8-dynamic'), '--alias', 'latest'], { stdio: 'pipe' });
   const msPort = await freePort();
   const embedPort = await freePort();
   const s = {
