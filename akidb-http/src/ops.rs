@@ -10,12 +10,16 @@ use tower_http::trace::TraceLayer;
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Starts logging to stderr: text, or JSON lines with `json`. The level comes from `RUST_LOG`
-/// (default `info`).
+/// (default `info`). Text is coloured only on a terminal (and not with `NO_COLOR` set): a log file,
+/// journald or `kubectl logs` gets plain `key=value` fields.
 pub fn init_tracing(json: bool) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     // A second initialisation (tests that start a service twice in one process) keeps the first.
     let _ = if json {

@@ -691,3 +691,36 @@ async fn a_timed_out_request_stops_costing_work() {
     // 200 long texts take far more than 500 ms on one worker: most were dropped, not computed.
     assert!(computed < 150.0, "{computed} of 201 texts were computed");
 }
+
+/// The real binary on the integer path's bundle (int8-dynamic, the demo's and the deployments' `latest`):
+/// its `ready` log line says how the weight products run, as this process's own core runs them on this CPU.
+#[test]
+fn the_ready_line_says_how_weight_products_run() {
+    let dir = paths::int8_dynamic_bundle();
+    let expected =
+        serve::weight_products(&Embedder::new(&akidb_native::bundle_dir::load(&dir).unwrap()).unwrap());
+    let addr = net::free_addr();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_akidb"));
+    command.args(["serve", "--bundle", dir.to_str().unwrap()]).args([
+        "--addr",
+        &addr,
+        "--workers",
+        "1",
+        "--max-batch",
+        "1",
+    ]);
+    let mut child = Spawned::spawn(command);
+    child.wait_ready(&addr, "/readyz", Duration::from_secs(60));
+    child.terminate();
+    child.wait_timeout(Duration::from_secs(30));
+    let output = child.output();
+    let ready = output
+        .lines()
+        .find(|l| l.contains(" ready") && l.contains("version="))
+        .unwrap_or_else(|| panic!("no ready line in:\n{output}"));
+    assert!(
+        ready.contains(&format!("weight_products=\"{expected}\"")),
+        "expected weight_products=\"{expected}\" in {ready:?}"
+    );
+    assert!(ready.contains("1.0.0-int8-dynamic"), "{ready}");
+}

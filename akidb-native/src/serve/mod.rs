@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use akidb_core::{Bundle, Device, Embedder, EmbedderOptions};
+use akidb_core::{Bundle, Device, Embedder, EmbedderOptions, Quantization};
 use akidb_http::ServeOptions;
 use anyhow::{Context, Result};
 use axum::extract::DefaultBodyLimit;
@@ -241,6 +241,23 @@ pub fn load_embedder(
     Ok(Embedder::with_options(bundle, options)?)
 }
 
+/// How `embedder` runs its weight products, as the `ready` log line says it: `int8 x int8 -> i32` on the
+/// integer path (an `int8-dynamic` bundle on a CPU with fast int8 kernels), `f32` otherwise.
+///
+/// ```no_run
+/// let bundle = akidb_native::bundle_dir::load("models/all-MiniLM-L6-v2/int8-dynamic".as_ref())?;
+/// let embedder = akidb_core::Embedder::new(&bundle)?;
+/// println!("{}", akidb_native::serve::weight_products(&embedder));
+/// # Ok::<(), anyhow::Error>(())
+/// ```
+pub fn weight_products(embedder: &Embedder) -> &'static str {
+    if embedder.integer_matmuls() {
+        "int8 x int8 -> i32"
+    } else {
+        "f32"
+    }
+}
+
 /// Plans kept on a GPU: 24 shapes × ~90 MB of weights each ≈ 2.2 GB of device memory, which an 8 GB
 /// Jetson Orin (memory shared with the CPU) can spare; to be confirmed by scripts/gpu/run.sh.
 pub const GPU_PLAN_CACHE: usize = 24;
@@ -298,7 +315,18 @@ pub async fn run(config: ServeConfig, source: BundleSource, addr: SocketAddr) ->
             Ok((embedder, batching)) => {
                 let m = embedder.manifest();
                 tracing::info!(model = %m.name, version = %m.version, device = %embedder.device(),
-                    device_name = embedder.device_name(), secs = started.elapsed().as_secs_f64(), "ready");
+                    device_name = embedder.device_name(), weight_products = weight_products(&embedder),
+                    secs = started.elapsed().as_secs_f64(), "ready");
+                if m.quantization == Quantization::Int8Dynamic
+                    && embedder.device() == Device::Cpu
+                    && !embedder.integer_matmuls()
+                {
+                    // The bundle still answers, with the exact int8 path's vectors and speed.
+                    tracing::warn!(
+                        "the int8-dynamic bundle runs its weight products in f32 here: this CPU has \
+                         no fast int8 kernel (x86-64 with AVX-512 but no VNNI or AMX)"
+                    );
+                }
                 if let Some(why) = embedder.device_fallback() {
                     tracing::warn!(
                         reason = why,
