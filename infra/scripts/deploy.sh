@@ -21,7 +21,7 @@ usage: deploy.sh [--dry-run] [--only STEP]... [--config FILE] [--edge-zip ZIP] [
   --config      app config (default infra/config/default.json)
   --edge-zip    Lambda@Edge package (default infra/lambda-edge/dist/akidb-edge.zip, from infra/lambda-edge/build.sh)
   --images      folder of the OCI archives (default target/images, from jetson/images/build.sh)
-  --bundle      model bundle to publish (default models/<model.name>/int8)
+  --bundle      model bundle to publish (default models/<model.name>/int8-dynamic, the integer path)
   --site        folder of the demo page and its .wasm to upload (the site step is skipped without it)
 environment: MODEL_SERVER (the model-server binary, default target/release/model-server),
   AKIDB_SITE_BUCKET / AKIDB_DISTRIBUTION_ID (instead of the edge stack's outputs)
@@ -54,7 +54,7 @@ wanted() { [[ ${#ONLY[@]} -eq 0 || " ${ONLY[*]} " == *" $1 "* ]]; }
 
 require jq aws
 load_config
-BUNDLE=${BUNDLE:-$REPO_DIR/models/$MODEL_NAME/int8}
+BUNDLE=${BUNDLE:-$REPO_DIR/models/$MODEL_NAME/int8-dynamic}
 MODEL_SERVER=${MODEL_SERVER:-$REPO_DIR/target/release/model-server}
 cd "$INFRA_DIR"
 CDK=(npx --no-install cdk --no-notices)

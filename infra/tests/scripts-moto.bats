@@ -98,7 +98,7 @@ hc_state() { aws route53 get-health-check --health-check-id "$1" --query '[Healt
 @test "deploy --only publish: the bundle lands in the primary bucket, idempotently, and model-server --read-only serves it back" {
   repo="$BATS_TEST_DIRNAME/../.."
   model_server=${MODEL_SERVER:-$repo/target/release/model-server}
-  bundle="$repo/models/all-MiniLM-L6-v2/int8"
+  bundle="$repo/models/all-MiniLM-L6-v2/int8-dynamic" # deploy.sh's default
   if [[ ! -x $model_server || ! -f $bundle/manifest.json ]]; then
     skip "needs $model_server (cargo build --release -p model-server) and $bundle (scripts/fetch-models.sh)"
   fi
