@@ -3,7 +3,8 @@
 # record). The load is scripts/bench-serve.sh's: single-sentence POST /v1/embed with wrk at concurrency
 # 1, 8 and 64 (SECONDS each, after an unrecorded 2 s warm-up at the same concurrency).
 #   bench-cluster.sh device USER@HOST [SECONDS]   on the board itself: the aarch64 akidb (target/jetson)
-#       and the int8 bundle copied to /tmp/akidb-bench, `akidb serve` on the board's loopback, wrk on the
+#       and the bundle (BUNDLE, default models/all-MiniLM-L6-v2/int8-dynamic: the integer path, what the
+#       cluster's `latest` serves) copied to /tmp/akidb-bench, `akidb serve` on the board's loopback, wrk on the
 #       board; before and after: power mode, clocks, temperatures. Drain the board first
 #       (rollback.sh drain NODE) so its DaemonSet pod does not share the CPU.
 #   bench-cluster.sh service URL [SECONDS]        from this machine through the ingress and the Service
@@ -37,16 +38,17 @@ SH
 case "$mode" in
   device)
     [ -x "$root/target/jetson/akidb" ] || die "no target/jetson/akidb: run jetson/build.sh first"
-    bundle="$root/models/all-MiniLM-L6-v2/int8"
-    [ -f "$bundle/manifest.json" ] || die "no bundle at $bundle: run scripts/fetch-models.sh first"
+    bundle=${BUNDLE:-models/all-MiniLM-L6-v2/int8-dynamic} # relative to the repository root
+    [ -f "$root/$bundle/manifest.json" ] || die "no bundle at $root/$bundle: run scripts/fetch-models.sh first"
     # shellcheck disable=SC2086 # SSH_OPTS is a list of options
-    tar -C "$root" -cf - target/jetson/akidb models/all-MiniLM-L6-v2/int8 |
+    tar -C "$root" -cf - target/jetson/akidb "$bundle" |
       ssh $SSH_OPTS "$target" 'rm -rf /tmp/akidb-bench && mkdir -p /tmp/akidb-bench && tar -C /tmp/akidb-bench -xf -'
     echo "## $target: before"
     conditions "$target"
     # shellcheck disable=SC2086
+    # shellcheck disable=SC2029 # $bundle expanded here on purpose (a path under the repository, no spaces)
     ssh $SSH_OPTS "$target" 'command -v wrk >/dev/null || sudo apt-get install -y -qq wrk >/dev/null
-      cd /tmp/akidb-bench && { setsid ./target/jetson/akidb serve --bundle models/all-MiniLM-L6-v2/int8 --addr 127.0.0.1:18080 \
+      cd /tmp/akidb-bench && { setsid ./target/jetson/akidb serve --bundle '"$bundle"' --addr 127.0.0.1:18080 \
         </dev/null >/dev/null 2>serve.log & }
       echo $! >serve.pid
       for _ in $(seq 600); do curl -fs http://127.0.0.1:18080/readyz >/dev/null 2>&1 && break; sleep 0.1; done'

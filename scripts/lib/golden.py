@@ -8,6 +8,7 @@ Rust suites have the same in akidb-testkit (golden.rs), the JS suites in tests/s
   golden.cosine(a, b)
   golden.check(ref, indices, vectors, min_bar=golden.INT8_MIN)  -> (min, mean) cosine, or GoldenMismatch
                                                                    naming the worst sentence
+  golden.min_bar(manifest["quantization"])                       # INT8_DYNAMIC_MIN or INT8_MIN
 
 Standard library only: it runs on any machine with python3.
 """
@@ -22,6 +23,14 @@ from typing import List, Sequence, Tuple
 
 # The int8 bundle's bar for its worst sentence, as in akidb-testkit (INT8_BARS.min).
 INT8_MIN = 0.995
+# The integer path's (int8-dynamic bundles, activations quantised at run time), as in akidb-testkit
+# (INT8_DYNAMIC_BARS.min) and tests/support/golden.mjs (BARS.int8Dynamic.min).
+INT8_DYNAMIC_MIN = 0.994
+
+
+def min_bar(quantization: str) -> float:
+    """The worst-sentence bar of a bundle whose manifest says `quantization`."""
+    return INT8_DYNAMIC_MIN if quantization == "int8-dynamic" else INT8_MIN
 
 
 class GoldenMismatch(AssertionError):

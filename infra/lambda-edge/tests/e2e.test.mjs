@@ -13,10 +13,16 @@ import { chromium } from 'playwright-core';
 import { launchChromium } from '../../../tests/support/chromium.mjs';
 import { serve as serveStatic } from '../../../tests/support/static-server.mjs';
 import { startAdapter } from '../adapter.mjs';
-import { PKG, repo, startServe } from './helpers.mjs';
+import { PKG, agreementFor, bundleQuantization, repo, startServe } from './helpers.mjs';
 
 const DIST = path.join(repo, 'web/dist');
 const BUNDLE = path.join(PKG, 'model');
+// The exact paths' scores agree within 1e-3 (vectors within 1e-4 per element). The integer path's page (the
+// relaxed-SIMD build in Chromium) and edge (Node's build) round their activations on slightly different f32
+// values (relaxed FMA or not): vectors within a cosine of 0.9997 here, scores within 5e-3, so hits whose
+// scores are that close may trade places below the first.
+const INTEGER = agreementFor(bundleQuantization(BUNDLE)).integer;
+const SCORE_TOLERANCE = INTEGER ? 5e-3 : 1e-3;
 const READY_MS = 600_000; // the corpus (340 documents) embedded twice on two shared cores
 
 let serve;
@@ -107,12 +113,24 @@ test('demo page: the forced server fallback through the edge adapter gives the w
   d = await waitState('ready');
   assert.equal(d.backend, 'server');
   assert.equal(d.corpusSource, 'server');
+  let worst = 0;
+  let swapped = 0;
   for (const q of corpus.examples) {
     const r = await search(q);
     assert.equal(r.backend, 'server');
-    assert.deepEqual(r.hits.map((h) => h.title), wasm[q].hits.map((h) => h.title), `top results for ${JSON.stringify(q)}`);
-    r.hits.forEach((h, i) => assert.ok(Math.abs(h.score - wasm[q].hits[i].score) < 1e-3, `${q}: ${h.score} vs ${wasm[q].hits[i].score}`));
+    assert.equal(r.hits.length, wasm[q].hits.length);
+    assert.equal(r.hits[0].title, wasm[q].hits[0].title, `top-1 for ${JSON.stringify(q)}`);
+    r.hits.forEach((h, i) => {
+      const w = wasm[q].hits[i];
+      // The i-th best score, whichever document has it: it moves no more than any one document's score.
+      worst = Math.max(worst, Math.abs(h.score - w.score));
+      assert.ok(Math.abs(h.score - w.score) < SCORE_TOLERANCE, `${q}: hit ${i}: ${h.score} vs ${w.score}`);
+      // On the integer path, two hits whose scores are within the tolerance may trade places below the first.
+      if (!INTEGER) assert.equal(h.title, w.title, `${q}: hit ${i}`);
+      else if (h.title !== w.title) swapped++;
+    });
   }
+  console.log(`# edge vs the page's wasm: scores within ${worst.toExponential(2)}, ${swapped} hits below the first traded places`);
   const edge = adapter.counts.edge - countsBefore.edge;
   const batches = Math.ceil(corpus.documents.length / 16);
   console.log(`# through the adapter: ${edge} answers from the edge, ${adapter.counts.origin - countsBefore.origin} from the origin (CORS preflights)`);

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadGolden } from '../../../tests/support/golden.mjs';
+import { BARS, INTEGER_PATH_AGREEMENT, cosine, loadGolden } from '../../../tests/support/golden.mjs';
 import { freePort, startAkidbServe } from '../../../tests/support/process.mjs';
 
 export const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -123,4 +123,35 @@ export function invoke(dir, events) {
 /** The golden data (sentence-transformers' vectors and token ids), through the shared test module. */
 export const golden = () => loadGolden(GOLDEN);
 
-export { cosine } from '../../../tests/support/golden.mjs';
+export { cosine };
+
+/** The `quantization` of the bundle in `dir` (`int8-dynamic`, `int8-weights`, `none`; absent is `none`). */
+export function bundleQuantization(dir) {
+  return JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')).quantization ?? 'none';
+}
+
+/**
+ * How a bundle of `quantization` is held to sentence-transformers and to the native core:
+ * - `golden`: the min/mean cosine bars (int8-dynamic, the integer path: 0.994 / 0.999; int8 weights on
+ *   the exact path: 0.995 / 0.999; fp32: 0.99999);
+ * - `assertSameVectors(edge, native, what)`: the exact paths equal within 1e-4 per element; the integer path,
+ *   whose activations are rounded to 255 levels at run time (a last-bit difference before a rounding
+ *   boundary moves a whole level), within a cosine of INTEGER_PATH_AGREEMENT per vector.
+ */
+export function agreementFor(quantization) {
+  const integer = quantization === 'int8-dynamic';
+  const golden = integer ? BARS.int8Dynamic : quantization === 'none' ? { min: BARS.fp32.min, mean: BARS.fp32.min } : BARS.int8;
+  const assertSameVectors = (edge, native, what) => {
+    assert.equal(edge.length, native.length, `${what}: as many vectors`);
+    edge.forEach((v, i) => {
+      assert.equal(v.length, native[i].length, `${what}: row ${i}'s width`);
+      if (integer) {
+        const c = cosine(v, native[i]);
+        assert.ok(c >= INTEGER_PATH_AGREEMENT, `${what}: row ${i}: cosine ${c} to the native core's`);
+      } else {
+        v.forEach((x, k) => assert.ok(Math.abs(x - native[i][k]) <= 1e-4, `${what}: row ${i}[${k}]: ${x} vs ${native[i][k]}`));
+      }
+    });
+  };
+  return { integer, golden, assertSameVectors };
+}

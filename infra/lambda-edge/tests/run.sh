@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Lambda@Edge handler's tests (issue #14), from a clean clone with ../shared beside it. Builds or installs
-# what is missing, and only that: the int8 bundle (scripts/fetch-models.sh), target/release/akidb, the npm
+# what is missing, and only that: the int8-dynamic bundle (scripts/fetch-models.sh), target/release/akidb, the npm
 # package akidb-wasm/pkg (rebuilt when its sources are newer), web/dist, Debian's chromium, shellcheck and
 # unzip; then builds the deployment zip (build.sh) and runs, with `node --test`:
 #   rules.test.mjs     which requests the edge answers, refuses or forwards; the config checks
@@ -37,7 +37,7 @@ shellcheck -x "$here/build.sh" "$here/bench.sh" "$here/tests/run.sh"
 
 # shellcheck source-path=SCRIPTDIR/../../.. source=scripts/lib/prereqs.sh
 source scripts/lib/prereqs.sh
-[ -f models/all-MiniLM-L6-v2/int8/manifest.json ] || bash scripts/fetch-models.sh
+[ -f models/all-MiniLM-L6-v2/int8-dynamic/manifest.json ] || bash scripts/fetch-models.sh
 # akidb signs the test bundles (keygen, bundle sign): rebuilt when missing or without those commands.
 if ! target/release/akidb keygen --help >/dev/null 2>&1; then
   build_workspace
