@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The @akidb/wasm benchmark against onnxruntime-web 1.30 in Node and in headless Chromium and WebKitGTK
 # (AKIDB_BROWSERS picks the engines; the browsers and drivers are the ones akidb-wasm/tests/run.sh installs).
-# BENCH_BUNDLE=int8-dynamic runs @akidb/wasm on the integer path's bundle (onnxruntime-web keeps the int8
-# model file). Not a test. The raw samples go to target/bench/wasm-samples.jsonl (BENCH_SAMPLES); the tables are made
+# @akidb/wasm runs the integer path's bundle, int8-dynamic (the default one), unless BENCH_BUNDLE=int8 (the
+# exact path) or fp32 says otherwise; onnxruntime-web runs the int8 model file either way. Not a test. The raw samples go to target/bench/wasm-samples.jsonl (BENCH_SAMPLES); the tables are made
 # from them by bench_table.py with scripts/lib/benchstats.py.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)

@@ -4,8 +4,9 @@
 // rounds; @akidb/wasm once per build the runtime runs (wasm-relaxed-simd, wasm-simd: its WASM_VARIANTS),
 // with its wasm linear memory after the runs and its .wasm's size. Writes raw samples (scripts/lib/benchstats.py's JSON lines) to $BENCH_SAMPLES (default
 // target/bench/wasm-samples.jsonl) and what goes beside them to wasm-samples.meta.json; bench_table.py
-// makes the tables. @akidb/wasm runs the bundle $BENCH_BUNDLE names (default int8; int8-dynamic: the integer
-// path), onnxruntime-web the int8 bundle's model file either way. Run: bash akidb-wasm/tests/bench.sh
+// makes the tables. @akidb/wasm runs the bundle $BENCH_BUNDLE names (default int8-dynamic, the integer path
+// the demo and the deployments serve; int8: the exact path), onnxruntime-web the int8 bundle's model file
+// either way. Run: bash akidb-wasm/tests/bench.sh
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -16,7 +17,7 @@ import { measure, ortEngine, now, minCosine } from './bench-engines.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../../..');
 /** The bundle @akidb/wasm runs (BENCH_BUNDLE: int8, int8-dynamic, fp32); onnxruntime-web runs `ortModel`. */
-const bundleName = process.env.BENCH_BUNDLE ?? 'int8';
+const bundleName = process.env.BENCH_BUNDLE ?? 'int8-dynamic';
 const bundle = path.join(repo, 'models/all-MiniLM-L6-v2', bundleName);
 const ortModel = path.join(repo, 'models/all-MiniLM-L6-v2/int8/model.onnx');
 const sentences = JSON.parse(fs.readFileSync(path.join(repo, 'akidb-native/src/bench_sentences.json'), 'utf8'));
