@@ -723,4 +723,9 @@ fn the_ready_line_says_how_weight_products_run() {
         "expected weight_products=\"{expected}\" in {ready:?}"
     );
     assert!(ready.contains("1.0.0-int8-dynamic"), "{ready}");
+    // wait_ready polled /readyz while the model loaded: its 503s are the probe's answer, not errors.
+    assert!(
+        !output.lines().any(|l| l.contains(" ERROR ")),
+        "ERROR lines in a normal start and stop:\n{output}"
+    );
 }
