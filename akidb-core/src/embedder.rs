@@ -196,6 +196,17 @@ impl Embedder {
         self.model.integer_matmuls()
     }
 
+    /// Why an `int8-dynamic` bundle on the CPU runs its weight products in f32 instead (this CPU's int8
+    /// kernels are slow, e.g. x86-64 with AVX-512 but no VNNI or AMX), if it does; `None` for other
+    /// bundles and on the GPU, where f32 is the plan. The vectors and speed are then the exact path's.
+    pub fn integer_fallback(&self) -> Option<&'static str> {
+        let asked = self.manifest.quantization == crate::Quantization::Int8Dynamic;
+        if !asked || self.device() != Device::Cpu {
+            return None;
+        }
+        crate::model::slow_integer_kernels()
+    }
+
     /// Embeds already tokenized texts (as returned by [`Embedder::tokenize`]).
     pub fn embed_tokens(&self, tokens: &[Tokens]) -> Result<Embeddings> {
         let dim = self.manifest.dim;

@@ -70,6 +70,20 @@ fn int8_dynamic() -> &'static Embedder {
     E.get_or_init(|| embedder(&paths::int8_dynamic_bundle()))
 }
 
+/// An int8-dynamic bundle on the CPU names why it is off the integer path exactly when it is (what
+/// `akidb serve` warns with); the exact int8 bundle never asked for it.
+#[test]
+fn the_integer_fallback_has_a_reason_exactly_when_the_integer_path_does_not_run() {
+    let e = int8_dynamic();
+    let why = e.integer_fallback();
+    eprintln!(
+        "int8-dynamic: integer matmuls {}, fallback {why:?}",
+        e.integer_matmuls()
+    );
+    assert_eq!(why.is_some(), !e.integer_matmuls(), "{why:?}");
+    assert_eq!(int8().integer_fallback(), None);
+}
+
 /// The integer path where this CPU runs it (x86-64 with VNNI, AMX, or AVX2 without AVX-512; aarch64);
 /// elsewhere the bundle runs the exact path, and this says so rather than passing for the integer path.
 #[test]

@@ -13,6 +13,7 @@
 mod calibrate;
 mod inspect;
 mod integer;
+pub(crate) use integer::slow_integer_kernels;
 mod nan_guard;
 mod plans;
 mod rewrite;

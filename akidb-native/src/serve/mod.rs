@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use akidb_core::{Bundle, Device, Embedder, EmbedderOptions, Quantization};
+use akidb_core::{Bundle, Device, Embedder, EmbedderOptions};
 use akidb_http::ServeOptions;
 use anyhow::{Context, Result};
 use axum::extract::DefaultBodyLimit;
@@ -317,14 +317,11 @@ pub async fn run(config: ServeConfig, source: BundleSource, addr: SocketAddr) ->
                 tracing::info!(model = %m.name, version = %m.version, device = %embedder.device(),
                     device_name = embedder.device_name(), weight_products = weight_products(&embedder),
                     secs = started.elapsed().as_secs_f64(), "ready");
-                if m.quantization == Quantization::Int8Dynamic
-                    && embedder.device() == Device::Cpu
-                    && !embedder.integer_matmuls()
-                {
+                if let Some(why) = embedder.integer_fallback() {
                     // The bundle still answers, with the exact int8 path's vectors and speed.
                     tracing::warn!(
-                        "the int8-dynamic bundle runs its weight products in f32 here: this CPU has \
-                         no fast int8 kernel (x86-64 with AVX-512 but no VNNI or AMX)"
+                        reason = why,
+                        "the int8-dynamic bundle runs its weight products in f32 here"
                     );
                 }
                 if let Some(why) = embedder.device_fallback() {
