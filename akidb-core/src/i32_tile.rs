@@ -1,7 +1,8 @@
 //! What akidb-core's int8 kernels (x86-64 AVX2's and wasm SIMD128's) share: the i32 tile they keep
 //! between fused ops, and every fused op but the int8 product itself, in plain Rust with tract's own
-//! rounding helpers. The integer path fuses none of these ops (its epilogue is akidb's `DequantRows`),
-//! so they are there for other quantised models, not for speed; each kernel brings only its product.
+//! rounding helpers. The integer path fuses none of these ops (its epilogue is akidb's `DequantRows`,
+//! and in wasm `FusedProducts` calls the product itself), so they are there for other quantised models,
+//! not for speed; each kernel brings only its product.
 
 use tract_onnx::tract_core::tract_linalg::mmm::{FusedKerSpec, OutputStoreKer};
 use tract_onnx::tract_core::tract_linalg::{ScaleShiftAndRound, Scaler};

@@ -30,7 +30,7 @@ use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_hir::internal::*;
 
-use super::rewrite::LazyWeight;
+use super::rewrite::{FoldedWeights, LazyWeight};
 use crate::manifest::OutlierChannels;
 
 /// Why the integer path would be slower than the exact one on this CPU (or wrong), if it would.
@@ -84,29 +84,55 @@ pub(super) fn weight_product(model: &TypedModel, id: usize) -> TractResult<Optio
     Ok(takes.then_some((*x, weight)))
 }
 
-/// Rewrites every `EinSum(x, LazyWeight)` weight product of `model` into [`QuantizeRows`], an integer
-/// `EinSum` over the int8 weights and [`DequantRows`]; returns how many. Products reading the same
+/// How the integer path's weight products are wired into the graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ProductOps {
+    /// [`QuantizeRows`] → tract's integer `EinSum` → [`DequantRows`]: tract picks the kernel (VNNI, AMX,
+    /// aarch64's dot products, akidb's AVX2 one) and runs its tile loop.
+    Tract,
+    /// One [`FusedProducts`](super::fused::FusedProducts) per activation: akidb's 8×4 int8 kernel called
+    /// tile by tile with the quantisation and the epilogue around it; the same values, bit for bit.
+    Fused,
+}
+
+impl ProductOps {
+    /// What runs fastest here: the fused op on wasm32 with SIMD128 (its kernel is the one tract would
+    /// pick there, minus tract's per-tile work: PERF.md), tract's ops natively (wider kernels).
+    pub(crate) fn here() -> ProductOps {
+        if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+            ProductOps::Fused
+        } else {
+            ProductOps::Tract
+        }
+    }
+}
+
+/// One weight product the integer path takes: the node, its activation, its int8 weights, the outlier
+/// channels of that activation and the epilogue's constants.
+pub(super) struct IntegerProduct {
+    pub(super) node: usize,
+    /// The activation, as the graph had it before any rewrite (the key that groups products).
+    pub(super) x: OutletId,
+    pub(super) q: Arc<Tensor>,
+    pub(super) channels: Arc<[usize]>,
+    pub(super) dequant: DequantRows,
+}
+
+/// The weight products of `model` the integer path takes, in graph order. Products reading the same
 /// activation (attention's Q, K and V) share one quantisation, and so the outlier channels `outliers`
 /// names for the first of them. A weight whose scale varies along `k` can't be factored out of the sum
 /// and keeps the f32 product. Outlier channels named for a product the model does not have, or past
 /// its input's width, are an error: the bundle was calibrated for another model.
-pub(super) fn integer_matmuls(model: &mut TypedModel, outliers: &OutlierChannels) -> TractResult<usize> {
-    let candidates: Vec<usize> = model
-        .nodes()
-        .iter()
-        .filter(|n| n.op_is::<EinSum>())
-        .map(|n| n.id)
-        .collect();
-    let mut quantised: HashMap<OutletId, (TVec<OutletId>, Arc<[usize]>)> = HashMap::new();
+fn integer_products(model: &TypedModel, outliers: &OutlierChannels) -> TractResult<Vec<IntegerProduct>> {
+    let mut channels_of: HashMap<OutletId, Arc<[usize]>> = HashMap::new();
     let mut named: HashSet<String> = HashSet::new();
-    let mut count = 0;
-    for id in candidates {
-        let Some((x, weight)) = weight_product(model, id)? else {
+    let mut products = Vec::new();
+    for node in model.nodes().iter().filter(|n| n.op_is::<EinSum>()) {
+        let Some((x, weight)) = weight_product(model, node.id)? else {
             continue;
         };
-        let node = model.node(id);
-        let (name, q, k) = (node.name.clone(), weight.q.clone(), weight.q.shape()[0]);
-        let own: Option<Arc<[usize]>> = match outliers.get(&name) {
+        let (name, k) = (&node.name, weight.q.shape()[0]);
+        let own: Option<Arc<[usize]>> = match outliers.get(name) {
             Some(channels) => {
                 named.insert(name.clone());
                 if let Some(&c) = channels.iter().find(|&&c| c as usize >= k) {
@@ -116,42 +142,89 @@ pub(super) fn integer_matmuls(model: &mut TypedModel, outliers: &OutlierChannels
             }
             None => None,
         };
-        let channels = match quantised.get(&x) {
-            Some((_, shared)) => shared.clone(),
+        let channels = match channels_of.get(&x) {
+            Some(shared) => shared.clone(),
             None => own.unwrap_or_else(|| Arc::from([])),
         };
         let Some(dequant) = DequantRows::for_weight(weight, &channels)? else {
             continue;
         };
-        let einsum = node.op_as::<EinSum>().expect("a weight product");
+        channels_of.entry(x).or_insert_with(|| channels.clone());
+        products.push(IntegerProduct {
+            node: node.id,
+            x,
+            q: weight.q.clone(),
+            channels,
+            dequant,
+        });
+    }
+    if let Some(missing) = outliers.keys().find(|name| !named.contains(*name)) {
+        bail!(
+            "the manifest names outlier channels for {missing}, which is not a weight product of this model \
+             (a bundle calibrated for another model)"
+        );
+    }
+    Ok(products)
+}
+
+/// Rewrites every `EinSum(x, LazyWeight)` weight product of `model` into integer ops (see
+/// [`integer_products`] for which, and [`ProductOps`] for the two wirings); returns how many. The fused
+/// op's packed weights are kept in `packed` by product name, so graphs of every batch size share them.
+pub(super) fn integer_matmuls(
+    model: &mut TypedModel,
+    outliers: &OutlierChannels,
+    ops: ProductOps,
+    packed: &mut FoldedWeights,
+) -> TractResult<usize> {
+    let products = integer_products(model, outliers)?;
+    let count = products.len();
+    match ops {
+        ProductOps::Tract => wire_tract_products(model, products)?,
+        ProductOps::Fused => super::fused::wire_fused_products(model, products, packed)?,
+    }
+    if count > 0 {
+        model.compact()?;
+    }
+    Ok(count)
+}
+
+/// Each product as [`QuantizeRows`] (one per activation) → an integer `EinSum` over the int8 weights →
+/// [`DequantRows`].
+fn wire_tract_products(model: &mut TypedModel, products: Vec<IntegerProduct>) -> TractResult<()> {
+    let mut quantised: HashMap<OutletId, TVec<OutletId>> = HashMap::new();
+    for product in products {
+        let node = model.node(product.node);
+        let name = node.name.clone();
+        let einsum = node.op_as::<EinSum>().context("a weight product")?;
         let int_einsum = EinSum {
             axes: einsum.axes.clone(),
             operating_dt: i32::datum_type(),
             q_params: None,
         };
         let mut patch = TypedModelPatch::default();
-        let rows = match quantised.get(&x) {
-            Some((outlets, _)) => outlets
+        let rows = match quantised.get(&product.x) {
+            Some(outlets) => outlets
                 .iter()
                 .map(|o| patch.tap_model(model, *o))
                 .collect::<TractResult<TVec<_>>>()?,
             None => {
-                let tapped = patch.tap_model(model, x)?;
+                // The activation as the graph has it now: an earlier rewrite may have shunted its producer.
+                let tapped = patch.tap_model(model, node.inputs[0])?;
                 let op = QuantizeRows {
-                    outliers: channels.clone(),
+                    outliers: product.channels.clone(),
                 };
                 patch.wire_node(format!("{name}.quantize_rows"), op, &[tapped])?
             }
         };
-        let q = patch.wire_node(format!("{name}.q"), Const::new(q)?, &[])?[0];
+        let q = patch.wire_node(format!("{name}.q"), Const::new(product.q)?, &[])?[0];
         let acc = patch.wire_node(format!("{name}.i32"), int_einsum, &[rows[0], q])?[0];
         let y = patch.wire_node(
             format!("{name}.dequant"),
-            dequant,
+            product.dequant,
             &[acc, rows[1], rows[2], rows[3]],
         )?[0];
-        patch.shunt_outside(model, id.into(), y)?;
-        let first_use = !quantised.contains_key(&x);
+        patch.shunt_outside(model, product.node.into(), y)?;
+        let first_use = !quantised.contains_key(&product.x);
         patch.apply(model)?;
         if first_use {
             let quantize = format!("{name}.quantize_rows");
@@ -163,20 +236,10 @@ pub(super) fn integer_matmuls(model: &mut TypedModel, outliers: &OutlierChannels
                 .map(|n| n.id)
                 .context("the quantisation just wired")?;
             let outlets = (0..4).map(|slot| OutletId::new(qnode, slot)).collect();
-            quantised.insert(x, (outlets, channels));
+            quantised.insert(product.x, outlets);
         }
-        count += 1;
     }
-    if let Some(missing) = outliers.keys().find(|name| !named.contains(*name)) {
-        bail!(
-            "the manifest names outlier channels for {missing}, which is not a weight product of this model \
-             (a bundle calibrated for another model)"
-        );
-    }
-    if count > 0 {
-        model.compact()?;
-    }
-    Ok(count)
+    Ok(())
 }
 
 /// Quantises each row (last axis) of an f32 tensor to int8 with its own scale and zero point, leaving
@@ -204,7 +267,7 @@ pub(crate) struct QuantizeRows {
 /// round-half-even for |v| < 2²² (levels are within ±383 here).
 ///
 /// With AVX2 where the CPU has it (the same operations in the same order, so the same levels).
-fn quantize_row(row: &[f32], out: &mut [i8]) -> (f32, i32) {
+pub(super) fn quantize_row(row: &[f32], out: &mut [i8]) -> (f32, i32) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, all the function asks for.
@@ -252,6 +315,27 @@ fn quantize_row_body(row: &[f32], out: &mut [i8]) -> (f32, i32) {
     (scale, zero)
 }
 
+/// [`quantize_row`] of `row` with its `outliers` channels taken out: their values are pushed onto `kept`
+/// and they quantise as 0 (level `zero`). `inliers` is scratch space.
+pub(super) fn quantize_without_outliers(
+    row: &[f32],
+    outliers: &[usize],
+    out: &mut [i8],
+    inliers: &mut Vec<f32>,
+    kept: &mut Vec<f32>,
+) -> (f32, i32) {
+    if outliers.is_empty() {
+        return quantize_row(row, out);
+    }
+    inliers.clear();
+    inliers.extend_from_slice(row);
+    for &c in outliers {
+        kept.push(row[c]);
+        inliers[c] = 0.0;
+    }
+    quantize_row(inliers, out)
+}
+
 /// `v` rounded to the nearest integer, ties to even, for |v| < 2²² (under the default rounding mode): read
 /// off the bits of `v + 1.5 · 2²³`, whose last mantissa bits hold it. No float-to-int conversion, which
 /// SSE2 can't vectorise with Rust's saturating `as`.
@@ -294,18 +378,7 @@ impl EvalOp for QuantizeRows {
             let mut view = quantised.try_as_plain_ram_mut()?;
             let p = view.as_slice_mut::<i8>()?;
             for (row, out) in x.chunks_exact(k.max(1)).zip(p.chunks_exact_mut(k.max(1))) {
-                let row = if outliers.is_empty() {
-                    row
-                } else {
-                    inliers.clear();
-                    inliers.extend_from_slice(row);
-                    for &c in outliers {
-                        kept.push(row[c]);
-                        inliers[c] = 0.0;
-                    }
-                    &inliers
-                };
-                let (scale, zero) = quantize_row(row, out);
+                let (scale, zero) = quantize_without_outliers(row, outliers, out, &mut inliers, &mut kept);
                 scales.push(scale);
                 zeros.push(zero);
             }
@@ -347,11 +420,11 @@ impl TypedOp for QuantizeRows {
 #[derive(Clone, Debug)]
 pub(crate) struct DequantRows {
     /// `Σₖ q[k, c]` per output column (i32).
-    colsum: Arc<Tensor>,
+    pub(super) colsum: Arc<Tensor>,
     /// The weights' scale per output column (f32).
-    wscale: Arc<Tensor>,
+    pub(super) wscale: Arc<Tensor>,
     /// The dequantised weight rows of the outlier channels, `[outliers, n]` (f32).
-    outlier_weights: Arc<Tensor>,
+    pub(super) outlier_weights: Arc<Tensor>,
 }
 
 impl PartialEq for DequantRows {
@@ -366,7 +439,7 @@ impl Eq for DequantRows {}
 impl DequantRows {
     /// The epilogue for `weight` (`[k, n]`), if its scale is one per output column (or one in all), with
     /// the input channels `outliers` multiplied in f32.
-    fn for_weight(weight: &LazyWeight, outliers: &[usize]) -> TractResult<Option<DequantRows>> {
+    pub(super) fn for_weight(weight: &LazyWeight, outliers: &[usize]) -> TractResult<Option<DequantRows>> {
         let (k, n) = (weight.q.shape()[0], weight.q.shape()[1]);
         let scale = weight.scale.to_plain_array_view::<f32>()?;
         let scale_shape: TVec<usize> = scale.shape().into();

@@ -4,13 +4,14 @@
 //! - [`inspect`](mod@inspect): parsing, and the facts a manifest records about a model (bundles are
 //!   built from them too);
 //! - [`rewrite`]: graph rewrites made once at load (constant folding, int8 dequantisation);
-//! - [`integer`]: the integer matmul path of `int8-dynamic` bundles, and [`calibrate`]: its outlier
-//!   channels, found when such a bundle is built;
+//! - [`integer`]: the integer matmul path of `int8-dynamic` bundles, [`fused`]: its products as one op
+//!   per activation (wasm32), and [`calibrate`]: its outlier channels, found when such a bundle is built;
 //! - [`nan_guard`]: the exported attention's softmax NaN guard as one in-place op;
 //! - [`share`]: one copy of each equal weight across the graphs and plans of every shape;
 //! - [`plans`]: concrete-shape plans cached per (batch, sequence) bucket.
 
 mod calibrate;
+mod fused;
 mod inspect;
 mod integer;
 pub(crate) use integer::slow_integer_kernels;
@@ -57,6 +58,8 @@ pub(crate) struct SentenceModel {
     /// Weight products run as int8 × int8 → i32 ([`integer`]): an `int8-dynamic` bundle on a CPU with fast
     /// integer kernels.
     integer: bool,
+    /// How those products are wired ([`integer::ProductOps::here`]; tests may pick the other).
+    products: integer::ProductOps,
     /// The manifest's outlier channels of those products.
     outliers: OutlierChannels,
     /// Plans are compiled for the GPU (tract-cuda) rather than the CPU: see [`crate::device`].
@@ -130,10 +133,11 @@ impl SentenceModel {
         let integer =
             manifest.quantization == Quantization::Int8Dynamic && integer::slow_integer_kernels().is_none();
         let outliers = manifest.outlier_channels.clone();
+        let products = integer::ProductOps::here();
         let mut base = prepare(
             source.clone(),
             1,
-            integer.then_some(&outliers),
+            integer.then_some((&outliers, products)),
             &mut folded,
             &path,
         )?;
@@ -158,6 +162,7 @@ impl SentenceModel {
             has_token_types: manifest.onnx.token_type_ids.is_some(),
             plans: Mutex::new(PlanCache::new(plan_capacity)),
             integer,
+            products,
             outliers,
             path,
             gpu: false,

@@ -89,7 +89,7 @@ impl SentenceModel {
         let base = match bases.entry(batch) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
-                let integer = self.integer.then_some(&self.outliers);
+                let integer = self.integer.then_some((&self.outliers, self.products));
                 let mut graph = prepare(self.source.clone(), batch, integer, folded, &self.path)?;
                 self.share_consts(&mut graph)?;
                 entry.insert(Base::new(Arc::new(graph)))
@@ -174,6 +174,9 @@ impl SentenceModel {
             for node in slot.iter().flat_map(|plan| plan.model().nodes()) {
                 if let Some(matmul) = node.op_as::<OptMatMul>() {
                     names.extend(matmul.mmm.iter().map(|k| k.name().to_string()));
+                }
+                if node.op_is::<super::fused::FusedProducts>() {
+                    names.insert(super::fused::FusedProducts::KERNEL.to_string());
                 }
             }
         }

@@ -11,6 +11,7 @@ use tract_onnx::tract_core::ops::cast::Cast;
 use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_hir::internal::TractErrorContext;
 
+use super::integer::ProductOps;
 use super::model_error;
 use crate::error::Result;
 use crate::manifest::OutlierChannels;
@@ -351,7 +352,7 @@ fn f32_product(inputs: &[Arc<Tensor>]) -> Option<Arc<Tensor>> {
 pub(super) fn prepare(
     mut model: InferenceModel,
     batch: usize,
-    integer: Option<&OutlierChannels>,
+    integer: Option<(&OutlierChannels, ProductOps)>,
     folded: &mut FoldedWeights,
     path: &str,
 ) -> Result<TypedModel> {
@@ -366,8 +367,8 @@ pub(super) fn prepare(
         .into_typed()
         .map_err(|e| model_error(path, format!("{e:#}")))?;
     gather_before_dequantise(&mut typed).map_err(|e| model_error(path, format!("{e:#}")))?;
-    if let Some(outliers) = integer {
-        let products = super::integer::integer_matmuls(&mut typed, outliers)
+    if let Some((outliers, ops)) = integer {
+        let products = super::integer::integer_matmuls(&mut typed, outliers, ops, folded)
             .map_err(|e| model_error(path, format!("integer matmuls: {e:#}")))?;
         if products == 0 {
             return Err(model_error(
@@ -380,7 +381,8 @@ pub(super) fn prepare(
     Ok(typed)
 }
 
-/// Dequantised weights already computed, by the name of their Mul node.
+/// Dequantised weights already computed, by the name of their Mul node; and the integer path's packed
+/// weights ([`super::fused`]), by their product's name and `.fused_panels`.
 pub(super) type FoldedWeights = HashMap<String, Arc<Tensor>>;
 
 /// The const int8 tensor and f32 scale of a `Mul(Cast(q), scale)` node, if `outlet` is one.

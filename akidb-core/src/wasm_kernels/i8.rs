@@ -17,7 +17,9 @@
 //! The 4×4 tile this replaced, on groups of 4 `k`, kept half-sums (a reduction per tile) and ran twice
 //! the tiles, each with tract's per-tile work around it (PERF.md).
 //!
-//! Fused ops other than the product are `crate::i32_tile`'s, shared with the x86-64 int8 kernel.
+//! Fused ops other than the product are `crate::i32_tile`'s, shared with the x86-64 int8 kernel. The
+//! `int8-dynamic` bundles' products don't go through tract's tile loop in wasm: `model::fused` calls
+//! [`add_mat_mul_i8`] tile by tile itself, with the quantisation and the epilogue around it.
 
 use std::arch::wasm32::*;
 
@@ -55,7 +57,7 @@ crate::kernel_registration::register_kernel!(i32, || {
 });
 
 /// The tile between ops (`i32_tile`'s, at this kernel's shape).
-type Tile = crate::i32_tile::Tile<MR, NR>;
+pub(crate) type Tile = crate::i32_tile::Tile<MR, NR>;
 
 /// Runs one tile's program of fused ops; 1 for a packing or store size this kernel doesn't have.
 ///
@@ -66,12 +68,12 @@ pub(super) unsafe fn run(ops: &[FusedKerSpec<i32>]) -> isize {
     unsafe { crate::i32_tile::run::<MR, NR, _>(ops, add_mat_mul_i8) }
 }
 
-/// `tile += A·B`, A packed by [`PackedI8Groups::new`]`(MR, 2)`, B by [`PackedI8Groups::widened`]`(NR, 2)`:
-/// `k` rounded up to a multiple of 2, the padding zeros.
+/// `tile += A·B`, A packed by [`PackedI8Groups::new`]`(MR, 2)`, B by [`PackedI8Groups::widened`]`(NR, 2)`
+/// (or the same layouts made by `model::fused`): `k` rounded up to a multiple of 2, the padding zeros.
 ///
 /// # Safety
 /// `a` holds `k.div_ceil(2) * 2 * MR` readable bytes and `b` `k.div_ceil(2) * 2 * NR` readable i16s.
-unsafe fn add_mat_mul_i8(tile: &mut Tile, k: usize, a: *const i8, b: *const i16) {
+pub(crate) unsafe fn add_mat_mul_i8(tile: &mut Tile, k: usize, a: *const i8, b: *const i16) {
     let zero = i32x4_splat(0);
     // Column j's sums: rows 0–3 in `cjl`, rows 4–7 in `cjh`, a row per lane.
     let (mut c0l, mut c0h, mut c1l, mut c1h) = (zero, zero, zero, zero);
