@@ -136,16 +136,25 @@ pub(super) fn wire_fused_products(
 /// `q` (`[k, n]` int8) in the kernel's A layout: `n.div_ceil(MR)` panels of `k.div_ceil(2)` steps, each
 /// step the `MR` columns' pairs of `k`, `[c0 k0, c0 k1, c1 k0, …]`; padding zeros.
 fn pack_weights(q: &Tensor) -> TractResult<Tensor> {
-    let q = q.to_plain_array_view::<i8>()?;
-    let q = q.into_dimensionality::<tract_ndarray::Ix2>()?;
-    let (k, n) = q.dim();
-    let steps = k.div_ceil(2);
-    let panel_len = steps * MR * 2;
-    let mut panels = vec![0i8; n.div_ceil(MR) * panel_len];
-    for ((kk, c), &v) in q.indexed_iter() {
-        panels[(c / MR) * panel_len + (kk / 2) * MR * 2 + (c % MR) * 2 + kk % 2] = v;
+    let [k, n] = *q.shape() else {
+        bail!("weights of shape {:?}, not [k, n]", q.shape());
+    };
+    let q = q.try_as_plain_ram()?;
+    let q = q.as_slice::<i8>()?;
+    let panel_len = k.div_ceil(2) * MR * 2;
+    let mut panels = Tensor::zero::<i8>(&[n.div_ceil(MR) * panel_len])?;
+    {
+        let mut view = panels.try_as_plain_ram_mut()?;
+        let panels = view.as_slice_mut::<i8>()?;
+        // Row by row of q, as it lies in memory: each row's values go to the same slot of every panel.
+        for (kk, row) in q.chunks_exact(n.max(1)).enumerate() {
+            let step = (kk / 2) * MR * 2 + kk % 2;
+            for (c, &v) in row.iter().enumerate() {
+                panels[(c / MR) * panel_len + step + (c % MR) * 2] = v;
+            }
+        }
     }
-    Tensor::from_shape(&[panels.len()], &panels)
+    Ok(panels)
 }
 
 /// An activation's rows quantised ([`quantize_without_outliers`]) and packed for the kernel's B
