@@ -12,6 +12,9 @@
 //! 3. [`DequantRows`] gives `y[n] = a · s[n] · (acc[n] − z · Σₖ q[k, n])`, exact in i32 up to the last
 //!    two f32 products: what `x̂ · W` is for the rounded `x̂ = a · (p − z)`.
 //!
+//! That is how the steps are wired natively ([`ProductOps::Tract`]); in wasm the three run as one op per
+//! activation ([`super::fused`], [`ProductOps::Fused`]), with the same values.
+//!
 //! A bundle may name, per product, a few outlier input channels (`outlier_channels` in the manifest,
 //! found at bundle build by [`super::calibrate`]): [`QuantizeRows`] takes them out of the row before it
 //! picks the row's range, hands their f32 values on, and [`DequantRows`] adds their exact f32 product.
