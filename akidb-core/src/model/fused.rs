@@ -31,8 +31,9 @@ const MR: usize = 8;
 /// Columns (activation rows) of a tile: the kernel's `NR`.
 const NR: usize = 4;
 
-/// The tile the kernel accumulates, column-major: `tile[j][i]`, activation row `j`, output column `i`.
-type Tile = crate::i32_tile::Tile<MR, NR>;
+/// The tile the kernel accumulates, column-major: `tile[j][i]`, activation row `j`, output column `i`
+/// (`crate::i32_tile::Tile`, which aarch64 builds don't compile).
+type Tile = [[i32; MR]; NR];
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 use crate::wasm_kernels::i8::{add_mat_mul_i8 as add_product, NAME as KERNEL};
