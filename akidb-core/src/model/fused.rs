@@ -23,8 +23,9 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::*;
 
-use super::integer::{quantize_without_outliers, DequantRows, IntegerProduct};
+use super::integer::{ensure_outliers_within, quantize_without_outliers, DequantRows, IntegerProduct};
 use super::rewrite::FoldedWeights;
+use crate::packing::PackedI8Groups;
 
 /// Rows (output columns of a product) of a tile: the kernel's `MR`.
 const MR: usize = 8;
@@ -134,28 +135,21 @@ pub(super) fn wire_fused_products(
     Ok(())
 }
 
-/// `q` (`[k, n]` int8) in the kernel's A layout: `n.div_ceil(MR)` panels of `k.div_ceil(2)` steps, each
-/// step the `MR` columns' pairs of `k`, `[c0 k0, c0 k1, c1 k0, …]`; padding zeros.
+/// `q` (`[k, n]` int8) in the kernel's A layout, [`PackedI8Groups::new`]`(MR, 2)` (the layout tract's
+/// plans pack the same weights in for this kernel): `n.div_ceil(MR)` panels of [`panel_len`]`(k, MR)`
+/// bytes, padding zeros.
 fn pack_weights(q: &Tensor) -> TractResult<Tensor> {
-    let [k, n] = *q.shape() else {
-        bail!("weights of shape {:?}, not [k, n]", q.shape());
-    };
-    let q = q.try_as_plain_ram()?;
-    let q = q.as_slice::<i8>()?;
-    let panel_len = k.div_ceil(2) * MR * 2;
-    let mut panels = Tensor::zero::<i8>(&[n.div_ceil(MR) * panel_len])?;
-    {
-        let mut view = panels.try_as_plain_ram_mut()?;
-        let panels = view.as_slice_mut::<i8>()?;
-        // Row by row of q, as it lies in memory: each row's values go to the same slot of every panel.
-        for (kk, row) in q.chunks_exact(n.max(1)).enumerate() {
-            let step = (kk / 2) * MR * 2 + kk % 2;
-            for (c, &v) in row.iter().enumerate() {
-                panels[(c / MR) * panel_len + step + (c % MR) * 2] = v;
-            }
-        }
-    }
-    Ok(panels)
+    ensure!(q.rank() == 2, "weights of shape {:?}, not [k, n]", q.shape());
+    let packed = PackedI8Groups::new(MR, 2).pack_view(&q.view(), 0, 1)?;
+    let bytes = packed.packed.as_bytes();
+    // SAFETY: every byte is a valid i8.
+    unsafe { Tensor::from_raw::<i8>(&[bytes.len()], bytes) }
+}
+
+/// Values in one panel of `r` rows or columns over `k`, pairs of `k` together: the kernel's A (`r = MR`)
+/// and B (`r = NR`) panels.
+fn panel_len(k: usize, r: usize) -> usize {
+    k.div_ceil(2) * r * 2
 }
 
 /// An activation's rows quantised ([`quantize_without_outliers`]) and packed for the kernel's B
@@ -174,7 +168,7 @@ struct QuantisedRows {
 impl QuantisedRows {
     fn new(x: &[f32], k: usize, outliers: &[usize]) -> QuantisedRows {
         let rows = x.len() / k;
-        let panel_len = Self::panel_len(k);
+        let panel_len = panel_len(k, NR);
         let mut panels = vec![0i16; rows.div_ceil(NR) * panel_len];
         let (mut scales, mut zeros) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
         let mut kept = Vec::with_capacity(rows * outliers.len());
@@ -200,10 +194,6 @@ impl QuantisedRows {
             kept,
             outliers: outliers.len(),
         }
-    }
-
-    fn panel_len(k: usize) -> usize {
-        k.div_ceil(2) * NR * 2
     }
 }
 
@@ -250,7 +240,7 @@ impl PackedProduct {
             wscale: plain(&d.wscale)?,
             outlier_weights: plain(&d.outlier_weights)?,
         };
-        ensure!(operands.panels.len() == self.n.div_ceil(MR) * self.k.div_ceil(2) * MR * 2);
+        ensure!(operands.panels.len() == self.n.div_ceil(MR) * panel_len(self.k, MR));
         ensure!(operands.colsum.len() == self.n && operands.wscale.len() == self.n);
         ensure!(operands.outlier_weights.len() == x.outliers * self.n);
         let out = Output {
@@ -258,7 +248,7 @@ impl PackedProduct {
             n: self.n,
         };
         let row_panels = x.rows.div_ceil(NR);
-        let block = (PANEL_BLOCK_BYTES / (QuantisedRows::panel_len(x.k) * 2)).max(1);
+        let block = (PANEL_BLOCK_BYTES / (panel_len(x.k, NR) * size_of::<i16>())).max(1);
         let weight_panels = self.n.div_ceil(MR);
         for first in (0..row_panels).step_by(block) {
             let rows = first..(first + block).min(row_panels);
@@ -288,8 +278,7 @@ impl PackedProduct {
         rows: std::ops::Range<usize>,
         out: Output,
     ) {
-        let a_len = self.k.div_ceil(2) * MR * 2;
-        let b_len = QuantisedRows::panel_len(self.k);
+        let (a_len, b_len) = (panel_len(self.k, MR), panel_len(self.k, NR));
         let a = &operands.panels[panel * a_len..][..a_len];
         for row_panel in rows {
             let b = &x.panels[row_panel * b_len..][..b_len];
@@ -436,11 +425,7 @@ impl EvalOp for FusedProducts {
             "rows of {k} for weights of {:?}",
             self.products.iter().map(|p| p.k).collect::<Vec<_>>()
         );
-        ensure!(
-            self.outliers.iter().all(|&c| c < k),
-            "outlier channels {:?} past a row of {k}",
-            self.outliers
-        );
+        ensure_outliers_within(&self.outliers, k)?;
         let x = x.try_as_plain_ram()?;
         let rows = QuantisedRows::new(x.as_slice::<f32>()?, k, &self.outliers);
         let mut outputs = TVec::with_capacity(self.products.len());

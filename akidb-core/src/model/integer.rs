@@ -318,6 +318,15 @@ fn quantize_row_body(row: &[f32], out: &mut [i8]) -> (f32, i32) {
     (scale, zero)
 }
 
+/// An error unless every outlier channel is within a row of `k` values.
+pub(super) fn ensure_outliers_within(outliers: &[usize], k: usize) -> TractResult<()> {
+    ensure!(
+        outliers.iter().all(|&c| c < k),
+        "outlier channels {outliers:?} past a row of {k}"
+    );
+    Ok(())
+}
+
 /// [`quantize_row`] of `row` with its `outliers` channels taken out: their values are pushed onto `kept`
 /// and they quantise as 0 (level `zero`). `inliers` is scratch space.
 pub(super) fn quantize_without_outliers(
@@ -363,10 +372,7 @@ impl EvalOp for QuantizeRows {
         let shape = x.shape().to_vec();
         let k = *shape.last().context("QuantizeRows needs rank ≥ 1")?;
         let outliers = &*self.outliers;
-        ensure!(
-            outliers.iter().all(|&c| c < k),
-            "outlier channels {outliers:?} past a row of {k}"
-        );
+        ensure_outliers_within(outliers, k)?;
         let x = x.try_as_plain_ram()?;
         let x = x.as_slice::<f32>()?;
         let rows = x.len().checked_div(k).unwrap_or(0);
